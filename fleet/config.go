@@ -1,0 +1,430 @@
+package fleet
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole of sanigate.yaml after defaults are applied.
+type Config struct {
+	City      CityConfig          `yaml:"city"`
+	MQTT      MQTTConfig          `yaml:"mqtt"`
+	HTTP      HTTPConfig          `yaml:"http"`
+	InfluxDB  InfluxConfig        `yaml:"influxdb"`
+	Spool     SpoolConfig         `yaml:"spool"`
+	Ingest    IngestConfig        `yaml:"ingest"`
+	Places    PlacesConfig        `yaml:"places"`
+	Devices   []Device            `yaml:"devices"`
+	Intervals map[string]Duration `yaml:"intervals"`
+
+	// Modbus is the raw modbus section; drivers/modbus parses it so that its
+	// register vocabulary stays with the driver.
+	Modbus yaml.Node `yaml:"modbus"`
+
+	// File is the path the configuration was loaded from; relative paths in
+	// it (GeoJSON files, the spool folder) are resolved against its folder.
+	File string `yaml:"-"`
+	// Pos maps a field path ("devices[3].kind") to its line in File.
+	Pos map[string]int `yaml:"-"`
+}
+
+// CityConfig holds settings that belong to the city as a whole.
+type CityConfig struct {
+	Name     string `yaml:"name"`
+	Timezone string `yaml:"timezone"`
+}
+
+// MQTTConfig configures the embedded broker.
+type MQTTConfig struct {
+	Address        string `yaml:"address"`
+	MaxPacketBytes int    `yaml:"max_packet_bytes"`
+}
+
+// HTTPConfig configures the HTTP server for /metrics, /healthz, /readyz and the API.
+type HTTPConfig struct {
+	Address string `yaml:"address"`
+}
+
+// InfluxConfig is the InfluxDB connection. For InfluxDB 1.8 the bucket is
+// "database/retention-policy" (or just the database) and the token is
+// "user:password" or empty; for 2.x and 3.x it is the bucket and an API token.
+type InfluxConfig struct {
+	URL           string   `yaml:"url"`
+	Org           string   `yaml:"org"`
+	Bucket        string   `yaml:"bucket"`
+	Token         string   `yaml:"token"`
+	TokenFile     string   `yaml:"token_file"`
+	BatchSize     int      `yaml:"batch_size"`
+	FlushInterval Duration `yaml:"flush_interval"`
+	Timeout       Duration `yaml:"timeout"`
+}
+
+// SpoolConfig configures the durable log between ingest and its consumers.
+type SpoolConfig struct {
+	Dir          string   `yaml:"dir"`
+	MaxBytes     int64    `yaml:"max_bytes"`
+	SegmentBytes int64    `yaml:"segment_bytes"`
+	SyncDelay    Duration `yaml:"sync_delay"`
+	SyncRecords  int      `yaml:"sync_records"`
+}
+
+// IngestConfig bounds what ingest accepts.
+type IngestConfig struct {
+	// MaxFutureSkew is how far ahead of the gateway's clock a device's
+	// timestamp may be before the reading is refused.
+	MaxFutureSkew Duration `yaml:"max_future_skew"`
+	// MaxAge refuses readings older than this (buffered uploads included).
+	MaxAge Duration `yaml:"max_age"`
+	// MaxReadings is the most readings one message may carry.
+	MaxReadings int `yaml:"max_readings"`
+}
+
+// PlacesConfig names the GeoJSON files of the city's map.
+type PlacesConfig struct {
+	Districts        string `yaml:"districts"`
+	Sites            string `yaml:"sites"`
+	SweepingRoutes   string `yaml:"sweeping_routes"`
+	CollectionRoutes string `yaml:"collection_routes"`
+}
+
+// Device is one registered device.
+type Device struct {
+	ID           string   `yaml:"id"`
+	Kind         string   `yaml:"kind"`
+	Category     string   `yaml:"category"`
+	Contractor   string   `yaml:"contractor"`
+	District     string   `yaml:"district"`
+	CapacityKG   float64  `yaml:"capacity_kg"`
+	Class        int      `yaml:"class"`
+	Interval     Duration `yaml:"interval"`
+	PasswordHash string   `yaml:"password_hash"`
+	Lat          *float64 `yaml:"lat"`
+	Lon          *float64 `yaml:"lon"`
+}
+
+// Device kinds and sorting categories known to the gateway.
+var (
+	Kinds      = []string{"bin", "truck", "toilet", "sweeper"}
+	Categories = []string{"kitchen", "recyclable", "hazardous", "other"}
+)
+
+// DefaultIntervals are the expected reporting intervals per kind.
+var DefaultIntervals = map[string]time.Duration{
+	"bin":     5 * time.Minute,
+	"truck":   10 * time.Second,
+	"toilet":  time.Minute,
+	"sweeper": 10 * time.Second,
+}
+
+// ErrNoConfig is returned by Load when the file does not exist.
+var ErrNoConfig = errors.New("configuration file not found")
+
+var deviceIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// Load reads, decodes, defaults and validates the configuration at path.
+// Every problem is reported at once, as Problems.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s", ErrNoConfig, path)
+		}
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	return Parse(path, data, os.Getenv)
+}
+
+// Parse decodes a configuration held in memory; file names it in problems and
+// anchors its relative paths. getenv supplies SANIGATE_* overrides (it may be nil).
+func Parse(file string, data []byte, getenv func(string) string) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		var ps Problems
+		ps.Add(file, yamlErrLine(err), "", "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, ps
+	}
+	cfg := &Config{File: file, Pos: map[string]int{}}
+	var ps Problems
+	d := decoder{file: file, problems: &ps, pos: cfg.Pos}
+	if len(root.Content) > 0 {
+		d.decode(&root, reflect.ValueOf(cfg).Elem(), "")
+	}
+	if getenv != nil {
+		applyEnv(cfg, getenv, &ps)
+	}
+	cfg.applyDefaults()
+	cfg.validate(&ps)
+	if err := ps.Err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+var lineInErr = regexp.MustCompile(`line (\d+)`)
+
+func yamlErrLine(err error) int {
+	m := lineInErr.FindStringSubmatch(err.Error())
+	if m == nil {
+		return 0
+	}
+	var n int
+	fmt.Sscan(m[1], &n)
+	return n
+}
+
+// Env variables that override the file; flags override both (in cmd).
+var envOverrides = map[string]func(*Config, string) error{
+	"SANIGATE_MQTT_ADDRESS":    func(c *Config, v string) error { c.MQTT.Address = v; return nil },
+	"SANIGATE_HTTP_ADDRESS":    func(c *Config, v string) error { c.HTTP.Address = v; return nil },
+	"SANIGATE_INFLUXDB_URL":    func(c *Config, v string) error { c.InfluxDB.URL = v; return nil },
+	"SANIGATE_INFLUXDB_BUCKET": func(c *Config, v string) error { c.InfluxDB.Bucket = v; return nil },
+	"SANIGATE_INFLUXDB_ORG":    func(c *Config, v string) error { c.InfluxDB.Org = v; return nil },
+	"SANIGATE_INFLUXDB_TOKEN":  func(c *Config, v string) error { c.InfluxDB.Token = v; return nil },
+	"SANIGATE_SPOOL_DIR":       func(c *Config, v string) error { c.Spool.Dir = v; return nil },
+}
+
+func applyEnv(c *Config, getenv func(string) string, ps *Problems) {
+	for name, set := range envOverrides {
+		if v := getenv(name); v != "" {
+			if err := set(c, v); err != nil {
+				ps.Add("environment", 0, name, "%v", err)
+			}
+		}
+	}
+}
+
+func (c *Config) applyDefaults() {
+	if c.City.Timezone == "" {
+		c.City.Timezone = "Asia/Shanghai"
+	}
+	if c.MQTT.Address == "" {
+		c.MQTT.Address = ":1883"
+	}
+	if c.MQTT.MaxPacketBytes == 0 {
+		c.MQTT.MaxPacketBytes = 64 << 10
+	}
+	if c.HTTP.Address == "" {
+		c.HTTP.Address = ":8080"
+	}
+	if c.InfluxDB.URL == "" {
+		c.InfluxDB.URL = "http://127.0.0.1:8086"
+	}
+	if c.InfluxDB.Bucket == "" {
+		c.InfluxDB.Bucket = "sanigate"
+	}
+	if c.InfluxDB.BatchSize == 0 {
+		c.InfluxDB.BatchSize = 5000
+	}
+	if c.InfluxDB.FlushInterval == 0 {
+		c.InfluxDB.FlushInterval = Duration(time.Second)
+	}
+	if c.InfluxDB.Timeout == 0 {
+		c.InfluxDB.Timeout = Duration(10 * time.Second)
+	}
+	if c.Spool.Dir == "" {
+		c.Spool.Dir = "spool"
+	}
+	if c.Spool.MaxBytes == 0 {
+		c.Spool.MaxBytes = 2 << 30
+	}
+	if c.Spool.SegmentBytes == 0 {
+		c.Spool.SegmentBytes = 16 << 20
+	}
+	if c.Spool.SyncDelay == 0 {
+		c.Spool.SyncDelay = Duration(2 * time.Millisecond)
+	}
+	if c.Spool.SyncRecords == 0 {
+		c.Spool.SyncRecords = 512
+	}
+	if c.Ingest.MaxFutureSkew == 0 {
+		c.Ingest.MaxFutureSkew = Duration(5 * time.Minute)
+	}
+	if c.Ingest.MaxAge == 0 {
+		c.Ingest.MaxAge = Duration(30 * 24 * time.Hour)
+	}
+	if c.Ingest.MaxReadings == 0 {
+		c.Ingest.MaxReadings = 1000
+	}
+	if c.Intervals == nil {
+		c.Intervals = map[string]Duration{}
+	}
+	for k, v := range DefaultIntervals {
+		if _, ok := c.Intervals[k]; !ok {
+			c.Intervals[k] = Duration(v)
+		}
+	}
+	for i := range c.Devices {
+		d := &c.Devices[i]
+		if d.Interval == 0 {
+			d.Interval = c.Intervals[d.Kind]
+		}
+		if d.Kind == "toilet" && d.Class == 0 {
+			d.Class = 2
+		}
+	}
+}
+
+func (c *Config) line(path string) int {
+	if l, ok := c.Pos[path]; ok {
+		return l
+	}
+	// fall back to the closest enclosing path that has a line
+	for {
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			return 0
+		}
+		path = path[:i]
+		if l, ok := c.Pos[path]; ok {
+			return l
+		}
+	}
+}
+
+func (c *Config) validate(ps *Problems) {
+	add := func(path, format string, args ...any) {
+		ps.Add(c.File, c.line(path), path, format, args...)
+	}
+	if _, err := time.LoadLocation(c.City.Timezone); err != nil {
+		add("city.timezone", "unknown time zone %q", c.City.Timezone)
+	}
+	for _, a := range []struct{ path, addr string }{{"mqtt.address", c.MQTT.Address}, {"http.address", c.HTTP.Address}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			add(a.path, "%q is not a host:port address", a.addr)
+		}
+	}
+	if c.MQTT.MaxPacketBytes < 1024 || c.MQTT.MaxPacketBytes > 256<<20 {
+		add("mqtt.max_packet_bytes", "must be between 1024 and 268435456, got %d", c.MQTT.MaxPacketBytes)
+	}
+	if u, err := url.Parse(c.InfluxDB.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add("influxdb.url", "%q is not an http(s) URL", c.InfluxDB.URL)
+	}
+	if c.InfluxDB.BatchSize < 1 || c.InfluxDB.BatchSize > 100000 {
+		add("influxdb.batch_size", "must be between 1 and 100000, got %d", c.InfluxDB.BatchSize)
+	}
+	if c.InfluxDB.FlushInterval < 0 {
+		add("influxdb.flush_interval", "must be positive")
+	}
+	if c.InfluxDB.Token != "" && c.InfluxDB.TokenFile != "" {
+		add("influxdb.token_file", "set token or token_file, not both")
+	}
+	if c.Spool.MaxBytes < 1<<20 {
+		add("spool.max_bytes", "must be at least 1048576 (1 MiB), got %d", c.Spool.MaxBytes)
+	}
+	if c.Spool.SegmentBytes < 64<<10 || c.Spool.SegmentBytes > c.Spool.MaxBytes {
+		add("spool.segment_bytes", "must be between 65536 and spool.max_bytes, got %d", c.Spool.SegmentBytes)
+	}
+	if c.Spool.SyncDelay < 0 || c.Spool.SyncDelay.D() > time.Second {
+		add("spool.sync_delay", "must be between 0 and 1s")
+	}
+	if c.Spool.SyncRecords < 1 {
+		add("spool.sync_records", "must be at least 1")
+	}
+	for k := range c.Intervals {
+		if !contains(Kinds, k) {
+			add("intervals."+k, "unknown device kind %q (known: %s)", k, strings.Join(Kinds, ", "))
+		}
+	}
+	seen := map[string]int{}
+	for i, d := range c.Devices {
+		p := fmt.Sprintf("devices[%d]", i)
+		switch {
+		case d.ID == "":
+			add(p+".id", "missing")
+		case !deviceIDPattern.MatchString(d.ID):
+			add(p+".id", "%q may hold only letters, digits, '.', '_' and '-' (at most 64), and start with a letter or digit", d.ID)
+		default:
+			if j, dup := seen[d.ID]; dup {
+				add(p+".id", "%q is already used by devices[%d] (line %d)", d.ID, j, c.line(fmt.Sprintf("devices[%d]", j)))
+			}
+			seen[d.ID] = i
+		}
+		if !contains(Kinds, d.Kind) {
+			add(p+".kind", "%q is not a device kind (known: %s)", d.Kind, strings.Join(Kinds, ", "))
+		}
+		switch d.Kind {
+		case "bin", "truck":
+			if !contains(Categories, d.Category) {
+				add(p+".category", "%q is not a sorting category (known: %s)", d.Category, strings.Join(Categories, ", "))
+			}
+		default:
+			if d.Category != "" {
+				add(p+".category", "only bins and trucks have a sorting category")
+			}
+		}
+		if d.Kind == "truck" && d.CapacityKG <= 0 {
+			add(p+".capacity_kg", "a truck needs its rated capacity in kg")
+		}
+		if d.Kind != "truck" && d.CapacityKG != 0 {
+			add(p+".capacity_kg", "only trucks have a rated capacity")
+		}
+		if d.Kind == "toilet" && (d.Class < 1 || d.Class > 3) {
+			add(p+".class", "a toilet class is 1, 2 or 3 (GB/T 17217), got %d", d.Class)
+		}
+		if d.Interval < Duration(time.Second) {
+			add(p+".interval", "must be at least 1s")
+		}
+		if d.PasswordHash == "" {
+			add(p+".password_hash", "missing: generate one with `sanigate hash-password`")
+		} else if err := CheckHashFormat(d.PasswordHash); err != nil {
+			add(p+".password_hash", "%v", err)
+		}
+		if (d.Lat == nil) != (d.Lon == nil) {
+			add(p+".lat", "set both lat and lon, or neither")
+		}
+		if d.Lat != nil && (*d.Lat < -90 || *d.Lat > 90) {
+			add(p+".lat", "%g is not a latitude", *d.Lat)
+		}
+		if d.Lon != nil && (*d.Lon < -180 || *d.Lon > 180) {
+			add(p+".lon", "%g is not a longitude", *d.Lon)
+		}
+	}
+}
+
+// Resolve returns path relative to the folder of the configuration file.
+func (c *Config) Resolve(path string) string {
+	if path == "" || filepath.IsAbs(path) || c.File == "" {
+		return path
+	}
+	return filepath.Join(filepath.Dir(c.File), path)
+}
+
+// InfluxToken returns the InfluxDB token from the file or the setting.
+func (c *Config) InfluxToken() (string, error) {
+	if c.InfluxDB.TokenFile == "" {
+		return c.InfluxDB.Token, nil
+	}
+	b, err := os.ReadFile(c.Resolve(c.InfluxDB.TokenFile))
+	if err != nil {
+		return "", fmt.Errorf("influxdb.token_file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// Location returns the city's time zone.
+func (c *Config) Location() *time.Location {
+	loc, err := time.LoadLocation(c.City.Timezone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
