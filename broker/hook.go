@@ -1,0 +1,193 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Channels a device may publish on, under its own TopicPrefix+id+"/".
+var publishChannels = map[string]bool{"telemetry": true, "events": true, "status": true}
+
+// hook authenticates devices, enforces the topic ACL, and hands publishes to
+// the Handler. Every method recovers its own panics: a bug in one message's
+// handling costs that message, never the broker.
+type hook struct {
+	mqtt.HookBase
+	b       *Broker
+	auth    Authenticator
+	handler Handler
+
+	mu     sync.Mutex
+	online map[*mqtt.Client]string // authenticated clients -> device id
+}
+
+func (h *hook) ID() string { return "sanigate-devices" }
+
+func (h *hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnConnectAuthenticate,
+		mqtt.OnACLCheck,
+		mqtt.OnPublish,
+		mqtt.OnSessionEstablished,
+		mqtt.OnDisconnect,
+	}, []byte{b})
+}
+
+func (h *hook) recovered(where string, cl *mqtt.Client) {
+	if r := recover(); r != nil {
+		h.b.metrics.panics.WithLabelValues(where).Inc()
+		device := ""
+		if cl != nil {
+			device = string(cl.Properties.Username)
+		}
+		h.b.log.Error("recovered panic in mqtt hook", "hook", where, "device", device, "panic", fmt.Sprint(r))
+	}
+}
+
+// OnConnectAuthenticate accepts a client whose username is a registered device
+// id and whose password matches that device's hash.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) (ok bool) {
+	defer h.recovered("connect", cl)
+	device := string(pk.Connect.Username)
+	if device == "" || !pk.Connect.PasswordFlag {
+		h.b.metrics.authFailures.WithLabelValues("no_credentials").Inc()
+		return false
+	}
+	if !h.auth.Authenticate(device, string(pk.Connect.Password)) {
+		h.b.metrics.authFailures.WithLabelValues("bad_credentials").Inc()
+		h.b.logLimited("auth", "mqtt authentication refused", "device", device, "remote", cl.Net.Remote)
+		return false
+	}
+	return true
+}
+
+// OnSessionEstablished counts the device as connected.
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	defer h.recovered("session", cl)
+	h.mu.Lock()
+	if h.online == nil {
+		h.online = map[*mqtt.Client]string{}
+	}
+	if _, ok := h.online[cl]; !ok {
+		h.online[cl] = string(cl.Properties.Username)
+		h.b.metrics.connected.Inc()
+		h.b.metrics.connectedN.Add(1)
+	}
+	h.mu.Unlock()
+}
+
+// OnDisconnect un-counts the device and counts oversized packets, which mochi
+// answers by disconnecting ([MQTT-3.2.2-15]).
+func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	defer h.recovered("disconnect", cl)
+	if errors.Is(err, packets.ErrPacketTooLarge) {
+		h.b.metrics.rejected.WithLabelValues("too_large").Inc()
+		h.b.logLimited("too_large", "mqtt packet over the size limit; client disconnected", "device", string(cl.Properties.Username))
+	}
+	h.mu.Lock()
+	if _, ok := h.online[cl]; ok {
+		delete(h.online, cl)
+		h.b.metrics.connected.Dec()
+		h.b.metrics.connectedN.Add(-1)
+	}
+	h.mu.Unlock()
+}
+
+// OnACLCheck lets a device publish on its own telemetry, events and status
+// topics and subscribe only under its own prefix. The gateway's inline client
+// is not checked by mochi.
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) (ok bool) {
+	defer h.recovered("acl", cl)
+	device := string(cl.Properties.Username)
+	own := TopicPrefix + device + "/"
+	if device == "" || !strings.HasPrefix(topic, own) {
+		h.b.metrics.aclDenied.Inc()
+		h.b.logLimited("acl", "mqtt topic refused", "device", device, "topic", topic, "write", write)
+		return false
+	}
+	if write {
+		rest := topic[len(own):]
+		if !publishChannels[rest] {
+			h.b.metrics.aclDenied.Inc()
+			h.b.logLimited("acl", "mqtt topic refused", "device", device, "topic", topic, "write", write)
+			return false
+		}
+	}
+	return true
+}
+
+// OnPublish hands an authorised publish to the Handler and turns its verdict
+// into mochi's acknowledgement choice.
+func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (out packets.Packet, err error) {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			h.recoveredValue("publish", cl, r)
+			out, err = pk, h.refuse(cl, pk, fmt.Errorf("internal error"))
+		}
+	}()
+	device := string(cl.Properties.Username)
+	channel := strings.TrimPrefix(pk.TopicName, TopicPrefix+device+"/")
+	if channel == "status" {
+		// Presence: retained and delivered to subscribers; not a reading.
+		return pk, nil
+	}
+	herr := h.handler.HandlePublish(device, channel, pk.Payload, pk.FixedHeader.Qos > 0)
+	if herr == nil {
+		// Stored: acknowledge, and do not route readings to subscribers, which
+		// no device may have anyway.
+		return pk, packets.CodeSuccessIgnore
+	}
+	return pk, h.refuse(cl, pk, herr)
+}
+
+func (h *hook) recoveredValue(where string, cl *mqtt.Client, r any) {
+	h.b.metrics.panics.WithLabelValues(where).Inc()
+	h.b.log.Error("recovered panic in mqtt hook", "hook", where, "device", string(cl.Properties.Username), "panic", fmt.Sprint(r))
+}
+
+// refuse chooses how a publish the handler did not store is answered.
+func (h *hook) refuse(cl *mqtt.Client, pk packets.Packet, herr error) error {
+	v5 := cl.Properties.ProtocolVersion == 5
+	if errors.Is(herr, ErrPayloadRejected) && !v5 {
+		// 3.1.1 has no negative PUBACK; resending cannot help, so acknowledge.
+		return packets.CodeSuccessIgnore
+	}
+	if pk.FixedHeader.Qos == 0 {
+		return packets.ErrRejectPacket
+	}
+	if v5 {
+		return codeFor(herr)
+	}
+	// No PUBACK: the 3.1.1 client keeps the message and resends it.
+	return packets.ErrRejectPacket
+}
+
+var _ = context.Background
+
+// levelFloor drops records below min.
+type levelFloor struct {
+	h   slog.Handler
+	min slog.Level
+}
+
+func (l levelFloor) Enabled(ctx context.Context, lv slog.Level) bool {
+	return lv >= l.min && l.h.Enabled(ctx, lv)
+}
+func (l levelFloor) Handle(ctx context.Context, r slog.Record) error { return l.h.Handle(ctx, r) }
+func (l levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFloor{h: l.h.WithAttrs(a), min: l.min}
+}
+func (l levelFloor) WithGroup(n string) slog.Handler {
+	return levelFloor{h: l.h.WithGroup(n), min: l.min}
+}

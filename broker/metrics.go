@@ -1,0 +1,72 @@
+package broker
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	connected    prometheus.Gauge
+	connectedN   atomic.Int64
+	authFailures *prometheus.CounterVec
+	aclDenied    prometheus.Counter
+	panics       *prometheus.CounterVec
+	rejected     *prometheus.CounterVec
+
+	logMu   sync.Mutex
+	logNext map[string]time.Time
+	logSkip map[string]int
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sanigate_devices_connected", Help: "Devices connected to the embedded MQTT broker.",
+		}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sanigate_mqtt_auth_failures_total", Help: "MQTT connections refused at CONNECT, by reason.",
+		}, []string{"reason"}),
+		aclDenied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sanigate_mqtt_acl_denied_total", Help: "Publishes and subscriptions refused by the topic ACL.",
+		}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sanigate_mqtt_panics_recovered_total", Help: "Panics recovered in MQTT hooks and connection goroutines.",
+		}, []string{"where"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sanigate_mqtt_packets_rejected_total", Help: "MQTT packets refused by the broker before decoding, by reason.",
+		}, []string{"reason"}),
+		logNext: map[string]time.Time{},
+		logSkip: map[string]int{},
+	}
+	for _, c := range []prometheus.Collector{m.connected, m.authFailures, m.aclDenied, m.panics, m.rejected} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	m.rejected.WithLabelValues("too_large")
+	return m, nil
+}
+
+// logLimited logs at most one line per key per 10 seconds, saying how many
+// were suppressed in between: a flood of bad clients must not flood the log.
+func (b *Broker) logLimited(key, msg string, args ...any) {
+	m := b.metrics
+	now := time.Now()
+	m.logMu.Lock()
+	if now.Before(m.logNext[key]) {
+		m.logSkip[key]++
+		m.logMu.Unlock()
+		return
+	}
+	skipped := m.logSkip[key]
+	m.logSkip[key] = 0
+	m.logNext[key] = now.Add(10 * time.Second)
+	m.logMu.Unlock()
+	if skipped > 0 {
+		args = append(args, "suppressed", skipped)
+	}
+	b.log.Warn(msg, args...)
+}

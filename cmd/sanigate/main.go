@@ -1,0 +1,153 @@
+// Command sanigate runs the sanitation fleet gateway.
+//
+//	sanigate -config sanigate.yaml          run the gateway
+//	sanigate -config sanigate.yaml -check   check the configuration and exit
+//	sanigate hash-password                  read a password on stdin, print its bcrypt hash
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sanigate/sanigate/fleet"
+	"github.com/sanigate/sanigate/gateway"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "hash-password" {
+		return hashPassword(args[1:], stdin, stdout, stderr)
+	}
+	fs := flag.NewFlagSet("sanigate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `sanigate: the sanitation fleet gateway.
+
+Usage:
+  sanigate [flags]              run the gateway
+  sanigate hash-password [-cost N]   read a password on stdin and print its bcrypt hash
+
+Flags override the configuration file; SANIGATE_* environment variables
+(SANIGATE_MQTT_ADDRESS, SANIGATE_HTTP_ADDRESS, SANIGATE_INFLUXDB_URL,
+SANIGATE_INFLUXDB_BUCKET, SANIGATE_INFLUXDB_ORG, SANIGATE_INFLUXDB_TOKEN,
+SANIGATE_SPOOL_DIR) override the file too, and flags override them.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	var (
+		configPath = fs.String("config", "sanigate.yaml", "path of the configuration `file`")
+		check      = fs.Bool("check", false, "check the configuration, print every problem, and exit")
+		mqttAddr   = fs.String("mqtt-address", "", "MQTT listen `address` (host:port), overrides mqtt.address")
+		httpAddr   = fs.String("http-address", "", "HTTP listen `address` for /metrics, /healthz, /readyz, overrides http.address")
+		influxURL  = fs.String("influxdb-url", "", "InfluxDB `URL`, overrides influxdb.url")
+		bucket     = fs.String("influxdb-bucket", "", "InfluxDB `bucket` (1.x: database or database/retention-policy), overrides influxdb.bucket")
+		spoolDir   = fs.String("spool-dir", "", "spool `folder`, overrides spool.dir")
+		logLevel   = fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+		logFormat  = fs.String("log-format", "text", "log `format`: text or json")
+	)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "sanigate: -log-level: %v\n", err)
+		return 2
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var log *slog.Logger
+	if *logFormat == "json" {
+		log = slog.New(slog.NewJSONHandler(stderr, hopts))
+	} else {
+		log = slog.New(slog.NewTextHandler(stderr, hopts))
+	}
+
+	cfg, err := fleet.Load(*configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "sanigate: %v\n", err)
+		return 1
+	}
+	for _, o := range []struct {
+		v   string
+		set func(string)
+	}{
+		{*mqttAddr, func(v string) { cfg.MQTT.Address = v }},
+		{*httpAddr, func(v string) { cfg.HTTP.Address = v }},
+		{*influxURL, func(v string) { cfg.InfluxDB.URL = v }},
+		{*bucket, func(v string) { cfg.InfluxDB.Bucket = v }},
+		{*spoolDir, func(v string) { cfg.Spool.Dir = v }},
+	} {
+		if o.v != "" {
+			o.set(o.v)
+		}
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: configuration is valid (%d devices)\n", *configPath, len(cfg.Devices))
+		return 0
+	}
+
+	g, err := gateway.New(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "sanigate: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := g.Start(ctx); err != nil {
+		fmt.Fprintf(stderr, "sanigate: %v\n", err)
+		return 1
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := g.Close(sctx); err != nil {
+		log.Error("shutdown", "error", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+func hashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("hash-password", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cost := fs.Int("cost", 10, "bcrypt `cost` (4-31)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		fmt.Fprintf(stderr, "sanigate: %v\n", err)
+		return 1
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		fmt.Fprintln(stderr, "sanigate: empty password")
+		return 1
+	}
+	h, err := fleet.HashPassword(pw, *cost)
+	if err != nil {
+		fmt.Fprintf(stderr, "sanigate: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, h)
+	return 0
+}

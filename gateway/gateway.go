@@ -1,0 +1,213 @@
+// Package gateway assembles the parts of sanigate into one running gateway:
+// the spool, the pipeline, the embedded broker, the InfluxDB writer and the
+// HTTP endpoints, started and stopped in order. cmd/sanigate is a thin shell
+// around it, and tests run the very same assembly in-process.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sanigate/sanigate/broker"
+	"github.com/sanigate/sanigate/fleet"
+	"github.com/sanigate/sanigate/telemetry"
+	"github.com/sanigate/sanigate/telemetry/spool"
+)
+
+// Gateway is one running sanigate.
+type Gateway struct {
+	cfg      *fleet.Config
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	registry *fleet.Registry
+
+	spool    *spool.Spool
+	recovery spool.Recovery
+	pipeline *telemetry.Pipeline
+	writer   *telemetry.Writer
+	broker   *broker.Broker
+	http     *http.Server
+	httpLn   net.Listener
+	sm       *spoolMetrics
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	readyMu  sync.Mutex
+	influxOK error
+}
+
+// New builds the gateway from a loaded configuration. Nothing listens until Start.
+func New(cfg *fleet.Config, log *slog.Logger) (*Gateway, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	g := &Gateway{cfg: cfg, log: log, reg: prometheus.NewRegistry(), registry: fleet.NewRegistry(cfg.Devices)}
+	g.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	g.influxOK = errors.New("not checked yet")
+	return g, nil
+}
+
+// Registry is the gateway's Prometheus registry.
+func (g *Gateway) Registry() *prometheus.Registry { return g.reg }
+
+// Recovery says what the spool repaired when it opened.
+func (g *Gateway) Recovery() spool.Recovery { return g.recovery }
+
+// Pipeline is the ingest pipeline (for drivers that feed it directly).
+func (g *Gateway) Pipeline() *telemetry.Pipeline { return g.pipeline }
+
+// MQTTAddr is the broker's listening address.
+func (g *Gateway) MQTTAddr() string { return g.broker.Addr() }
+
+// HTTPAddr is the HTTP server's listening address.
+func (g *Gateway) HTTPAddr() string { return g.httpLn.Addr().String() }
+
+// Broker is the embedded broker.
+func (g *Gateway) Broker() *broker.Broker { return g.broker }
+
+// Start opens the spool, starts the writer, the broker and the HTTP server.
+// On error, whatever started is stopped again.
+func (g *Gateway) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			_ = g.Close(context.Background())
+		}
+	}()
+	cfg := g.cfg
+	tm, err := telemetry.NewMetrics(g.reg)
+	if err != nil {
+		return err
+	}
+	g.sm = newSpoolMetrics(g.reg)
+	dir := cfg.Resolve(cfg.Spool.Dir)
+	sp, rec, err := spool.Open(dir, spool.Options{
+		MaxBytes:     cfg.Spool.MaxBytes,
+		SegmentBytes: cfg.Spool.SegmentBytes,
+		SyncDelay:    cfg.Spool.SyncDelay.D(),
+		SyncRecords:  cfg.Spool.SyncRecords,
+		OnSync:       g.sm.observeSync,
+	})
+	if err != nil {
+		return fmt.Errorf("open spool: %w", err)
+	}
+	g.spool, g.recovery = sp, rec
+	g.logRecovery(dir, rec)
+	cons, err := sp.Consumer("influxdb")
+	if err != nil {
+		return err
+	}
+	g.sm.watch(sp, cons)
+
+	token, err := cfg.InfluxToken()
+	if err != nil {
+		return err
+	}
+	g.writer = telemetry.NewWriter(cons, telemetry.WriterOptions{
+		URL: cfg.InfluxDB.URL, Org: cfg.InfluxDB.Org, Bucket: cfg.InfluxDB.Bucket, Token: token,
+		BatchSize: cfg.InfluxDB.BatchSize, FlushInterval: cfg.InfluxDB.FlushInterval.D(), Timeout: cfg.InfluxDB.Timeout.D(),
+		DeadLetterFile: filepath.Join(dir, "dead-letter.lp"),
+		Metrics:        tm, Logger: g.log.With("component", "writer"),
+	})
+
+	codec := telemetry.NewCodec()
+	codec.MaxFutureSkew = cfg.Ingest.MaxFutureSkew.D()
+	codec.MaxAge = cfg.Ingest.MaxAge.D()
+	codec.MaxReadings = cfg.Ingest.MaxReadings
+	g.pipeline = telemetry.NewPipeline(telemetry.PipelineOptions{
+		Codec: codec, Fleet: g.registry, Sink: appendCounter{sp, g.sm}, Metrics: tm,
+		Logger: g.log.With("component", "ingest"),
+	})
+
+	g.broker, err = broker.New(broker.Options{
+		Address: cfg.MQTT.Address, MaxPacketBytes: cfg.MQTT.MaxPacketBytes,
+		Auth: g.registry, Handler: g.pipeline, Logger: g.log.With("component", "mqtt"), Registerer: g.reg,
+	})
+	if err != nil {
+		return err
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	g.wg.Add(2)
+	go func() {
+		defer g.wg.Done()
+		if err := g.writer.Run(runCtx); err != nil {
+			g.log.Error("writer stopped", "error", err)
+		}
+	}()
+	go func() {
+		defer g.wg.Done()
+		g.watchReadiness(runCtx)
+	}()
+
+	if err := g.startHTTP(); err != nil {
+		return err
+	}
+	if err := g.broker.Start(); err != nil {
+		return err
+	}
+	g.log.Info("gateway started", "mqtt", g.MQTTAddr(), "http", g.HTTPAddr(), "influxdb", cfg.InfluxDB.URL,
+		"bucket", cfg.InfluxDB.Bucket, "devices", g.registry.Len(), "spool", dir)
+	return nil
+}
+
+func (g *Gateway) logRecovery(dir string, rec spool.Recovery) {
+	if rec.TornTail > 0 {
+		g.log.Warn("spool: cut a torn record at the end of the log (power loss or kill during a write)", "dir", dir, "bytes", rec.TornTail)
+	}
+	for _, q := range rec.Quarantined {
+		g.log.Error("spool: corrupt segment copied to quarantine and cut back to its last good record", "copy", q)
+	}
+	if rec.LostBytes > 0 {
+		g.log.Error("spool: bytes lost to corruption", "bytes", rec.LostBytes)
+	}
+	g.log.Info("spool opened", "dir", dir, "segments", rec.Segments, "records", rec.Records)
+}
+
+// Close stops the gateway in order: the broker (no new input), then the
+// spool's consumers, then the spool, then HTTP. It is safe to call more than once.
+func (g *Gateway) Close(ctx context.Context) error {
+	var errs []error
+	if g.broker != nil {
+		g.log.Info("stopping mqtt broker")
+		if err := g.broker.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("broker: %w", err))
+		}
+		g.broker = nil
+	}
+	if g.cancel != nil {
+		g.log.Info("stopping writer")
+		g.cancel()
+		g.wg.Wait()
+		g.cancel = nil
+	}
+	if g.writer != nil {
+		g.writer.Close()
+		g.writer = nil
+	}
+	if g.spool != nil {
+		g.log.Info("closing spool")
+		if err := g.spool.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("spool: %w", err))
+		}
+		g.spool = nil
+	}
+	if g.http != nil {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_ = g.http.Shutdown(sctx)
+		cancel()
+		g.http = nil
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,135 @@
+package gateway
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sanigate/sanigate/telemetry/spool"
+)
+
+// spoolMetrics exposes the spool's state and the backpressure it causes.
+type spoolMetrics struct {
+	appends      prometheus.Counter
+	fsyncs       prometheus.Counter
+	fsyncLatency prometheus.Histogram
+	fullSeconds  prometheus.Counter
+
+	mu        sync.Mutex
+	sp        *spool.Spool
+	consumers []*spool.Consumer
+	fullSince time.Time
+}
+
+func newSpoolMetrics(reg prometheus.Registerer) *spoolMetrics {
+	m := &spoolMetrics{
+		appends: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_spool_appends_total", Help: "Records appended to the spool."}),
+		fsyncs:  prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_spool_fsyncs_total", Help: "Group-commit fsyncs of the spool."}),
+		fsyncLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sanigate_spool_fsync_duration_seconds", Help: "Duration of spool fsyncs.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		fullSeconds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sanigate_backpressure_seconds_total", Help: "Time the spool spent full, pushing back on publishers.",
+		}),
+	}
+	reg.MustRegister(m.appends, m.fsyncs, m.fsyncLatency, m.fullSeconds)
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sanigate_spool_bytes", Help: "Bytes held in the spool."},
+			func() float64 { return float64(m.stats().Bytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sanigate_spool_max_bytes", Help: "The spool's quota."},
+			func() float64 { return float64(m.stats().MaxBytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sanigate_spool_segments", Help: "Segment files in the spool."},
+			func() float64 { return float64(m.stats().Segments) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sanigate_spool_full", Help: "1 while the spool is full and publishers are pushed back."},
+			func() float64 {
+				if m.full() {
+					return 1
+				}
+				return 0
+			}),
+		consumerCollector{m},
+	)
+	return m
+}
+
+func (m *spoolMetrics) watch(sp *spool.Spool, c ...*spool.Consumer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sp = sp
+	m.consumers = append(m.consumers, c...)
+}
+
+func (m *spoolMetrics) stats() spool.Stats {
+	m.mu.Lock()
+	sp := m.sp
+	m.mu.Unlock()
+	if sp == nil {
+		return spool.Stats{}
+	}
+	return sp.Stats()
+}
+
+func (m *spoolMetrics) full() bool {
+	m.mu.Lock()
+	sp := m.sp
+	m.mu.Unlock()
+	return sp != nil && sp.Full(1024)
+}
+
+func (m *spoolMetrics) observeSync(d time.Duration, _ int) {
+	m.fsyncs.Inc()
+	m.fsyncLatency.Observe(d.Seconds())
+}
+
+// update accrues backpressure time; called periodically.
+func (m *spoolMetrics) update() {
+	full := m.full()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	if !m.fullSince.IsZero() {
+		m.fullSeconds.Add(now.Sub(m.fullSince).Seconds())
+		m.fullSince = time.Time{}
+	}
+	if full {
+		m.fullSince = now
+	}
+}
+
+type consumerCollector struct{ m *spoolMetrics }
+
+var (
+	lagDesc = prometheus.NewDesc("sanigate_spool_consumer_lag_bytes", "Synced spool bytes a consumer has not committed.", []string{"consumer"}, nil)
+	ageDesc = prometheus.NewDesc("sanigate_spool_oldest_unsent_age_seconds", "Age of the oldest record a consumer has not committed.", []string{"consumer"}, nil)
+)
+
+func (c consumerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lagDesc; ch <- ageDesc }
+
+func (c consumerCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	cs := append([]*spool.Consumer(nil), c.m.consumers...)
+	c.m.mu.Unlock()
+	for _, cons := range cs {
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(cons.Lag()), cons.Name())
+		ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, cons.OldestAge().Seconds(), cons.Name())
+	}
+}
+
+// appendCounter counts appends on their way to the spool.
+type appendCounter struct {
+	sp *spool.Spool
+	m  *spoolMetrics
+}
+
+func (a appendCounter) Append(rec []byte, wait bool) error {
+	err := a.sp.Append(rec, wait)
+	if err == nil {
+		a.m.appends.Inc()
+	} else if errors.Is(err, spool.ErrFull) {
+		a.m.update()
+	}
+	return err
+}

@@ -1,0 +1,254 @@
+// Package influxtest starts a real InfluxDB 1.8 (influxd, installed by
+// `make tools` into .tools/bin) for tests, on a free loopback port with a
+// temporary data folder, and queries it with InfluxQL.
+package influxtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sanigate/sanigate/internal/testenv"
+)
+
+// Server is a running influxd.
+type Server struct {
+	URL      string
+	Database string
+	bin      string
+	dir      string
+	conf     string
+	logFile  string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// Start runs influxd for the test and creates database db; it is stopped at cleanup.
+func Start(t testing.TB, db string) *Server {
+	t.Helper()
+	bin, ok := testenv.Tool("SANIGATE_INFLUXD", "influxd")
+	if !ok {
+		testenv.Missing(t, "influxd (InfluxDB 1.8.10)", "run `make tools`, or set SANIGATE_INFLUXD")
+	}
+	dir := t.TempDir()
+	port := testenv.FreePort(t)
+	rpc := testenv.FreePort(t)
+	conf := filepath.Join(dir, "influxdb.conf")
+	cfg := fmt.Sprintf(`reporting-disabled = true
+bind-address = "127.0.0.1:%d"
+[meta]
+  dir = %q
+[data]
+  dir = %q
+  wal-dir = %q
+  query-log-enabled = false
+  wal-fsync-delay = "0s"
+[http]
+  bind-address = "127.0.0.1:%d"
+  log-enabled = false
+  flux-enabled = false
+  max-body-size = 0
+[logging]
+  level = "error"
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+[subscriber]
+  enabled = false
+`, rpc, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), port)
+	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Database: db, bin: bin, dir: dir, conf: conf,
+		logFile: filepath.Join(dir, "influxd.log")}
+	t.Cleanup(s.Stop)
+	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Query("CREATE DATABASE " + db); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	return s
+}
+
+// Restart starts influxd again after Stop, on the same port and data.
+func (s *Server) Restart() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return nil
+	}
+	logf, err := os.OpenFile(s.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(s.bin, "-config", s.conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start influxd: %w", err)
+	}
+	s.cmd = cmd
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			s.cmd = nil
+			b, _ := os.ReadFile(s.logFile)
+			return fmt.Errorf("influxd exited at start: %s", tail(string(b), 2000))
+		default:
+		}
+		resp, err := http.Get(s.URL + "/ping")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusNoContent {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("influxd did not answer /ping within 60s")
+}
+
+// Stop stops influxd (as an outage would); Restart brings it back.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		for i := 0; i < 200; i++ {
+			if err := s.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+	}
+	_ = s.cmd.Process.Kill()
+	s.cmd = nil
+}
+
+// Result is one series of a query answer.
+type Result struct {
+	Name    string            `json:"name"`
+	Tags    map[string]string `json:"tags"`
+	Columns []string          `json:"columns"`
+	Values  [][]any           `json:"values"`
+}
+
+// Rows returns the values as maps from column to value.
+func (r Result) Rows() []map[string]any {
+	out := make([]map[string]any, 0, len(r.Values))
+	for _, v := range r.Values {
+		m := make(map[string]any, len(r.Columns))
+		for i, c := range r.Columns {
+			if i < len(v) {
+				m[c] = v[i]
+			}
+		}
+		for k, val := range r.Tags {
+			m[k] = val
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// Query runs InfluxQL against the database, times in nanoseconds since the epoch.
+func (s *Server) Query(q string) ([]Result, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	form := url.Values{"q": {q}, "db": {s.Database}, "epoch": {"ns"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/query", strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Results []struct {
+			Series []Result `json:"series"`
+			Error  string   `json:"error"`
+		} `json:"results"`
+		Error string `json:"error"`
+	}
+	dec := json.NewDecoder(resp.Body)
+	dec.UseNumber()
+	if err := dec.Decode(&body); err != nil {
+		return nil, fmt.Errorf("query %q: %s: %w", q, resp.Status, err)
+	}
+	if body.Error != "" {
+		return nil, fmt.Errorf("query %q: %s", q, body.Error)
+	}
+	var out []Result
+	for _, r := range body.Results {
+		if r.Error != "" {
+			return nil, fmt.Errorf("query %q: %s", q, r.Error)
+		}
+		out = append(out, r.Series...)
+	}
+	return out, nil
+}
+
+// Rows runs q and returns all rows of all series.
+func (s *Server) Rows(t testing.TB, q string) []map[string]any {
+	t.Helper()
+	res, err := s.Query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	for _, r := range res {
+		rows = append(rows, r.Rows()...)
+	}
+	return rows
+}
+
+// Count returns SELECT count(field) for a measurement, or 0.
+func (s *Server) Count(t testing.TB, measurement, field, where string) int64 {
+	t.Helper()
+	q := fmt.Sprintf(`SELECT count(%q) FROM %q`, field, measurement)
+	if where != "" {
+		q += " WHERE " + where
+	}
+	rows := s.Rows(t, q)
+	if len(rows) == 0 {
+		return 0
+	}
+	n, _ := rows[0]["count"].(json.Number).Int64()
+	return n
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}

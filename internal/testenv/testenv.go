@@ -1,0 +1,78 @@
+// Package testenv finds the real components tests need (InfluxDB, mosquitto,
+// PostgreSQL) and decides what a missing one means: a skip on a developer's
+// machine, a failure under CI (CI=true).
+package testenv
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// CI reports whether the tests run under continuous integration, where a
+// missing component fails the run instead of skipping.
+func CI() bool {
+	v, _ := strconv.ParseBool(os.Getenv("CI"))
+	return v
+}
+
+// Missing skips the test, or fails it under CI, saying how to install what is missing.
+func Missing(t testing.TB, what, howto string) {
+	t.Helper()
+	if CI() {
+		t.Fatalf("%s not found (CI=true, so this is a failure): %s", what, howto)
+	}
+	t.Skipf("%s not found: %s", what, howto)
+}
+
+// RepoRoot returns the folder holding go.mod, found upwards from the working directory.
+func RepoRoot() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+// Tool finds a program: the environment variable env if set, the project's
+// .tools/bin, then PATH.
+func Tool(env, name string) (string, bool) {
+	if p := os.Getenv(env); p != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p, true
+		}
+	}
+	if root := RepoRoot(); root != "" {
+		p := filepath.Join(root, ".tools", "bin", name)
+		if _, err := os.Stat(p); err == nil {
+			return p, true
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, true
+	}
+	return "", false
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}

@@ -1,0 +1,225 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sanigate/sanigate/fleet"
+	"github.com/sanigate/sanigate/telemetry/spool"
+)
+
+// Sink takes encoded readings (InfluxDB line protocol, one message's lines)
+// for durable storage. Append with wait returns only once the record is
+// durable. It returns ErrFull (or an error wrapping it) when it has no room.
+// The spool is the Sink of the gateway.
+type Sink interface {
+	Append(record []byte, wait bool) error
+}
+
+// Placer tells where a position is: its district and the sites it lies in.
+type Placer interface {
+	Place(lat, lon float64) (district string, sites []string)
+}
+
+// ErrFull is what a Sink's refusal for lack of room is matched by.
+var ErrFull = spool.ErrFull
+
+// Pipeline decodes, validates, enriches and stores device messages. It is
+// safe for concurrent use: each call works on its own message.
+type Pipeline struct {
+	codec   *Codec
+	fleet   *fleet.Registry
+	placer  Placer
+	sink    Sink
+	isFull  func(error) bool
+	metrics *Metrics
+	log     *slog.Logger
+	limiter *logLimiter
+	bufs    sync.Pool
+}
+
+// PipelineOptions configure a Pipeline.
+type PipelineOptions struct {
+	Codec   *Codec
+	Fleet   *fleet.Registry
+	Placer  Placer // may be nil
+	Sink    Sink
+	IsFull  func(error) bool // recognises the Sink's "no room" error; default errors.Is(err, ErrFull)
+	Metrics *Metrics
+	Logger  *slog.Logger
+}
+
+// NewPipeline builds a pipeline.
+func NewPipeline(o PipelineOptions) *Pipeline {
+	if o.Codec == nil {
+		o.Codec = NewCodec()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.IsFull == nil {
+		o.IsFull = func(err error) bool { return errors.Is(err, ErrFull) }
+	}
+	p := &Pipeline{codec: o.Codec, fleet: o.Fleet, placer: o.Placer, sink: o.Sink, isFull: o.IsFull,
+		metrics: o.Metrics, log: o.Logger, limiter: newLogLimiter(10 * time.Second)}
+	p.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
+	return p
+}
+
+// Errors of HandlePublish and Emit, for the transports to choose their answer.
+var (
+	// ErrRefused wraps a *RejectError: the message is bad and is not stored.
+	ErrRefused = errors.New("refused")
+	// ErrBackpressure: storage is full; the sender should retry later.
+	ErrBackpressure = errors.New("backpressure: spool full")
+)
+
+// HandlePublish ingests one MQTT message from device on channel ("telemetry"
+// or "events"). With wait it returns once the readings are durable.
+func (p *Pipeline) HandlePublish(device, channel string, payload []byte, wait bool) error {
+	dev, ok := p.fleet.Device(device)
+	if !ok {
+		return p.refuse(device, "", &RejectError{Reason: ReasonUnknownDevice, Index: -1, Detail: "not registered"})
+	}
+	var events bool
+	switch channel {
+	case "telemetry":
+	case "events":
+		events = true
+	default:
+		return p.refuse(device, dev.Kind, &RejectError{Reason: ReasonUnknownTopic, Index: -1, Detail: fmt.Sprintf("channel %q", channel)})
+	}
+	rs, err := p.codec.Decode(device, dev.Kind, events, payload)
+	if err != nil {
+		var re *RejectError
+		if errors.As(err, &re) {
+			return p.refuse(device, dev.Kind, re)
+		}
+		return err
+	}
+	return p.store(dev, rs, wait, "mqtt")
+}
+
+// Emit stores readings produced by a driver (Modbus) without waiting for
+// durability. Each reading is checked against its kind's schema.
+func (p *Pipeline) Emit(ctx context.Context, rs []Reading) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	dev, ok := p.fleet.Device(rs[0].Device)
+	if !ok {
+		return p.refuse(rs[0].Device, rs[0].Kind, &RejectError{Reason: ReasonUnknownDevice, Index: -1, Detail: "not registered"})
+	}
+	for i := range rs {
+		if rs[i].Device != dev.ID {
+			return fmt.Errorf("telemetry: Emit takes one device's readings at a time")
+		}
+		if err := p.codec.Check(&rs[i], i); err != nil {
+			return p.refuse(dev.ID, dev.Kind, err)
+		}
+	}
+	return p.store(dev, rs, false, "modbus")
+}
+
+func (p *Pipeline) refuse(device, kind string, re *RejectError) error {
+	if p.metrics != nil {
+		p.metrics.MessagesRejected.WithLabelValues(re.Reason, kind).Inc()
+	}
+	if n, ok := p.limiter.allow(re.Reason); ok {
+		args := []any{"device", device, "kind", kind, "reason", re.Reason, "error", re.Error()}
+		if n > 0 {
+			args = append(args, "suppressed", n)
+		}
+		p.log.Warn("message refused", args...)
+	}
+	return fmt.Errorf("%w: %w", ErrRefused, re)
+}
+
+func (p *Pipeline) store(dev *fleet.Device, rs []Reading, wait bool, transport string) error {
+	bp := p.bufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	for i := range rs {
+		p.enrich(dev, &rs[i])
+		buf = AppendLine(buf, &rs[i])
+	}
+	err := p.sink.Append(buf, wait)
+	*bp = buf
+	if cap(buf) <= 64<<10 {
+		p.bufs.Put(bp)
+	}
+	if err != nil {
+		if p.isFull(err) {
+			if p.metrics != nil {
+				p.metrics.Backpressured.WithLabelValues(transport).Inc()
+			}
+			if n, ok := p.limiter.allow("full"); ok {
+				p.log.Warn("spool full: pushing back on senders", "device", dev.ID, "transport", transport, "suppressed", n)
+			}
+			return fmt.Errorf("%w: %w", ErrBackpressure, err)
+		}
+		return fmt.Errorf("telemetry: store %s: %w", dev.ID, err)
+	}
+	if p.metrics != nil {
+		p.metrics.MessagesAccepted.WithLabelValues(dev.Kind, transport).Inc()
+		p.metrics.ReadingsAccepted.WithLabelValues(dev.Kind).Add(float64(len(rs)))
+	}
+	return nil
+}
+
+// enrich adds the registry's tags and the place of the reading.
+func (p *Pipeline) enrich(dev *fleet.Device, r *Reading) {
+	r.Kind = dev.Kind
+	r.Contractor = dev.Contractor
+	if dev.Kind == KindBin || dev.Kind == KindTruck {
+		r.Category = dev.Category
+	}
+	r.District = dev.District
+	if p.placer == nil {
+		return
+	}
+	lat, okLat := r.Num("lat")
+	lon, okLon := r.Num("lon")
+	if (!okLat || !okLon) && dev.Lat != nil && dev.Lon != nil {
+		lat, lon, okLat, okLon = *dev.Lat, *dev.Lon, true, true
+	}
+	if okLat && okLon {
+		district, sites := p.placer.Place(lat, lon)
+		if district != "" {
+			r.District = district
+		}
+		if len(sites) > 0 {
+			r.Site = sites[0]
+		}
+	}
+}
+
+// logLimiter allows one log line per key per period and counts the rest.
+type logLimiter struct {
+	mu     sync.Mutex
+	period time.Duration
+	next   map[string]time.Time
+	skip   map[string]int
+}
+
+func newLogLimiter(period time.Duration) *logLimiter {
+	return &logLimiter{period: period, next: map[string]time.Time{}, skip: map[string]int{}}
+}
+
+// allow reports whether to log now, and how many were suppressed since.
+func (l *logLimiter) allow(key string) (int, bool) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Before(l.next[key]) {
+		l.skip[key]++
+		return 0, false
+	}
+	n := l.skip[key]
+	l.skip[key] = 0
+	l.next[key] = now.Add(l.period)
+	return n, true
+}

@@ -1,0 +1,281 @@
+package spool
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Record is one record read by a consumer.
+type Record struct {
+	Offset   int64     // where the record starts
+	End      int64     // where the next one starts: commit this to pass it
+	Appended time.Time // when it was appended
+	Data     []byte
+}
+
+// Consumer reads the spool from its own persisted cursor. One goroutine uses
+// a consumer at a time; different consumers are independent.
+type Consumer struct {
+	s         *Spool
+	name      string
+	path      string
+	committed int64 // guarded by s.mu
+	pos       int64 // next offset to read; owned by the reading goroutine
+
+	f       *os.File
+	fBase   int64
+	br      *bufio.Reader
+	skipped int64 // bytes skipped because they were lost to corruption
+}
+
+// Consumer returns the consumer called name, creating its cursor at the start
+// of the log if it has none. Names are short words: "influxdb", "detectors".
+func (s *Spool) Consumer(name string) (*Consumer, error) {
+	if name == "" || strings.ContainsAny(name, `/\. `) {
+		return nil, fmt.Errorf("spool: bad consumer name %q", name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if c, ok := s.consumer[name]; ok {
+		return c, nil
+	}
+	c := &Consumer{s: s, name: name, path: filepath.Join(s.dir, cursorPrefix+name)}
+	off, err := readCursor(c.path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("spool: cursor %s: %w", name, err)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		off = s.segs[0].base
+	}
+	if off < s.segs[0].base {
+		off = s.segs[0].base
+	}
+	if off > s.synced {
+		// The cursor is ahead of the log (the log was removed by hand):
+		// start at its end rather than wait for offsets that may never come.
+		off = s.synced
+	}
+	c.committed, c.pos = off, off
+	s.consumer[name] = c
+	return c, nil
+}
+
+func readCursor(path string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+}
+
+// Name is the consumer's name.
+func (c *Consumer) Name() string { return c.name }
+
+// Committed is the persisted cursor.
+func (c *Consumer) Committed() int64 {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return c.committed
+}
+
+// Lag is the number of synced bytes the consumer has not committed.
+func (c *Consumer) Lag() int64 {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return c.s.synced - c.committed
+}
+
+// Skipped is the number of bytes the consumer jumped over because a corrupt
+// segment had been cut short.
+func (c *Consumer) Skipped() int64 { return c.skipped }
+
+// Rewind moves the read position back to the committed cursor, so that records
+// read but not committed are read again (after a failed delivery).
+func (c *Consumer) Rewind() {
+	c.s.mu.Lock()
+	c.pos = c.committed
+	c.s.mu.Unlock()
+	c.closeFile()
+}
+
+// OldestAge is how long ago the oldest record not yet committed was appended,
+// or zero when the consumer is caught up.
+func (c *Consumer) OldestAge() time.Duration {
+	c.s.mu.Lock()
+	off, synced := c.committed, c.s.synced
+	seg, ok := c.s.segmentAtLocked(off)
+	c.s.mu.Unlock()
+	if off >= synced || !ok {
+		return 0
+	}
+	f, err := os.Open(seg.path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	if _, err := f.Seek(off-seg.base, io.SeekStart); err != nil {
+		return 0
+	}
+	_, ts, _, err := readFrame(bufio.NewReaderSize(f, 4096))
+	if err != nil {
+		return 0
+	}
+	return time.Since(ts)
+}
+
+// segmentAtLocked finds the segment holding off, or the first one after it
+// when off falls in a range lost to corruption.
+func (s *Spool) segmentAtLocked(off int64) (segment, bool) {
+	for _, sg := range s.segs {
+		if off < sg.end() || (off == sg.end() && sg.path == s.segs[len(s.segs)-1].path) {
+			if off < sg.base {
+				return sg, true
+			}
+			return sg, true
+		}
+	}
+	return segment{}, false
+}
+
+// Next returns up to maxRecords records (and about maxBytes of data) from the
+// read position, waiting until at least one is synced or ctx ends.
+func (c *Consumer) Next(ctx context.Context, maxRecords, maxBytes int) ([]Record, error) {
+	for {
+		c.s.mu.Lock()
+		synced, ch, closed := c.s.synced, c.s.syncedCh, c.s.closed
+		c.s.mu.Unlock()
+		if closed {
+			return nil, ErrClosed
+		}
+		if c.pos < synced {
+			recs, err := c.read(synced, maxRecords, maxBytes)
+			if err != nil || len(recs) > 0 {
+				return recs, err
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-ch:
+		case <-c.s.done:
+			return nil, ErrClosed
+		}
+	}
+}
+
+func (c *Consumer) read(limit int64, maxRecords, maxBytes int) ([]Record, error) {
+	var out []Record
+	size := 0
+	for c.pos < limit && len(out) < maxRecords && size < maxBytes {
+		if err := c.openAt(); err != nil {
+			return out, err
+		}
+		data, ts, n, err := readFrame(c.br)
+		if err != nil {
+			// Only synced, checked bytes are read, so a failure here means
+			// the file changed under us; start over at the next segment.
+			c.closeFile()
+			if next, ok := c.nextSegmentBase(); ok {
+				c.skipped += next - c.pos
+				c.pos = next
+				continue
+			}
+			return out, fmt.Errorf("spool: read at %d: %w", c.pos, err)
+		}
+		out = append(out, Record{Offset: c.pos, End: c.pos + n, Appended: ts, Data: data})
+		c.pos += n
+		size += len(data)
+	}
+	return out, nil
+}
+
+// openAt makes c.br read from c.pos, moving to the next segment when the
+// current one is exhausted.
+func (c *Consumer) openAt() error {
+	c.s.mu.Lock()
+	var seg segment
+	found := false
+	for i, sg := range c.s.segs {
+		if c.pos >= sg.base && c.pos < sg.end() {
+			seg, found = sg, true
+			break
+		}
+		if c.pos < sg.base {
+			// A range lost to corruption: jump to the next segment.
+			c.skipped += sg.base - c.pos
+			c.pos = sg.base
+			seg, found = c.s.segs[i], true
+			break
+		}
+	}
+	c.s.mu.Unlock()
+	if !found {
+		return fmt.Errorf("spool: offset %d is in no segment", c.pos)
+	}
+	if c.f != nil && c.fBase == seg.base {
+		return nil
+	}
+	c.closeFile()
+	f, err := os.Open(seg.path)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if _, err := f.Seek(c.pos-seg.base, io.SeekStart); err != nil {
+		f.Close()
+		return fmt.Errorf("spool: %w", err)
+	}
+	c.f, c.fBase, c.br = f, seg.base, bufio.NewReaderSize(f, 256<<10)
+	return nil
+}
+
+func (c *Consumer) nextSegmentBase() (int64, bool) {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	for _, sg := range c.s.segs {
+		if sg.base > c.pos {
+			return sg.base, true
+		}
+	}
+	return 0, false
+}
+
+func (c *Consumer) closeFile() {
+	if c.f != nil {
+		c.f.Close()
+		c.f, c.br = nil, nil
+	}
+}
+
+// Commit persists the cursor at off (a Record's End): everything before it is
+// done with. Segments every consumer has passed are deleted.
+func (c *Consumer) Commit(off int64) error {
+	tmp := c.path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(off, 10)+"\n"), 0o640); err != nil {
+		return fmt.Errorf("spool: cursor %s: %w", c.name, err)
+	}
+	if err := os.Rename(tmp, c.path); err != nil {
+		return fmt.Errorf("spool: cursor %s: %w", c.name, err)
+	}
+	c.s.mu.Lock()
+	if off > c.committed {
+		c.committed = off
+	}
+	c.s.gcLocked()
+	c.s.mu.Unlock()
+	return nil
+}
+
+// Close releases the consumer's file.
+func (c *Consumer) Close() { c.closeFile() }

@@ -1,0 +1,565 @@
+// Package spool is the durable, append-only log between ingest and the
+// consumers of readings (the InfluxDB writer, the detectors).
+//
+// The log lives in a folder as segment files named by the offset of their
+// first byte. Every record is framed as a 4-byte little-endian length of the
+// payload, a 4-byte CRC-32C of what follows it, the 8-byte append time in Unix
+// nanoseconds, and the payload. Offsets are byte positions in
+// the whole log, so they only grow and a segment's name says where it starts.
+//
+// Guarantees:
+//   - Append with wait=true returns only after the record is on disk (fsync).
+//     Concurrent appends share one fsync (group commit), bounded by
+//     Options.SyncDelay and Options.SyncRecords.
+//   - Consumers see only synced records, so a consumer's cursor can never point
+//     past what survives a power loss.
+//   - A consumer's cursor is persisted by Commit; after a restart it resumes
+//     there. Segments every consumer has passed are deleted.
+//   - When the log holds Options.MaxBytes, or the disk is full, Append returns
+//     ErrFull and writes nothing; it accepts again once consumers have freed space.
+//   - Open checks every segment: a torn tail is cut off, a corrupt segment is
+//     copied to quarantine/ and cut back to its last good record. Both are
+//     reported in Recovery; neither stops the spool from opening.
+package spool
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ErrFull is returned by Append when the spool has reached its quota or the
+// disk has no room; nothing was written.
+var ErrFull = errors.New("spool full")
+
+// ErrClosed is returned by operations on a closed spool.
+var ErrClosed = errors.New("spool closed")
+
+const (
+	headerSize   = 16
+	maxRecord    = 64 << 20
+	segSuffix    = ".seg"
+	cursorPrefix = "cursor-"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Options configure a spool. Zero values take the defaults.
+type Options struct {
+	MaxBytes     int64         // quota for all segments; default 2 GiB
+	SegmentBytes int64         // roll to a new segment past this size; default 16 MiB
+	SyncDelay    time.Duration // longest a waiting append is held for more company; default 2ms
+	SyncRecords  int           // sync at once when this many appends wait; default 512
+	// Hooks for metrics; any may be nil.
+	OnSync func(d time.Duration, records int)
+}
+
+// Recovery reports what Open found and repaired.
+type Recovery struct {
+	Segments    int
+	Records     int64
+	TornTail    int64    // bytes cut from the end of the last segment
+	Quarantined []string // segments with corruption, copied into quarantine/
+	LostBytes   int64    // bytes cut from corrupt segments
+}
+
+// Spool is the log. It is safe for concurrent use.
+type Spool struct {
+	dir  string
+	opts Options
+
+	mu       sync.Mutex
+	closed   bool
+	segs     []segment // sorted by base; the last one is active
+	active   *os.File
+	end      int64 // offset after the last written record
+	total    int64 // bytes in all segments
+	waiting  int   // appends waiting for a sync
+	kick     chan struct{}
+	consumer map[string]*Consumer
+
+	syncMu   sync.Mutex // held while a sync is in flight
+	synced   int64      // guarded by mu
+	syncedCh chan struct{}
+	errSync  error
+
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+type segment struct {
+	base int64
+	size int64
+	path string
+}
+
+func (s segment) end() int64 { return s.base + s.size }
+
+func segName(base int64) string { return fmt.Sprintf("%020d%s", base, segSuffix) }
+
+// Open opens or creates the spool in dir, checking and repairing its segments.
+func Open(dir string, opts Options) (*Spool, Recovery, error) {
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = 2 << 30
+	}
+	if opts.SegmentBytes <= 0 {
+		opts.SegmentBytes = 16 << 20
+	}
+	if opts.SyncDelay < 0 {
+		opts.SyncDelay = 0
+	} else if opts.SyncDelay == 0 {
+		opts.SyncDelay = 2 * time.Millisecond
+	}
+	if opts.SyncRecords <= 0 {
+		opts.SyncRecords = 512
+	}
+	var rec Recovery
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, rec, fmt.Errorf("spool: %w", err)
+	}
+	s := &Spool{
+		dir: dir, opts: opts,
+		kick:     make(chan struct{}, 1),
+		consumer: map[string]*Consumer{},
+		syncedCh: make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, rec, fmt.Errorf("spool: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, segSuffix) {
+			continue
+		}
+		base, err := strconv.ParseInt(strings.TrimSuffix(name, segSuffix), 10, 64)
+		if err != nil || base < 0 {
+			continue
+		}
+		s.segs = append(s.segs, segment{base: base, path: filepath.Join(dir, name)})
+	}
+	sort.Slice(s.segs, func(i, j int) bool { return s.segs[i].base < s.segs[j].base })
+	for i := range s.segs {
+		last := i == len(s.segs)-1
+		n, good, size, err := scanSegment(s.segs[i].path)
+		if err != nil {
+			return nil, rec, fmt.Errorf("spool: check %s: %w", s.segs[i].path, err)
+		}
+		rec.Records += n
+		if good < size {
+			cut := size - good
+			if last {
+				rec.TornTail = cut
+			} else {
+				q, err := s.quarantine(s.segs[i].path)
+				if err != nil {
+					return nil, rec, err
+				}
+				rec.Quarantined = append(rec.Quarantined, q)
+				rec.LostBytes += cut
+			}
+			if err := os.Truncate(s.segs[i].path, good); err != nil {
+				return nil, rec, fmt.Errorf("spool: cut %s: %w", s.segs[i].path, err)
+			}
+		}
+		// A segment must not reach into the next one's range; if it does,
+		// its name or content is wrong: keep what fits.
+		if !last && s.segs[i].base+good > s.segs[i+1].base {
+			good = s.segs[i+1].base - s.segs[i].base
+			if err := os.Truncate(s.segs[i].path, good); err != nil {
+				return nil, rec, err
+			}
+		}
+		s.segs[i].size = good
+		s.total += good
+	}
+	rec.Segments = len(s.segs)
+	if len(s.segs) == 0 {
+		base, _ := s.maxCursor()
+		s.segs = append(s.segs, segment{base: base, path: filepath.Join(dir, segName(base))})
+	}
+	last := &s.segs[len(s.segs)-1]
+	f, err := os.OpenFile(last.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, rec, fmt.Errorf("spool: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, rec, fmt.Errorf("spool: %w", err)
+	}
+	syncDir(dir)
+	s.active = f
+	s.end = last.end()
+	s.synced = s.end
+	s.wg.Add(1)
+	go s.syncLoop()
+	return s, rec, nil
+}
+
+// maxCursor returns the highest persisted cursor, so that an emptied spool
+// keeps its offsets growing.
+func (s *Spool) maxCursor() (int64, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return 0, err
+	}
+	var m int64
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), cursorPrefix) {
+			if off, err := readCursor(filepath.Join(s.dir, e.Name())); err == nil && off > m {
+				m = off
+			}
+		}
+	}
+	return m, nil
+}
+
+func (s *Spool) quarantine(path string) (string, error) {
+	qdir := filepath.Join(s.dir, "quarantine")
+	if err := os.MkdirAll(qdir, 0o750); err != nil {
+		return "", fmt.Errorf("spool: quarantine: %w", err)
+	}
+	dst := filepath.Join(qdir, fmt.Sprintf("%s.%d", filepath.Base(path), time.Now().UnixNano()))
+	in, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("spool: quarantine: %w", err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return "", fmt.Errorf("spool: quarantine: %w", err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return "", fmt.Errorf("spool: quarantine: %w", err)
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return "", err
+	}
+	return dst, out.Close()
+}
+
+// scanSegment counts the good records of a segment and returns the length of
+// its good prefix and its size on disk.
+func scanSegment(path string) (records, good, size int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	size = st.Size()
+	r := &offsetReader{r: f}
+	for {
+		_, n, err := readRecord(r, nil)
+		if err != nil {
+			return records, good, size, nil
+		}
+		records++
+		good += n
+	}
+}
+
+type offsetReader struct {
+	r   io.Reader
+	off int64
+}
+
+func (o *offsetReader) Read(p []byte) (int, error) {
+	n, err := o.r.Read(p)
+	o.off += int64(n)
+	return n, err
+}
+
+var errCorrupt = errors.New("corrupt record")
+
+// readRecord reads one framed record: its payload (a new slice), its append
+// time and its framed length.
+func readRecord(r io.Reader, _ []byte) ([]byte, int64, error) {
+	p, _, n, err := readFrame(r)
+	return p, n, err
+}
+
+func readFrame(r io.Reader) ([]byte, time.Time, int64, error) {
+	var h [headerSize]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return nil, time.Time{}, 0, err
+	}
+	n := binary.LittleEndian.Uint32(h[0:4])
+	sum := binary.LittleEndian.Uint32(h[4:8])
+	if n == 0 || n > maxRecord {
+		return nil, time.Time{}, 0, errCorrupt
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, time.Time{}, 0, err
+	}
+	crc := crc32.Update(crc32.Checksum(h[8:16], castagnoli), castagnoli, buf)
+	if crc != sum {
+		return nil, time.Time{}, 0, errCorrupt
+	}
+	ts := time.Unix(0, int64(binary.LittleEndian.Uint64(h[8:16])))
+	return buf, ts, int64(n) + headerSize, nil
+}
+
+// Append writes one record. With wait it returns after the record is synced
+// to disk; without, it returns once the record is written and the next group
+// sync will cover it. It returns ErrFull when the quota is reached or the disk
+// is full, writing nothing.
+func (s *Spool) Append(payload []byte, wait bool) error {
+	if len(payload) == 0 || len(payload) > maxRecord {
+		return fmt.Errorf("spool: record of %d bytes (1..%d allowed)", len(payload), maxRecord)
+	}
+	frame := make([]byte, headerSize+len(payload))
+	binary.LittleEndian.PutUint32(frame[0:4], uint32(len(payload)))
+	binary.LittleEndian.PutUint64(frame[8:16], uint64(time.Now().UnixNano()))
+	copy(frame[headerSize:], payload)
+	binary.LittleEndian.PutUint32(frame[4:8], crc32.Checksum(frame[8:], castagnoli))
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if s.total+int64(len(frame)) > s.opts.MaxBytes {
+		s.mu.Unlock()
+		return ErrFull
+	}
+	if s.segs[len(s.segs)-1].size >= s.opts.SegmentBytes {
+		if err := s.rollLocked(); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+	}
+	if n, err := s.active.Write(frame); err != nil {
+		// Take back a partial write so that the log stays well formed.
+		if n > 0 {
+			_ = s.active.Truncate(s.segs[len(s.segs)-1].size)
+		}
+		s.mu.Unlock()
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			return ErrFull
+		}
+		return fmt.Errorf("spool: append: %w", err)
+	}
+	s.segs[len(s.segs)-1].size += int64(len(frame))
+	s.total += int64(len(frame))
+	s.end += int64(len(frame))
+	end := s.end
+	if wait {
+		s.waiting++
+	}
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	if !wait {
+		return nil
+	}
+	return s.waitSynced(end)
+}
+
+func (s *Spool) waitSynced(end int64) error {
+	for {
+		s.mu.Lock()
+		synced, ch, err := s.synced, s.syncedCh, s.errSync
+		s.mu.Unlock()
+		if synced >= end {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-s.done:
+			s.mu.Lock()
+			synced = s.synced
+			s.mu.Unlock()
+			if synced >= end {
+				return nil
+			}
+			return ErrClosed
+		}
+	}
+}
+
+// rollLocked syncs and closes the active segment and starts a new one.
+func (s *Spool) rollLocked() error {
+	if err := s.active.Sync(); err != nil {
+		return fmt.Errorf("spool: sync: %w", err)
+	}
+	base := s.end
+	path := filepath.Join(s.dir, segName(base))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL, 0o640)
+	if err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			return ErrFull
+		}
+		return fmt.Errorf("spool: new segment: %w", err)
+	}
+	syncDir(s.dir)
+	s.active.Close()
+	s.active = f
+	s.segs = append(s.segs, segment{base: base, path: path})
+	return nil
+}
+
+// syncLoop performs group commits: it waits for a kick, lets more appends
+// join for up to SyncDelay (or until SyncRecords are waiting), then syncs once
+// for all of them.
+func (s *Spool) syncLoop() {
+	defer s.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-s.done:
+			s.syncOnce()
+			return
+		case <-s.kick:
+		}
+		timer.Reset(s.opts.SyncDelay)
+	gather:
+		for {
+			s.mu.Lock()
+			enough := s.waiting >= s.opts.SyncRecords
+			s.mu.Unlock()
+			if enough {
+				break
+			}
+			select {
+			case <-timer.C:
+				break gather
+			case <-s.kick:
+			case <-s.done:
+				break gather
+			}
+		}
+		timer.Stop()
+		s.syncOnce()
+	}
+}
+
+func (s *Spool) syncOnce() {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	s.mu.Lock()
+	if s.synced == s.end && s.waiting == 0 {
+		s.mu.Unlock()
+		return
+	}
+	f, end, n := s.active, s.end, s.waiting
+	s.waiting = 0
+	s.mu.Unlock()
+	start := time.Now()
+	err := f.Sync()
+	if err != nil && errors.Is(err, os.ErrClosed) {
+		// The segment was rolled (and synced) while we were not looking;
+		// sync the new one, which holds the rest.
+		s.mu.Lock()
+		f = s.active
+		s.mu.Unlock()
+		err = f.Sync()
+	}
+	if s.opts.OnSync != nil {
+		s.opts.OnSync(time.Since(start), n)
+	}
+	s.mu.Lock()
+	if err != nil {
+		s.errSync = fmt.Errorf("spool: sync: %w", err)
+	} else if end > s.synced {
+		s.synced = end
+		s.errSync = nil
+	}
+	close(s.syncedCh)
+	s.syncedCh = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// Stats is a snapshot of the spool's size.
+type Stats struct {
+	Bytes    int64
+	Segments int
+	End      int64
+	Synced   int64
+	MaxBytes int64
+}
+
+// Stats returns the current size.
+func (s *Spool) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Bytes: s.total, Segments: len(s.segs), End: s.end, Synced: s.synced, MaxBytes: s.opts.MaxBytes}
+}
+
+// Full reports whether an append of n bytes would be refused for the quota.
+func (s *Spool) Full(n int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total+int64(n+headerSize) > s.opts.MaxBytes
+}
+
+// Close syncs what was written and closes the spool. Consumers must not be
+// used afterwards. Close is safe to call more than once.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.done)
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.active.Sync()
+	if cerr := s.active.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// gc deletes segments that every consumer has passed. Called with mu held.
+func (s *Spool) gcLocked() {
+	if len(s.consumer) == 0 {
+		return
+	}
+	min := int64(-1)
+	for _, c := range s.consumer {
+		if min < 0 || c.committed < min {
+			min = c.committed
+		}
+	}
+	for len(s.segs) > 1 && s.segs[0].end() <= min && s.segs[1].base <= min {
+		if err := os.Remove(s.segs[0].path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		s.total -= s.segs[0].size
+		s.segs = s.segs[1:]
+	}
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
