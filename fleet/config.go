@@ -150,7 +150,10 @@ func Parse(file string, data []byte, getenv func(string) string) (*Config, error
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		var ps Problems
-		ps.Add(file, yamlErrLine(err), "", "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		msg = lineInErr.ReplaceAllString(msg, "")
+		msg = strings.TrimLeft(msg, ": ")
+		ps.Add(file, yamlErrLine(err), "", "%s", msg)
 		return nil, ps
 	}
 	cfg := &Config{File: file, Pos: map[string]int{}}
@@ -170,7 +173,7 @@ func Parse(file string, data []byte, getenv func(string) string) (*Config, error
 	return cfg, nil
 }
 
-var lineInErr = regexp.MustCompile(`line (\d+)`)
+var lineInErr = regexp.MustCompile(`line (\d+):?`)
 
 func yamlErrLine(err error) int {
 	m := lineInErr.FindStringSubmatch(err.Error())
@@ -292,7 +295,14 @@ func (c *Config) line(path string) int {
 }
 
 func (c *Config) validate(ps *Problems) {
+	decodeFailed := map[string]bool{}
+	for _, p := range *ps {
+		decodeFailed[p.Field] = true
+	}
 	add := func(path, format string, args ...any) {
+		if decodeFailed[path] {
+			return // already reported as unreadable
+		}
 		ps.Add(c.File, c.line(path), path, format, args...)
 	}
 	if _, err := time.LoadLocation(c.City.Timezone); err != nil {
@@ -371,7 +381,7 @@ func (c *Config) validate(ps *Problems) {
 		if d.Kind == "toilet" && (d.Class < 1 || d.Class > 3) {
 			add(p+".class", "a toilet class is 1, 2 or 3 (GB/T 17217), got %d", d.Class)
 		}
-		if d.Interval < Duration(time.Second) {
+		if contains(Kinds, d.Kind) && d.Interval < Duration(time.Second) {
 			add(p+".interval", "must be at least 1s")
 		}
 		if d.PasswordHash == "" {

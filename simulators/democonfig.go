@@ -1,0 +1,86 @@
+package simulators
+
+import (
+	"bytes"
+	"fmt"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// DemoConfig renders the demo city's sanigate.yaml, with a bcrypt hash of each
+// device's demo password at the given cost.
+func DemoConfig(cost int) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(`# The demo city of sanigate: 200 bins, 10 trucks, 20 toilets and 8 sweepers
+# in three districts. Written by 'sanisim gen-demo'; 'make run' uses it.
+# Device passwords are "demo-<id>" (demo only).
+city:
+  name: Demo City
+  timezone: Asia/Shanghai
+mqtt:
+  address: ":1883"
+http:
+  address: ":8080"
+influxdb:
+  url: http://127.0.0.1:8086
+  bucket: sanigate
+spool:
+  dir: ../../.run/spool
+places:
+  districts: districts.geojson
+  sites: sites.geojson
+  sweeping_routes: sweeping_routes.geojson
+  collection_routes: collection_routes.geojson
+devices:
+`)
+	hash := func(id string) (string, error) {
+		h, err := bcrypt.GenerateFromPassword([]byte(DemoPassword(id)), cost)
+		return string(h), err
+	}
+	contractor := func(n int) string {
+		if n%2 == 1 {
+			return "greenclean"
+		}
+		return "citybright"
+	}
+	for n := 1; n <= DemoBins; n++ {
+		id := DemoBinID(n)
+		h, err := hash(id)
+		if err != nil {
+			return nil, err
+		}
+		p := DemoBinPosition(n)
+		fmt.Fprintf(&b, "  - {id: %s, kind: bin, category: %s, contractor: %s, district: %s, lat: %.6f, lon: %.6f, password_hash: %q}\n",
+			id, DemoCategory(n), contractor(n), DemoDistrict(p.Lat), p.Lat, p.Lon, h)
+	}
+	for n := 1; n <= DemoTrucks; n++ {
+		id := DemoTruckID(n)
+		h, err := hash(id)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&b, "  - {id: %s, kind: truck, category: %s, contractor: %s, capacity_kg: 8000, password_hash: %q}\n",
+			id, DemoTruckCategory(n), contractor(n), h)
+	}
+	for n := 1; n <= DemoToilets; n++ {
+		id := DemoToiletID(n)
+		h, err := hash(id)
+		if err != nil {
+			return nil, err
+		}
+		p := DemoToiletPosition(n)
+		fmt.Fprintf(&b, "  - {id: %s, kind: toilet, class: %d, contractor: %s, district: %s, lat: %.6f, lon: %.6f, password_hash: %q}\n",
+			id, DemoToiletClass(n), contractor(n), DemoDistrict(p.Lat), p.Lat, p.Lon, h)
+	}
+	for n := 1; n <= DemoSweepers; n++ {
+		id := DemoSweeperID(n)
+		h, err := hash(id)
+		if err != nil {
+			return nil, err
+		}
+		p := DemoSweeperPath(n)[0]
+		fmt.Fprintf(&b, "  - {id: %s, kind: sweeper, contractor: %s, district: %s, password_hash: %q}\n",
+			id, contractor(n), DemoDistrict(p.Lat), h)
+	}
+	return b.Bytes(), nil
+}
