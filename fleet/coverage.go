@@ -104,9 +104,8 @@ type piece struct {
 
 // ComputeCoverage measures which parts of route the track covered. The route
 // is cut into pieces of PieceM; a piece is covered when an eligible track
-// segment passes within ToleranceM of its midpoint, the midpoint's foot on
-// the segment is not beyond a loose end of the track (the start or end of a
-// run, a gap, a change of eligibility), and the track runs along the piece:
+// segment passes within ToleranceM of its midpoint, with the midpoint's foot
+// on the segment (not beyond its ends), and the track runs along the piece:
 // the angle between the track's direction and the piece's is at most
 // MaxAngleDeg, ignoring the sense of travel for ordinary pieces.
 //
@@ -170,11 +169,6 @@ func ComputeCoverage(route orb.MultiLineString, track []TrackPoint, opts Coverag
 		}
 		a, b := pts[i], pts[i+1]
 		el := eligible[i]
-		// loose ends: the foot of a piece must not fall beyond them
-		runStart := i == 0 || !joined[i-1]
-		runEnd := !joined[i+1]
-		elStart := runStart || !eligible[i-1]
-		elEnd := runEnd || !eligible[i+1]
 		min := [2]float64{math.Min(a.x, b.x) - tol, math.Min(a.y, b.y) - tol}
 		max := [2]float64{math.Max(a.x, b.x) + tol, math.Max(a.y, b.y) + tol}
 		ab := b.sub(a)
@@ -189,18 +183,20 @@ func ComputeCoverage(route orb.MultiLineString, track []TrackPoint, opts Coverag
 			} else if math.Abs(c) < cosMax {
 				return true
 			}
-			t := 0.0
-			if l2 > 0 {
-				t = pc.mid.sub(a).dot(ab) / l2
-			}
-			if segDist(pc.mid, a, b) > tol {
+			// The foot of the piece's midpoint must fall on the segment,
+			// not beyond its ends: otherwise the last sample before a gap,
+			// a stop or the brush going up would cover a tolerance's worth
+			// of street it never reached.
+			if l2 == 0 {
 				return true
 			}
-			if (t < 0 && runStart) || (t > 1 && runEnd) {
+			rel := pc.mid.sub(a)
+			t := rel.dot(ab) / l2
+			if t < 0 || t > 1 || math.Abs(rel.cross(ab))/math.Sqrt(l2) > tol {
 				return true
 			}
 			passed[k] = true
-			if el && !((t < 0 && elStart) || (t > 1 && elEnd)) {
+			if el {
 				covered[k] = true
 			}
 			return true

@@ -8,7 +8,8 @@ import (
 	"github.com/tidwall/rtree"
 )
 
-// Site kinds (DOMAIN.md). A farm is a forbidden destination for waste.
+// SiteKinds are the kinds of site (DOMAIN.md); a farm is a forbidden
+// destination for waste.
 var SiteKinds = []string{
 	"kitchen_waste_plant", "transfer_station", "landfill", "incinerator",
 	"recycling_centre", "hazardous_facility", "depot", "farm",
