@@ -17,33 +17,34 @@ type TrackPoint struct {
 	BrushOn  bool
 }
 
-// CoverageOptions tunes ComputeCoverage; zero fields take the defaults.
+// CoverageOptions tunes ComputeCoverage; zero fields take the defaults. The
+// fields with yaml tags are city-wide settings; the others come from the route.
 type CoverageOptions struct {
 	// ToleranceM is how far from the route a track may run and still cover
 	// it. Default 15 m (DOMAIN.md, missed_route).
-	ToleranceM float64
+	ToleranceM float64 `yaml:"tolerance_m"`
 	// MaxSpeedKmh, when positive, is the sweeping speed: track driven faster
 	// does not count as covered.
-	MaxSpeedKmh float64
+	MaxSpeedKmh float64 `yaml:"-"`
 	// RequireBrush counts only track driven with the brush on.
-	RequireBrush bool
+	RequireBrush bool `yaml:"-"`
 	// MaxGap and MaxGapM: two consecutive samples further apart than either
 	// are not joined, so a route piece between them is not covered by a
 	// guess. Defaults 60 s and 200 m.
-	MaxGap  time.Duration
-	MaxGapM float64
+	MaxGap  Duration `yaml:"max_gap"`
+	MaxGapM float64  `yaml:"max_gap_m"`
 	// PieceM is the length of the pieces the route is cut into. Default 5 m.
-	PieceM float64
+	PieceM float64 `yaml:"piece_m"`
 	// MaxAngleDeg is the largest angle between the track's direction and the
 	// route's for the track to cover it. Default 60 degrees.
-	MaxAngleDeg float64
+	MaxAngleDeg float64 `yaml:"max_angle_deg"`
 	// HeadingBaseM is how far back and ahead along the track its direction is
 	// measured, so that GPS jitter at walking speed does not scramble it.
 	// Default 20 m.
-	HeadingBaseM float64
+	HeadingBaseM float64 `yaml:"heading_base_m"`
 	// OneWay means the route's lines are drawn in the direction of travel
 	// and count only when driven that way.
-	OneWay bool
+	OneWay bool `yaml:"-"`
 }
 
 func (o *CoverageOptions) defaults() {
@@ -51,7 +52,7 @@ func (o *CoverageOptions) defaults() {
 		o.ToleranceM = 15
 	}
 	if o.MaxGap <= 0 {
-		o.MaxGap = 60 * time.Second
+		o.MaxGap = Duration(60 * time.Second)
 	}
 	if o.MaxGapM <= 0 {
 		o.MaxGapM = 200
@@ -154,7 +155,7 @@ func ComputeCoverage(route orb.MultiLineString, track []TrackPoint, opts Coverag
 		eligible[i] = (!opts.RequireBrush || p.BrushOn) && (opts.MaxSpeedKmh <= 0 || p.SpeedKmh <= opts.MaxSpeedKmh)
 		if i+1 < len(track) {
 			dt := track[i+1].Time.Sub(p.Time)
-			joined[i] = dt >= 0 && dt <= opts.MaxGap && pts[i+1].sub(pts[i]).norm() <= opts.MaxGapM
+			joined[i] = dt >= 0 && dt <= opts.MaxGap.D() && pts[i+1].sub(pts[i]).norm() <= opts.MaxGapM
 		}
 	}
 	heading := trackHeadings(pts, joined, opts.HeadingBaseM)

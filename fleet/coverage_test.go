@@ -267,7 +267,7 @@ func TestLengthAccuracy(t *testing.T) {
 		{"10 km north", 39.90, 116.40, 39.90 + 0.0900625, 116.40},
 		{"10 km east", 39.90, 116.40, 39.90, 116.40 + 0.1169},
 		{"10 km north-east", 39.90, 116.40, 39.9637, 116.4827},
-		{"10 km at 53 N (Harbin-like)", 45.75, 126.60, 45.81, 126.70},
+		{"10 km at 45.8 N (Harbin)", 45.75, 126.60, 45.81, 126.70},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 // LoadOptions tunes LoadPlacesWith. The zero value is the default.
 type LoadOptions struct {
 	// Location is the time zone of route windows; nil means DefaultTimezone.
-	Location *time.Location
+	Location *time.Location `yaml:"-"`
 	// CityBounds, when set, is [west, south, east, north] in degrees: every
 	// feature's centre must lie inside it. Without it, a feature is reported
 	// as lat/lon swapped when it lies more than FarKm from the median centre
