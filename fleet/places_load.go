@@ -674,3 +674,57 @@ func (l *loader) checkPlacement(opts LoadOptions) {
 		}
 	}
 }
+
+// LoadPlacesFor loads the map that cfg names (paths relative to the
+// configuration file, windows in the city's time zone) and cross-checks it
+// with the registered devices: route members must exist with the right kind
+// and category (CheckDevices), and a device's district must be a known one
+// and, when the device has a registered position, the district it lies in.
+// opts.Location, when nil, becomes cfg.Location(). Every problem of every
+// file is returned at once, as Problems.
+func LoadPlacesFor(cfg *Config, opts LoadOptions) (*Places, error) {
+	if opts.Location == nil {
+		opts.Location = cfg.Location()
+	}
+	pc := cfg.Places
+	places, err := LoadPlacesWith(opts, cfg.Resolve(pc.Districts), cfg.Resolve(pc.Sites),
+		cfg.Resolve(pc.SweepingRoutes), cfg.Resolve(pc.CollectionRoutes))
+	if err != nil {
+		return nil, err
+	}
+	ps := places.CheckDevices(cfg.Devices, cfg.Resolve(pc.SweepingRoutes), cfg.Resolve(pc.CollectionRoutes))
+	if len(places.Districts) > 0 {
+		for i := range cfg.Devices {
+			d := &cfg.Devices[i]
+			field := fmt.Sprintf("devices[%d].district", i)
+			if d.District != "" {
+				if _, ok := places.District(d.District); !ok {
+					ps.Add(cfg.File, cfg.line(field), field, "no district in %s has the id %q", pc.Districts, d.District)
+					continue
+				}
+			}
+			loc, ok := places.LocateDevice(d)
+			switch {
+			case !ok:
+			case loc.District == "":
+				f := fmt.Sprintf("devices[%d].lat", i)
+				ps.Add(cfg.File, cfg.line(f), f, "position (%g, %g) lies outside every district", *d.Lat, *d.Lon)
+			case d.District != "" && loc.District != d.District:
+				ps.Add(cfg.File, cfg.line(field), field, "%q, but the device's position lies in %q", d.District, loc.District)
+			}
+		}
+	}
+	if err := ps.Err(); err != nil {
+		return nil, err
+	}
+	return places, nil
+}
+
+// LocateDevice places a device by its registered position; ok is false when
+// it has none (a moving device is placed by its readings instead).
+func (p *Places) LocateDevice(d *Device) (loc Location, ok bool) {
+	if d.Lat == nil || d.Lon == nil {
+		return Location{}, false
+	}
+	return p.Locate(*d.Lat, *d.Lon), true
+}

@@ -45,18 +45,7 @@ func TestDemoLoads(t *testing.T) {
 	if got := [5]int{len(p.Districts), len(p.Grids), len(p.Sites), len(p.SweepingRoutes), len(p.CollectionRoutes)}; got != [5]int{3, 7, 9, 8, 10} {
 		t.Fatalf("got districts, grids, sites, sweeping, collection = %v, want [3 7 9 8 10]", got)
 	}
-	cats := []string{"kitchen", "recyclable", "hazardous", "other"}
-	var devices []Device
-	for n := 1; n <= 200; n++ {
-		devices = append(devices, Device{ID: fmt.Sprintf("bin-%04d", n), Kind: "bin", Category: cats[(n-1)%4]})
-	}
-	truckCat := []string{"", "kitchen", "kitchen", "kitchen", "kitchen", "recyclable", "recyclable", "hazardous", "hazardous", "other", "other"}
-	for n := 1; n <= 10; n++ {
-		devices = append(devices, Device{ID: fmt.Sprintf("truck-%02d", n), Kind: "truck", Category: truckCat[n]})
-	}
-	for n := 1; n <= 8; n++ {
-		devices = append(devices, Device{ID: fmt.Sprintf("sweeper-%02d", n), Kind: "sweeper"})
-	}
+	devices := demoDevices()
 	if ps := p.CheckDevices(devices, "sweeping_routes.geojson", "collection_routes.geojson"); len(ps) > 0 {
 		t.Fatalf("demo routes disagree with the demo fleet:\n%v", ps)
 	}
@@ -90,6 +79,63 @@ func TestDemoLoads(t *testing.T) {
 	}
 	if got := len(p.RoutesOfTruck("truck-10")); got != 1 {
 		t.Errorf("routes of truck-10: got %d, want 1", got)
+	}
+}
+
+// demoDevices is the demo fleet the demo routes name.
+func demoDevices() []Device {
+	cats := []string{"kitchen", "recyclable", "hazardous", "other"}
+	var devices []Device
+	for n := 1; n <= 200; n++ {
+		devices = append(devices, Device{ID: fmt.Sprintf("bin-%04d", n), Kind: "bin", Category: cats[(n-1)%4]})
+	}
+	truckCat := []string{"", "kitchen", "kitchen", "kitchen", "kitchen", "recyclable", "recyclable", "hazardous", "hazardous", "other", "other"}
+	for n := 1; n <= 10; n++ {
+		devices = append(devices, Device{ID: fmt.Sprintf("truck-%02d", n), Kind: "truck", Category: truckCat[n]})
+	}
+	for n := 1; n <= 8; n++ {
+		devices = append(devices, Device{ID: fmt.Sprintf("sweeper-%02d", n), Kind: "sweeper"})
+	}
+	return devices
+}
+
+func TestLoadPlacesFor(t *testing.T) {
+	f := func(x float64) *float64 { return &x }
+	devices := append(demoDevices(),
+		Device{ID: "toilet-1", Kind: "toilet", District: "central", Lat: f(39.93), Lon: f(116.35)},
+		Device{ID: "toilet-2", Kind: "toilet", District: "north", Lat: f(39.93), Lon: f(116.35)},
+		Device{ID: "toilet-3", Kind: "toilet", District: "east"},
+		Device{ID: "toilet-4", Kind: "toilet", Lat: f(39.5), Lon: f(116.35)},
+	)
+	cfg := &Config{File: filepath.Join(demo, "sanigate.yaml"), Devices: devices, Places: PlacesConfig{
+		Districts: "districts.geojson", Sites: "sites.geojson",
+		SweepingRoutes: "sweeping_routes.geojson", CollectionRoutes: "collection_routes.geojson",
+	}}
+	_, err := LoadPlacesFor(cfg, LoadOptions{})
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("got %v, want Problems", err)
+	}
+	var got []string
+	for _, p := range ps {
+		got = append(got, strings.ReplaceAll(p.String(), demo+string(filepath.Separator), ""))
+	}
+	n := len(devices)
+	want := []string{
+		fmt.Sprintf(`sanigate.yaml: devices[%d].district: "north", but the device's position lies in "central"`, n-3),
+		fmt.Sprintf(`sanigate.yaml: devices[%d].district: no district in districts.geojson has the id "east"`, n-2),
+		fmt.Sprintf(`sanigate.yaml: devices[%d].lat: position (39.5, 116.35) lies outside every district`, n-1),
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	cfg.Devices = demoDevices()
+	p, err := LoadPlacesFor(cfg, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loc, ok := p.LocateDevice(&devices[n-4]); !ok || loc.District != "central" {
+		t.Errorf("LocateDevice: got %+v %v", loc, ok)
 	}
 }
 
