@@ -351,11 +351,11 @@ func (c *Calendar) AddWorkingTime(start time.Time, d time.Duration) time.Time {
 				if a.Before(t) {
 					a = t
 				}
-				if span := b.Sub(a); span >= d {
+				span := b.Sub(a)
+				if span >= d {
 					return a.Add(d)
-				} else {
-					d -= span
 				}
+				d -= span
 			}
 		}
 		day = day.AddDate(0, 0, 1)
