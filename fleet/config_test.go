@@ -2,15 +2,13 @@ package fleet
 
 import (
 	"errors"
-	"flag"
-	"os"
+		"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden want.txt files")
 
 // Each folder of testdata/config holds a sanigate.yaml and want.txt, the
 // exact problem list Load reports (empty for a valid file).
