@@ -26,6 +26,9 @@ type Config struct {
 	Places    PlacesConfig        `yaml:"places"`
 	Devices   []Device            `yaml:"devices"`
 	Intervals map[string]Duration `yaml:"intervals"`
+	Calendar  CalendarConfig      `yaml:"calendar"`
+	GPS       GPSFilterConfig     `yaml:"gps"`
+	Coverage  CoverageOptions     `yaml:"coverage"`
 
 	// Modbus is the raw modbus section; drivers/modbus parses it so that its
 	// register vocabulary stays with the driver.
@@ -36,6 +39,12 @@ type Config struct {
 	File string `yaml:"-"`
 	// Pos maps a field path ("devices[3].kind") to its line in File.
 	Pos map[string]int `yaml:"-"`
+
+	// Map is the city's places and routes, loaded from the files Places
+	// names (nil when none are named).
+	Map *Places `yaml:"-"`
+	// WorkCalendar is the city's working calendar, for deadlines.
+	WorkCalendar *Calendar `yaml:"-"`
 }
 
 // CityConfig holds settings that belong to the city as a whole.
@@ -95,6 +104,12 @@ type PlacesConfig struct {
 	Sites            string `yaml:"sites"`
 	SweepingRoutes   string `yaml:"sweeping_routes"`
 	CollectionRoutes string `yaml:"collection_routes"`
+	// Bounds is the city's [west, south, east, north] box; features outside
+	// it are reported (it catches swapped coordinates).
+	Bounds []float64 `yaml:"bounds"`
+	// FarKm: without Bounds, a feature this far from the others' median
+	// centre is reported when swapping its coordinates would bring it home.
+	FarKm float64 `yaml:"far_km"`
 }
 
 // Device is one registered device.
@@ -167,10 +182,40 @@ func Parse(file string, data []byte, getenv func(string) string) (*Config, error
 	}
 	cfg.applyDefaults()
 	cfg.validate(&ps)
+	cfg.loadMap(&ps)
 	if err := ps.Err(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// loadMap loads the places and builds the calendar, adding their problems.
+func (c *Config) loadMap(ps *Problems) {
+	cal, err := c.Calendar.Build(c.Location())
+	var cps Problems
+	if errors.As(err, &cps) {
+		for _, p := range cps {
+			path := join("calendar", p.Field)
+			*ps = append(*ps, Problem{File: c.File, Line: c.line(path), Field: path, Msg: p.Msg})
+		}
+	} else if err != nil {
+		ps.Add(c.File, c.line("calendar"), "calendar", "%v", err)
+	}
+	c.WorkCalendar = cal
+	pc := c.Places
+	if pc.Districts == "" && pc.Sites == "" && pc.SweepingRoutes == "" && pc.CollectionRoutes == "" {
+		return
+	}
+	m, err := LoadPlacesFor(c, LoadOptions{CityBounds: pc.Bounds, FarKm: pc.FarKm})
+	var mps Problems
+	switch {
+	case errors.As(err, &mps):
+		*ps = append(*ps, mps...)
+	case err != nil:
+		ps.Add(c.File, c.line("places"), "places", "%v", err)
+	default:
+		c.Map = m
+	}
 }
 
 var lineInErr = regexp.MustCompile(`line (\d+):?`)

@@ -124,9 +124,17 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	codec.MaxFutureSkew = cfg.Ingest.MaxFutureSkew.D()
 	codec.MaxAge = cfg.Ingest.MaxAge.D()
 	codec.MaxReadings = cfg.Ingest.MaxReadings
+	gpsCfg := cfg.GPS
+	if gpsCfg.MaxFutureSkew == 0 {
+		gpsCfg.MaxFutureSkew = cfg.Ingest.MaxFutureSkew
+	}
+	var placer telemetry.Placer
+	if cfg.Map != nil {
+		placer = mapPlacer{cfg.Map}
+	}
 	g.pipeline = telemetry.NewPipeline(telemetry.PipelineOptions{
 		Codec: codec, Fleet: g.registry, Sink: appendCounter{sp, g.sm}, Metrics: tm,
-		Logger: g.log.With("component", "ingest"),
+		Logger: g.log.With("component", "ingest"), Placer: placer, GPS: fleet.NewGPSFilter(gpsCfg),
 	})
 
 	g.broker, err = broker.New(broker.Options{
@@ -210,4 +218,12 @@ func (g *Gateway) Close(ctx context.Context) error {
 		g.http = nil
 	}
 	return errors.Join(errs...)
+}
+
+// mapPlacer places positions on the city's map.
+type mapPlacer struct{ m *fleet.Places }
+
+func (p mapPlacer) Place(lat, lon float64) (string, []string) {
+	loc := p.m.Locate(lat, lon)
+	return loc.District, loc.Sites
 }

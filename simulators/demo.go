@@ -3,6 +3,8 @@ package simulators
 import (
 	"fmt"
 	"math"
+
+	"github.com/sanigate/sanigate/fleet"
 )
 
 // The demo city: three districts side by side from south to north over
@@ -31,29 +33,17 @@ func DemoCategory(n int) string {
 }
 
 // DemoTruckCategory is the category truck n (1-based) carries: 1-4 kitchen,
-// 5-6 recyclable, 7 hazardous, 8-10 other.
+// 5-6 recyclable, 7-8 hazardous, 9-10 other (as examples/demo/collection_routes.geojson).
 func DemoTruckCategory(n int) string {
 	switch {
 	case n <= 4:
 		return "kitchen"
 	case n <= 6:
 		return "recyclable"
-	case n == 7:
+	case n <= 8:
 		return "hazardous"
 	default:
 		return "other"
-	}
-}
-
-// DemoDistrict names the district a latitude falls in.
-func DemoDistrict(lat float64) string {
-	switch {
-	case lat >= 39.95:
-		return "north"
-	case lat >= 39.90:
-		return "central"
-	default:
-		return "south"
 	}
 }
 
@@ -90,36 +80,6 @@ func DemoSweeperPath(n int) []Point {
 	return pts
 }
 
-// DemoTruckBins lists the bins truck n collects: the bins of its category,
-// shared out in turn among the trucks of that category.
-func DemoTruckBins(n int) []int {
-	cat := DemoTruckCategory(n)
-	var same []int
-	for t := 1; t <= DemoTrucks; t++ {
-		if DemoTruckCategory(t) == cat {
-			same = append(same, t)
-		}
-	}
-	idx := 0
-	for k, t := range same {
-		if t == n {
-			idx = k
-		}
-	}
-	var bins []int
-	j := 0
-	for b := 1; b <= DemoBins; b++ {
-		if DemoCategory(b) != cat {
-			continue
-		}
-		if j%len(same) == idx {
-			bins = append(bins, b)
-		}
-		j++
-	}
-	return bins
-}
-
 // DemoBinID, DemoTruckID, DemoToiletID and DemoSweeperID name demo devices.
 func DemoBinID(n int) string     { return fmt.Sprintf("bin-%04d", n) }
 func DemoTruckID(n int) string   { return fmt.Sprintf("truck-%02d", n) }
@@ -130,30 +90,84 @@ func DemoSweeperID(n int) string { return fmt.Sprintf("sweeper-%02d", n) }
 // passwords are per device and secret.
 func DemoPassword(id string) string { return "demo-" + id }
 
-// DemoFleet builds the simulated devices of the demo city.
-func DemoFleet(seed uint64) []Device {
+// FleetFrom builds simulated devices for the devices of a configuration:
+// bins and toilets at their registered positions, trucks visiting the bins of
+// their collection route and unloading at a site that accepts their category,
+// sweepers driving their sweeping route. Devices without what they need (a
+// truck without a route, say) get the demo layout instead.
+func FleetFrom(cfg *fleet.Config, seed uint64) []Device {
 	var out []Device
-	bins := make([]*Bin, DemoBins+1)
-	for n := 1; n <= DemoBins; n++ {
-		bins[n] = NewBin(seed, DemoBinID(n), DemoCategory(n), DemoBinPosition(n))
-		out = append(out, bins[n])
-	}
-	for n := 1; n <= DemoTrucks; n++ {
-		var mine []*Bin
-		for _, b := range DemoTruckBins(n) {
-			mine = append(mine, bins[b])
+	bins := map[string]*Bin{}
+	pos := func(d *fleet.Device, fallback Point) Point {
+		if d.Lat != nil && d.Lon != nil {
+			return Point{*d.Lat, *d.Lon}
 		}
-		plant := DemoTransferStation
-		if DemoTruckCategory(n) == "kitchen" {
-			plant = DemoPlant
+		return fallback
+	}
+	for i := range cfg.Devices {
+		d := &cfg.Devices[i]
+		if d.Kind == "bin" {
+			b := NewBin(seed, d.ID, d.Category, pos(d, DemoBinPosition(i+1)))
+			bins[d.ID] = b
+			out = append(out, b)
 		}
-		out = append(out, NewTruck(seed, DemoTruckID(n), 8000, DemoDepot, plant, mine))
 	}
-	for n := 1; n <= DemoToilets; n++ {
-		out = append(out, NewToilet(seed, DemoToiletID(n), DemoToiletClass(n)))
+	m := cfg.Map
+	siteFor := func(kinds []string, category string, fallback Point) Point {
+		if m == nil {
+			return fallback
+		}
+		for _, s := range m.Sites {
+			for _, k := range kinds {
+				if s.Kind == k && (category == "" || s.AcceptsCategory(category)) {
+					c := s.Center
+					if s.RadiusM == 0 {
+						c = s.Area.Bound().Center()
+					}
+					return Point{c.Lat(), c.Lon()}
+				}
+			}
+		}
+		return fallback
 	}
-	for n := 1; n <= DemoSweepers; n++ {
-		out = append(out, NewSweeper(seed, DemoSweeperID(n), DemoSweeperPath(n)))
+	depot := siteFor([]string{"depot"}, "", DemoDepot)
+	for i := range cfg.Devices {
+		d := &cfg.Devices[i]
+		switch d.Kind {
+		case "truck":
+			var mine []*Bin
+			if m != nil {
+				for _, r := range m.RoutesOfTruck(d.ID) {
+					for _, id := range r.Bins {
+						if b, ok := bins[id]; ok {
+							mine = append(mine, b)
+						}
+					}
+				}
+			}
+			plant := siteFor([]string{"kitchen_waste_plant", "transfer_station", "recycling_centre", "hazardous_facility", "incinerator", "landfill"}, d.Category, DemoTransferStation)
+			capKG := d.CapacityKG
+			if capKG == 0 {
+				capKG = 8000
+			}
+			out = append(out, NewTruck(seed, d.ID, capKG, depot, plant, mine))
+		case "toilet":
+			out = append(out, NewToilet(seed, d.ID, d.Class))
+		case "sweeper":
+			path := DemoSweeperPath(1 + i%DemoSweepers)
+			if m != nil {
+				for _, r := range m.RoutesOfSweeper(d.ID) {
+					if len(r.Line) > 0 && len(r.Line[0]) >= 2 {
+						path = path[:0]
+						for _, p := range r.Line[0] {
+							path = append(path, Point{p.Lat(), p.Lon()})
+						}
+						break
+					}
+				}
+			}
+			out = append(out, NewSweeper(seed, d.ID, path))
+		}
 	}
 	return out
 }

@@ -43,6 +43,13 @@ devices:
 		}
 		return "citybright"
 	}
+	// Sweepers 1-4 sweep greenclean's routes, 5-8 citybright's.
+	sweeperContractor := func(n int) string {
+		if n <= 4 {
+			return "greenclean"
+		}
+		return "citybright"
+	}
 	for n := 1; n <= DemoBins; n++ {
 		id := DemoBinID(n)
 		h, err := hash(id)
@@ -50,8 +57,8 @@ devices:
 			return nil, err
 		}
 		p := DemoBinPosition(n)
-		fmt.Fprintf(&b, "  - {id: %s, kind: bin, category: %s, contractor: %s, district: %s, lat: %.6f, lon: %.6f, password_hash: %q}\n",
-			id, DemoCategory(n), contractor(n), DemoDistrict(p.Lat), p.Lat, p.Lon, h)
+		fmt.Fprintf(&b, "  - {id: %s, kind: bin, category: %s, contractor: %s, lat: %.6f, lon: %.6f, password_hash: %q}\n",
+			id, DemoCategory(n), contractor(n), p.Lat, p.Lon, h)
 	}
 	for n := 1; n <= DemoTrucks; n++ {
 		id := DemoTruckID(n)
@@ -69,8 +76,8 @@ devices:
 			return nil, err
 		}
 		p := DemoToiletPosition(n)
-		fmt.Fprintf(&b, "  - {id: %s, kind: toilet, class: %d, contractor: %s, district: %s, lat: %.6f, lon: %.6f, password_hash: %q}\n",
-			id, DemoToiletClass(n), contractor(n), DemoDistrict(p.Lat), p.Lat, p.Lon, h)
+		fmt.Fprintf(&b, "  - {id: %s, kind: toilet, class: %d, contractor: %s, lat: %.6f, lon: %.6f, password_hash: %q}\n",
+			id, DemoToiletClass(n), contractor(n), p.Lat, p.Lon, h)
 	}
 	for n := 1; n <= DemoSweepers; n++ {
 		id := DemoSweeperID(n)
@@ -78,9 +85,8 @@ devices:
 		if err != nil {
 			return nil, err
 		}
-		p := DemoSweeperPath(n)[0]
-		fmt.Fprintf(&b, "  - {id: %s, kind: sweeper, contractor: %s, district: %s, password_hash: %q}\n",
-			id, contractor(n), DemoDistrict(p.Lat), h)
+		fmt.Fprintf(&b, "  - {id: %s, kind: sweeper, contractor: %s, password_hash: %q}\n",
+			id, sweeperContractor(n), h)
 	}
 	return b.Bytes(), nil
 }

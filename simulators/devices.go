@@ -130,7 +130,7 @@ func (b *Bin) Step(now time.Time) []Message {
 	b.weight = b.fill * density
 	out = append(out, Message{"telemetry", reading(now, map[string]any{
 		"fill_pct":          round(b.fill, 1),
-		"weight_kg":         round(b.weight+b.rng.NormFloat64()*0.5, 1),
+		"weight_kg":         round(math.Max(0, b.weight+b.rng.NormFloat64()*0.5), 1),
 		"temp_c":            round(12+8*math.Sin(float64(now.Hour()-9)/24*2*math.Pi)+b.rng.NormFloat64()*0.3, 1),
 		"tilt_deg":          round(math.Abs(b.rng.NormFloat64()), 1),
 		"lid_open":          b.rng.Float64() < 0.02,

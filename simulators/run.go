@@ -89,15 +89,15 @@ func Run(ctx context.Context, devices []Device, opts RunOptions, stats *Stats) e
 
 func connect(ctx context.Context, opts RunOptions, id string) (pahomqtt.Client, error) {
 	o := pahomqtt.NewClientOptions().
-		AddBroker("tcp://" + opts.Broker).
+		AddBroker("tcp://"+opts.Broker).
 		SetClientID(id).
 		SetUsername(id).
 		SetPassword(opts.Password(id)).
 		SetCleanSession(false).
 		SetAutoReconnect(true).
-		SetMaxReconnectInterval(10 * time.Second).
-		SetConnectTimeout(10 * time.Second).
-		SetKeepAlive(30 * time.Second).
+		SetMaxReconnectInterval(10*time.Second).
+		SetConnectTimeout(10*time.Second).
+		SetKeepAlive(30*time.Second).
 		SetWill(TopicPrefix+id+"/status", "offline", 1, true).
 		SetOnConnectHandler(func(c pahomqtt.Client) {
 			c.Publish(TopicPrefix+id+"/status", 1, true, "online")

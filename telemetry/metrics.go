@@ -10,6 +10,7 @@ type Metrics struct {
 	MessagesRejected *prometheus.CounterVec
 	ReadingsAccepted *prometheus.CounterVec
 	Backpressured    *prometheus.CounterVec
+	GPSFiltered      *prometheus.CounterVec
 
 	PointsWritten prometheus.Counter
 	WriteErrors   *prometheus.CounterVec
@@ -34,6 +35,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Backpressured: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sanigate_messages_backpressured_total", Help: "Messages pushed back to the sender because the spool was full, by transport.",
 		}, []string{"transport"}),
+		GPSFiltered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sanigate_gps_fixes_filtered_total", Help: "GPS fixes kept out of placing and detection, by reason (invalid, zero, duplicate, hdop, jump, future).",
+		}, []string{"reason"}),
 		PointsWritten: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sanigate_points_written_total", Help: "Points InfluxDB accepted.",
 		}),
@@ -54,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "sanigate_dead_letters_total", Help: "Lines InfluxDB refused, written to the dead-letter file.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.MessagesAccepted, m.MessagesRejected, m.ReadingsAccepted, m.Backpressured,
+	for _, c := range []prometheus.Collector{m.MessagesAccepted, m.MessagesRejected, m.ReadingsAccepted, m.Backpressured, m.GPSFiltered,
 		m.PointsWritten, m.WriteErrors, m.WriteLatency, m.WriteBatches, m.WriteRetries, m.DeadLetters} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

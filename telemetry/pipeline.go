@@ -40,6 +40,18 @@ type Pipeline struct {
 	log     *slog.Logger
 	limiter *logLimiter
 	bufs    sync.Pool
+
+	gps      *fleet.GPSFilter
+	gpsState sync.Map // device id -> *gpsState
+}
+
+// gpsState is one moving device's GPS history: its filter track and the
+// district of its last good fix.
+type gpsState struct {
+	mu       sync.Mutex
+	track    *fleet.GPSTrack
+	district string
+	site     string
 }
 
 // PipelineOptions configure a Pipeline.
@@ -51,6 +63,8 @@ type PipelineOptions struct {
 	IsFull  func(error) bool // recognises the Sink's "no room" error; default errors.Is(err, ErrFull)
 	Metrics *Metrics
 	Logger  *slog.Logger
+	// GPS filters positions before they place a reading; nil filters nothing.
+	GPS *fleet.GPSFilter
 }
 
 // NewPipeline builds a pipeline.
@@ -65,7 +79,7 @@ func NewPipeline(o PipelineOptions) *Pipeline {
 		o.IsFull = func(err error) bool { return errors.Is(err, ErrFull) }
 	}
 	p := &Pipeline{codec: o.Codec, fleet: o.Fleet, placer: o.Placer, sink: o.Sink, isFull: o.IsFull,
-		metrics: o.Metrics, log: o.Logger, limiter: newLogLimiter(10 * time.Second)}
+		metrics: o.Metrics, log: o.Logger, limiter: newLogLimiter(10 * time.Second), gps: o.GPS}
 	p.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	return p
 }
@@ -170,7 +184,10 @@ func (p *Pipeline) store(dev *fleet.Device, rs []Reading, wait bool, transport s
 	return nil
 }
 
-// enrich adds the registry's tags and the place of the reading.
+// enrich adds the registry's tags and the place of the reading. A position
+// the GPS filters refuse does not place the reading: it keeps the district of
+// the device's last good fix and is marked with a gps_filter field naming the
+// reason, so detectors leave it out while the raw value stays on record.
 func (p *Pipeline) enrich(dev *fleet.Device, r *Reading) {
 	r.Kind = dev.Kind
 	r.Contractor = dev.Contractor
@@ -178,22 +195,47 @@ func (p *Pipeline) enrich(dev *fleet.Device, r *Reading) {
 		r.Category = dev.Category
 	}
 	r.District = dev.District
+	lat, okLat := r.Num("lat")
+	lon, okLon := r.Num("lon")
+	moving := okLat && okLon
+	if !moving && dev.Lat != nil && dev.Lon != nil {
+		lat, lon, okLat, okLon = *dev.Lat, *dev.Lon, true, true
+	}
+	if !okLat || !okLon {
+		return
+	}
+	var st *gpsState
+	if moving && r.Event == "" && p.gps != nil {
+		v, _ := p.gpsState.LoadOrStore(dev.ID, &gpsState{track: fleet.NewGPSTrack(p.gps)})
+		st = v.(*gpsState)
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		fix := fleet.Fix{Time: r.Time, Lat: lat, Lon: lon}
+		fix.HDOP, _ = r.Num("hdop")
+		fix.SpeedKmh, _ = r.Num("speed_kmh")
+		if ok, reason := st.track.Push(fix, time.Now()); !ok {
+			r.SetString("gps_filter", reason)
+			if p.metrics != nil {
+				p.metrics.GPSFiltered.WithLabelValues(reason).Inc()
+			}
+			if st.district != "" {
+				r.District = st.district
+			}
+			return
+		}
+	}
 	if p.placer == nil {
 		return
 	}
-	lat, okLat := r.Num("lat")
-	lon, okLon := r.Num("lon")
-	if (!okLat || !okLon) && dev.Lat != nil && dev.Lon != nil {
-		lat, lon, okLat, okLon = *dev.Lat, *dev.Lon, true, true
+	district, sites := p.placer.Place(lat, lon)
+	if district != "" {
+		r.District = district
 	}
-	if okLat && okLon {
-		district, sites := p.placer.Place(lat, lon)
-		if district != "" {
-			r.District = district
-		}
-		if len(sites) > 0 {
-			r.Site = sites[0]
-		}
+	if len(sites) > 0 {
+		r.Site = sites[0]
+	}
+	if st != nil {
+		st.district, st.site = r.District, r.Site
 	}
 }
 

@@ -25,7 +25,7 @@ var (
 var schemas = map[string]map[string]fieldSpec{
 	KindBin: {
 		"fill_pct":          num(0, 100),
-		"weight_kg":         num(0, 2000),
+		"weight_kg":         num(-50, 2000), // load cells drift a little below zero when empty
 		"temp_c":            num(-40, 200),
 		"tilt_deg":          num(0, 180),
 		"lid_open":          boolean,

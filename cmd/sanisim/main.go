@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sanigate/sanigate/fleet"
 	"github.com/sanigate/sanigate/simulators"
 )
 
@@ -56,6 +57,7 @@ func runFleet(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sanisim run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	broker := fs.String("broker", "127.0.0.1:1883", "gateway MQTT `address`")
+	configPath := fs.String("config", "examples/demo/sanigate.yaml", "the gateway's configuration `file`: its devices, places and routes are simulated")
 	seed := fs.Uint64("seed", 1, "random `seed`; the same seed replays the same fleet")
 	every := fs.Duration("every", 5*time.Second, "how often each device reports")
 	qos := fs.Int("qos", 1, "MQTT QoS of readings (0 or 1)")
@@ -65,7 +67,12 @@ func runFleet(args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	devices := simulators.DemoFleet(*seed)
+	cfg, err := fleet.Load(*configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "sanisim: %v\n", err)
+		return 1
+	}
+	devices := simulators.FleetFrom(cfg, *seed)
 	var stats simulators.Stats
 	go func() {
 		t := time.NewTicker(10 * time.Second)
@@ -80,7 +87,7 @@ func runFleet(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	log.Info("simulating the demo fleet", "devices", len(devices), "broker", *broker, "every", *every)
-	err := simulators.Run(ctx, devices, simulators.RunOptions{
+	err = simulators.Run(ctx, devices, simulators.RunOptions{
 		Broker: *broker, Password: simulators.DemoPassword, Every: *every, QoS: byte(*qos), Logger: log,
 	}, &stats)
 	if err != nil {
