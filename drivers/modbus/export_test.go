@@ -19,3 +19,6 @@ func (p *Poller) CloseDevices() {
 		dv.closeSession()
 	}
 }
+
+// Golden compares got with the golden file at path, or rewrites it under -update.
+var Golden = golden
