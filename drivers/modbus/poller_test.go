@@ -277,9 +277,9 @@ func TestRequestMerging(t *testing.T) {
       - {field: j, function: coil, address: 2000}
 `
 	tests := []struct {
-		name      string
-		settings  string
-		perPoll   map[byte]int // function code -> requests per poll
+		name     string
+		settings string
+		perPoll  map[byte]int // function code -> requests per poll
 	}{
 		{"no gap", "", map[byte]int{1: 2, 3: 3, 4: 1}},
 		{"gap of 3 spanned", "max_gap: 3", map[byte]int{1: 2, 3: 2, 4: 1}},
