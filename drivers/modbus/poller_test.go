@@ -403,7 +403,7 @@ func TestBusyRetried(t *testing.T) {
 func TestDroppedConnection(t *testing.T) {
 	sim := startSim(t, "", modbussim.Options{})
 	sim.SetRegisters(modbus.Holding, 0, 3)
-	cfg := parse(t, "devices:\n"+deviceYAML("dev", sim.Addr(), "tcp", "poll_interval: 100ms, timeout: 60ms, backoff_min: 500ms, backoff_max: 2s,"))
+	cfg := parse(t, "devices:\n"+deviceYAML("dev", sim.Addr(), "tcp", "poll_interval: 100ms, timeout: 60ms, backoff_min: 2s, backoff_max: 4s,"))
 	p, err := modbus.NewPoller(cfg, &collector{}, modbus.Options{Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)

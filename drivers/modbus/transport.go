@@ -89,6 +89,7 @@ func (s *session) read(rq *request) ([]byte, error) {
 // reply with another transaction's id means the stream is out of step.
 type tidCheck struct{ *gb.TCPClientHandler }
 
+// Verify checks the transaction id, then what goburrow checks (protocol and unit id).
 func (t tidCheck) Verify(req, resp []byte) error {
 	if len(resp) < 7 {
 		return &shapeError{got: len(resp), want: 7}
@@ -102,6 +103,7 @@ func (t tidCheck) Verify(req, resp []byte) error {
 // MismatchError is a reply whose transaction id is not the request's.
 type MismatchError struct{ Got, Want uint16 }
 
+// Error says which ids differed.
 func (e *MismatchError) Error() string {
 	return fmt.Sprintf("modbus: reply has transaction id %d, request had %d", e.Got, e.Want)
 }
