@@ -1,0 +1,24 @@
+package modbus
+
+import (
+	"context"
+	"time"
+
+	"github.com/sanigate/sanigate/telemetry"
+)
+
+// PollDevice polls the i-th device once, outside its schedule, for tests and
+// benchmarks that drive polls one by one. It must not overlap Run.
+func (p *Poller) PollDevice(ctx context.Context, i int) (*telemetry.Reading, string) {
+	return p.read(ctx, p.devices[i], time.Now())
+}
+
+// CloseDevices closes the connections PollDevice opened.
+func (p *Poller) CloseDevices() {
+	for _, dv := range p.devices {
+		dv.closeSession()
+	}
+}
+
+// Golden compares got with the golden file at path, or rewrites it under -update.
+var Golden = golden
