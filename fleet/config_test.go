@@ -2,13 +2,12 @@ package fleet
 
 import (
 	"errors"
-		"os"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
-
 
 // Each folder of testdata/config holds a sanigate.yaml and want.txt, the
 // exact problem list Load reports (empty for a valid file).
