@@ -14,8 +14,12 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-## tools: install what tests and the demo need (InfluxDB 1.8.10 into .tools/bin)
+# Debian packages the tests talk to: a third-party Modbus stack.
+DEB_PACKAGES := python3-pymodbus
+
+## tools: install what tests and the demo need (InfluxDB 1.8.10 into .tools/bin, Debian packages)
 tools: $(INFLUXD)
+	@scripts/install-packages.sh $(DEB_PACKAGES)
 
 $(INFLUXD):
 	@echo ">> installing InfluxDB $(INFLUXDB_VERSION) into .tools/bin (a few minutes the first time)"

@@ -123,13 +123,16 @@ type Device struct {
 	Class        int      `yaml:"class"`
 	Interval     Duration `yaml:"interval"`
 	PasswordHash string   `yaml:"password_hash"`
-	Lat          *float64 `yaml:"lat"`
-	Lon          *float64 `yaml:"lon"`
+	// Transport is how the device reaches the gateway: mqtt (the default)
+	// or modbus (polled; it needs no password).
+	Transport string   `yaml:"transport"`
+	Lat       *float64 `yaml:"lat"`
+	Lon       *float64 `yaml:"lon"`
 }
 
 // Device kinds and sorting categories known to the gateway.
 var (
-	Kinds      = []string{"bin", "truck", "toilet", "sweeper"}
+	Kinds      = []string{"bin", "truck", "toilet", "sweeper", "weighbridge"}
 	Categories = []string{"kitchen", "recyclable", "hazardous", "other"}
 )
 
@@ -139,6 +142,8 @@ var DefaultIntervals = map[string]time.Duration{
 	"truck":   10 * time.Second,
 	"toilet":  time.Minute,
 	"sweeper": 10 * time.Second,
+	// A weighbridge is polled; its interval is the poll interval's bound.
+	"weighbridge": time.Minute,
 }
 
 // ErrNoConfig is returned by Load when the file does not exist.
@@ -429,7 +434,17 @@ func (c *Config) validate(ps *Problems) {
 		if contains(Kinds, d.Kind) && d.Interval < Duration(time.Second) {
 			add(p+".interval", "must be at least 1s")
 		}
-		if d.PasswordHash == "" {
+		switch d.Transport {
+		case "", "mqtt", "modbus":
+		default:
+			add(p+".transport", "%q is not a transport (mqtt or modbus)", d.Transport)
+		}
+		if d.Kind == "weighbridge" && d.Transport != "modbus" {
+			add(p+".transport", "a weighbridge is polled over Modbus: set transport: modbus")
+		}
+		if d.PasswordHash == "" && d.Transport == "modbus" {
+			// Polled devices do not log in.
+		} else if d.PasswordHash == "" {
 			add(p+".password_hash", "missing: generate one with `sanigate hash-password`")
 		} else if err := CheckHashFormat(d.PasswordHash); err != nil {
 			add(p+".password_hash", "%v", err)

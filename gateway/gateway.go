@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sanigate/sanigate/broker"
+	"github.com/sanigate/sanigate/drivers/modbus"
 	"github.com/sanigate/sanigate/fleet"
 	"github.com/sanigate/sanigate/telemetry"
 	"github.com/sanigate/sanigate/telemetry/spool"
@@ -39,6 +40,8 @@ type Gateway struct {
 	http     *http.Server
 	httpLn   net.Listener
 	sm       *spoolMetrics
+	modbus   *modbus.Config
+	poller   *modbus.Poller
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -52,7 +55,11 @@ func New(cfg *fleet.Config, log *slog.Logger) (*Gateway, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	g := &Gateway{cfg: cfg, log: log, reg: prometheus.NewRegistry(), registry: fleet.NewRegistry(cfg.Devices)}
+	mc, err := ModbusConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, log: log, reg: prometheus.NewRegistry(), registry: fleet.NewRegistry(cfg.Devices), modbus: mc}
 	g.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.influxOK = errors.New("not checked yet")
 	return g, nil
@@ -72,6 +79,9 @@ func (g *Gateway) MQTTAddr() string { return g.broker.Addr() }
 
 // HTTPAddr is the HTTP server's listening address.
 func (g *Gateway) HTTPAddr() string { return g.httpLn.Addr().String() }
+
+// Poller is the Modbus poller, or nil when no device is polled.
+func (g *Gateway) Poller() *modbus.Poller { return g.poller }
 
 // Broker is the embedded broker.
 func (g *Gateway) Broker() *broker.Broker { return g.broker }
@@ -162,6 +172,19 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	if err := g.startHTTP(); err != nil {
 		return err
 	}
+	if len(g.modbus.Devices) > 0 {
+		g.poller, err = modbus.NewPoller(g.modbus, g.pipeline, modbus.Options{Registerer: g.reg, Logger: g.log.With("component", "modbus")})
+		if err != nil {
+			return err
+		}
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			if err := g.poller.Run(runCtx); err != nil {
+				g.log.Error("modbus poller stopped", "error", err)
+			}
+		}()
+	}
 	if err := g.broker.Start(); err != nil {
 		return err
 	}
@@ -193,6 +216,11 @@ func (g *Gateway) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("broker: %w", err))
 		}
 		g.broker = nil
+	}
+	if g.poller != nil {
+		g.log.Info("stopping modbus polling")
+		_ = g.poller.Close()
+		g.poller = nil
 	}
 	if g.cancel != nil {
 		g.log.Info("stopping writer")

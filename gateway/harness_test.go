@@ -54,6 +54,12 @@ type harness struct {
 // testConfig builds a configuration for devices on loopback ports chosen by the system.
 func testConfig(t testing.TB, influxURL string, devices []fleet.Device) *fleet.Config {
 	t.Helper()
+	return testConfigExtra(t, influxURL, devices, "", "")
+}
+
+// testConfigExtra adds raw YAML: more device entries, and top-level sections.
+func testConfigExtra(t testing.TB, influxURL string, devices []fleet.Device, moreDevices, sections string) *fleet.Config {
+	t.Helper()
 	dir := t.TempDir()
 	var b strings.Builder
 	fmt.Fprintf(&b, "mqtt:\n  address: 127.0.0.1:0\nhttp:\n  address: 127.0.0.1:0\n")
@@ -69,6 +75,8 @@ func testConfig(t testing.TB, influxURL string, devices []fleet.Device) *fleet.C
 			fmt.Fprintf(&b, "    capacity_kg: %g\n", d.CapacityKG)
 		}
 	}
+	b.WriteString(moreDevices)
+	b.WriteString(sections)
 	path := filepath.Join(dir, "sanigate.yaml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
@@ -82,8 +90,13 @@ func testConfig(t testing.TB, influxURL string, devices []fleet.Device) *fleet.C
 
 func newHarness(t testing.TB, mutate ...func(*fleet.Config)) *harness {
 	t.Helper()
+	return newHarnessYAML(t, "", "", mutate...)
+}
+
+func newHarnessYAML(t testing.TB, moreDevices, sections string, mutate ...func(*fleet.Config)) *harness {
+	t.Helper()
 	influx := influxtest.Start(t, testDB)
-	cfg := testConfig(t, influx.URL, testDevices(t))
+	cfg := testConfigExtra(t, influx.URL, testDevices(t), moreDevices, sections)
 	for _, m := range mutate {
 		m(cfg)
 	}

@@ -106,6 +106,9 @@ func FleetFrom(cfg *fleet.Config, seed uint64) []Device {
 	}
 	for i := range cfg.Devices {
 		d := &cfg.Devices[i]
+		if d.Transport == "modbus" {
+			continue // served by the Modbus simulators
+		}
 		if d.Kind == "bin" {
 			b := NewBin(seed, d.ID, d.Category, pos(d, DemoBinPosition(i+1)))
 			bins[d.ID] = b
@@ -133,6 +136,9 @@ func FleetFrom(cfg *fleet.Config, seed uint64) []Device {
 	depot := siteFor([]string{"depot"}, "", DemoDepot)
 	for i := range cfg.Devices {
 		d := &cfg.Devices[i]
+		if d.Transport == "modbus" {
+			continue
+		}
 		switch d.Kind {
 		case "truck":
 			var mine []*Bin

@@ -88,5 +88,21 @@ devices:
 		fmt.Fprintf(&b, "  - {id: %s, kind: sweeper, contractor: %s, password_hash: %q}\n",
 			id, sweeperContractor(n), h)
 	}
+	// Field equipment polled over Modbus: toilet controllers, a weighbridge at
+	// the kitchen-waste plant and solar compactor bins ('sanisim run' serves
+	// their simulators on these addresses).
+	b.WriteString(`  - {id: toilet-m01, kind: toilet, class: 2, contractor: greenclean, lat: 39.931, lon: 116.402, transport: modbus}
+  - {id: toilet-m02, kind: toilet, class: 1, contractor: citybright, lat: 39.968, lon: 116.447, transport: modbus}
+  - {id: weighbridge-01, kind: weighbridge, contractor: greenclean, lat: 39.861, lon: 116.312, transport: modbus}
+  - {id: compactor-01, kind: bin, category: other, contractor: greenclean, lat: 39.912, lon: 116.356, transport: modbus}
+  - {id: compactor-02, kind: bin, category: recyclable, contractor: citybright, lat: 39.957, lon: 116.389, transport: modbus}
+modbus:
+  devices:
+    - {id: toilet-m01, kind: toilet, transport: tcp, address: "127.0.0.1:15021", unit_id: 1, poll_interval: 10s, timeout: 2s, profile: toilet_controller}
+    - {id: toilet-m02, kind: toilet, transport: rtu_over_tcp, address: "127.0.0.1:15022", unit_id: 1, poll_interval: 10s, timeout: 2s, profile: toilet_controller}
+    - {id: weighbridge-01, kind: weighbridge, transport: tcp, address: "127.0.0.1:15023", unit_id: 1, poll_interval: 5s, timeout: 2s, profile: weighbridge, site: kw-plant}
+    - {id: compactor-01, kind: bin, transport: tcp, address: "127.0.0.1:15024", unit_id: 1, poll_interval: 30s, timeout: 2s, profile: compactor_bin}
+    - {id: compactor-02, kind: bin, transport: tcp, address: "127.0.0.1:15025", unit_id: 1, poll_interval: 30s, timeout: 2s, profile: compactor_bin}
+`)
 	return b.Bytes(), nil
 }

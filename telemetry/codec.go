@@ -304,12 +304,21 @@ func (c *Codec) Check(r *Reading, idx int) *RejectError {
 	if r.Time.IsZero() || r.Time.After(now.Add(c.MaxFutureSkew)) {
 		return reject(ReasonFutureTimestamp, idx, "ts", "time %s is not plausible", r.Time.Format(time.RFC3339))
 	}
-	for _, f := range r.Fields {
+	for i := range r.Fields {
+		f := &r.Fields[i]
 		spec, ok := schema[f.Name]
 		if !ok {
 			return reject(ReasonUnknownField, idx, f.Name, "not a field of a %s", r.Kind)
 		}
-		if spec.typ != f.Type && !(spec.typ == Float && f.Type == Int) {
+		// Numbers take the schema's type, so that InfluxDB sees one type per
+		// field whichever transport the reading came by.
+		switch {
+		case spec.typ == f.Type:
+		case spec.typ == Float && f.Type == Int:
+			f.Type = Float
+		case spec.typ == Int && f.Type == Float && f.Num == math.Trunc(f.Num):
+			f.Type = Int
+		default:
 			return reject(ReasonWrongType, idx, f.Name, "wrong type")
 		}
 		if f.Type == String {

@@ -13,6 +13,8 @@ const (
 	KindTruck   = "truck"
 	KindToilet  = "toilet"
 	KindSweeper = "sweeper"
+	// KindWeighbridge is a weighbridge at a plant, polled over Modbus.
+	KindWeighbridge = "weighbridge"
 )
 
 // MeasurementEvent is the measurement that device events are written to.

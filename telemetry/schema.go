@@ -31,6 +31,7 @@ var schemas = map[string]map[string]fieldSpec{
 		"lid_open":          boolean,
 		"battery_pct":       num(0, 100),
 		"contamination_pct": num(0, 100),
+		"compactions":       ints(0, 1e12), // solar compactor bins (Modbus)
 		"lat":               lat,
 		"lon":               lon,
 	},
@@ -58,6 +59,7 @@ var schemas = map[string]map[string]fieldSpec{
 		"soap_pct":        num(0, 100),
 		"fault_code":      ints(0, 65535),
 	},
+	KindWeighbridge: {},
 	KindSweeper: {
 		"lat":         lat,
 		"lon":         lon,
@@ -87,6 +89,11 @@ var eventSchemas = map[string]map[string]map[string]fieldSpec{
 		"door_forced": {"door": text},
 	},
 	KindSweeper: {},
+	// A weighbridge at a plant reports each completed weighing (Modbus).
+	KindWeighbridge: {
+		"weighing": {"weighing_seq": num(0, 1e12), "truck_id": text, "gross_kg": num(-1000, 100000),
+			"tare_kg": num(-1000, 100000), "net_kg": num(-100000, 100000), "stable": boolean},
+	},
 }
 
 // KnownField reports whether kind reports a telemetry field called name.

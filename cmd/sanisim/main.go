@@ -16,8 +16,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sanigate/sanigate/drivers/modbus"
 	"github.com/sanigate/sanigate/fleet"
+	"github.com/sanigate/sanigate/gateway"
 	"github.com/sanigate/sanigate/simulators"
+	"github.com/sanigate/sanigate/simulators/modbussim"
 )
 
 func main() {
@@ -73,6 +76,25 @@ func runFleet(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	devices := simulators.FleetFrom(cfg, *seed)
+	mc, err := gateway.ModbusConfig(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "sanisim: %v\n", err)
+		return 1
+	}
+	for i, d := range mc.Devices {
+		if d.Profile == "" {
+			continue
+		}
+		sim, err := modbussim.Start(ctx, d.Profile, d.Address, modbussim.Options{
+			Seed: *seed + uint64(i), RTUOverTCP: d.Transport == modbus.RTUOverTCP, UnitID: d.UnitID,
+		})
+		if err != nil {
+			fmt.Fprintf(stderr, "sanisim: modbus simulator %s: %v\n", d.ID, err)
+			return 1
+		}
+		defer sim.Close()
+		log.Info("modbus simulator", "device", d.ID, "profile", d.Profile, "address", sim.Addr(), "transport", d.Transport)
+	}
 	var stats simulators.Stats
 	go func() {
 		t := time.NewTicker(10 * time.Second)
