@@ -381,8 +381,8 @@ func (c *Config) validate(ps *Problems) {
 	if c.Spool.MaxBytes < 1<<20 {
 		add("spool.max_bytes", "must be at least 1048576 (1 MiB), got %d", c.Spool.MaxBytes)
 	}
-	if c.Spool.SegmentBytes < 64<<10 || c.Spool.SegmentBytes > c.Spool.MaxBytes {
-		add("spool.segment_bytes", "must be between 65536 and spool.max_bytes, got %d", c.Spool.SegmentBytes)
+	if c.Spool.SegmentBytes < 64<<10 || c.Spool.SegmentBytes > c.Spool.MaxBytes/4 {
+		add("spool.segment_bytes", "must be between 65536 and a quarter of spool.max_bytes (space is freed a segment at a time), got %d", c.Spool.SegmentBytes)
 	}
 	if c.Spool.SyncDelay < 0 || c.Spool.SyncDelay.D() > time.Second {
 		add("spool.sync_delay", "must be between 0 and 1s")

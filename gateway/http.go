@@ -41,7 +41,7 @@ func (g *Gateway) Ready() []string {
 		problems = append(problems, "influxdb unreachable: "+g.influxOK.Error())
 	}
 	g.readyMu.Unlock()
-	if g.spool != nil && g.spool.Full(1024) {
+	if g.spool != nil && g.spool.Full() {
 		problems = append(problems, "spool full: publishers are being pushed back until InfluxDB drains it")
 	}
 	if g.writer != nil {

@@ -76,7 +76,7 @@ func (m *spoolMetrics) full() bool {
 	m.mu.Lock()
 	sp := m.sp
 	m.mu.Unlock()
-	return sp != nil && sp.Full(1024)
+	return sp != nil && sp.Full()
 }
 
 func (m *spoolMetrics) observeSync(d time.Duration, _ int) {

@@ -85,6 +85,7 @@ type Spool struct {
 	end      int64 // offset after the last written record
 	total    int64 // bytes in all segments
 	waiting  int   // appends waiting for a sync
+	full     bool  // refusing appends until consumers free a tenth of the quota
 	kick     chan struct{}
 	consumer map[string]*Consumer
 
@@ -114,6 +115,10 @@ func Open(dir string, opts Options) (*Spool, Recovery, error) {
 	}
 	if opts.SegmentBytes <= 0 {
 		opts.SegmentBytes = 16 << 20
+	}
+	if opts.SegmentBytes > opts.MaxBytes/4 {
+		// Space is freed a segment at a time: keep segments small against the quota.
+		opts.SegmentBytes = max(opts.MaxBytes/4, 4096)
 	}
 	if opts.SyncDelay < 0 {
 		opts.SyncDelay = 0
@@ -336,7 +341,11 @@ func (s *Spool) Append(payload []byte, wait bool) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	if s.total+int64(len(frame)) > s.opts.MaxBytes {
+	if s.full || s.total+int64(len(frame)) > s.opts.MaxBytes {
+		// Once full, stay full until a tenth of the quota is free again, so
+		// that small messages do not squeeze in and starve large ones, and
+		// publishers are pushed back in one clear episode, not a flutter.
+		s.full = true
 		s.mu.Unlock()
 		return ErrFull
 	}
@@ -509,11 +518,11 @@ func (s *Spool) Stats() Stats {
 	return Stats{Bytes: s.total, Segments: len(s.segs), End: s.end, Synced: s.synced, MaxBytes: s.opts.MaxBytes}
 }
 
-// Full reports whether an append of n bytes would be refused for the quota.
-func (s *Spool) Full(n int) bool {
+// Full reports whether the spool is refusing appends for its quota.
+func (s *Spool) Full() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.total+int64(n+headerSize) > s.opts.MaxBytes
+	return s.full
 }
 
 // Close syncs what was written and closes the spool. Consumers must not be
@@ -554,6 +563,17 @@ func (s *Spool) gcLocked() {
 		}
 		s.total -= s.segs[0].size
 		s.segs = s.segs[1:]
+	}
+	// Everything is consumed but the active segment still holds the bytes:
+	// start a new one so that the old can go.
+	if s.full && min >= s.end && s.segs[len(s.segs)-1].size > 0 && min >= s.synced {
+		if err := s.rollLocked(); err == nil {
+			s.gcLocked()
+			return
+		}
+	}
+	if s.full && s.total <= s.opts.MaxBytes-s.opts.MaxBytes/10 {
+		s.full = false
 	}
 }
 
