@@ -21,14 +21,18 @@ func loadDevices(t testing.TB, n int) string {
 	t.Helper()
 	var b strings.Builder
 	for i := 1; i <= n; i++ {
-		id := fmt.Sprintf("load-%d", i)
-		h, err := fleet.HashPassword("pw-"+id, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(&b, "  - {id: %s, kind: bin, category: other, contractor: greenclean, district: south, password_hash: %q}\n", id, h)
+		b.WriteString(loadDevice(t, fmt.Sprintf("load-%d", i)))
 	}
 	return b.String()
+}
+
+func loadDevice(t testing.TB, id string) string {
+	t.Helper()
+	h, err := fleet.HashPassword("pw-"+id, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("  - {id: %s, kind: bin, category: other, contractor: greenclean, district: south, password_hash: %q}\n", id, h)
 }
 
 // ackLog records every reading whose publish was acknowledged.
