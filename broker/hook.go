@@ -175,7 +175,9 @@ func (h *hook) refuse(cl *mqtt.Client, pk packets.Packet, herr error) error {
 
 var _ = context.Background
 
-// levelFloor drops records below min.
+// levelFloor drops mochi's records below min, and its "publish packet
+// error" lines: mochi logs every refused publish with its whole payload at
+// error level, while the gateway counts refusals and logs them at a bounded rate.
 type levelFloor struct {
 	h   slog.Handler
 	min slog.Level
@@ -184,7 +186,12 @@ type levelFloor struct {
 func (l levelFloor) Enabled(ctx context.Context, lv slog.Level) bool {
 	return lv >= l.min && l.h.Enabled(ctx, lv)
 }
-func (l levelFloor) Handle(ctx context.Context, r slog.Record) error { return l.h.Handle(ctx, r) }
+func (l levelFloor) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "publish packet error" {
+		return nil
+	}
+	return l.h.Handle(ctx, r)
+}
 func (l levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
 	return levelFloor{h: l.h.WithAttrs(a), min: l.min}
 }

@@ -318,3 +318,66 @@ func TestSpoolRepairedAtStart(t *testing.T) {
 }
 
 var _ = errors.New
+
+// A full disk under the spool is treated like a full quota: publishers are
+// pushed back, nothing acknowledged is lost, and ingest resumes once the
+// writer has freed space.
+func TestDiskFullPushesBackAndRecovers(t *testing.T) {
+	disk := testenv.SmallDisk(t, 512<<10)
+	h := newHarnessYAML(t, loadDevices(t, 1), "", func(c *fleet.Config) {
+		c.Spool.Dir = filepath.Join(disk, "spool")
+		c.Spool.SegmentBytes = 64 << 10 // the quota (2 GiB) is far beyond the disk
+	})
+	h.influx.Stop()
+	ctx := context.Background()
+	conn, err := net.Dial("tcp", h.g.MQTTAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v5 := paho.NewClient(paho.ClientConfig{Conn: conn})
+	defer v5.Disconnect(&paho.Disconnect{})
+	if _, err := v5.Connect(ctx, &paho.Connect{ClientID: "v5-disk", Username: "load-1", UsernameFlag: true,
+		Password: []byte("pw-load-1"), PasswordFlag: true, KeepAlive: 30, CleanStart: true}); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+	upload := func(n int) []byte {
+		var parts []string
+		for i := 0; i < 20; i++ {
+			parts = append(parts, fmt.Sprintf(`{"ts":%d,"fill_pct":%d,"weight_kg":12.5}`, base.Add(time.Duration(n*20+i)*time.Millisecond).UnixMilli(), (n*20+i)%101))
+		}
+		return []byte("[" + strings.Join(parts, ",") + "]")
+	}
+	acked, code := 0, byte(0)
+	for n := 0; n < 5000; n++ {
+		pr, err := v5.Publish(ctx, &paho.Publish{QoS: 1, Topic: topic("load-1", "telemetry"), Payload: upload(n)})
+		if err != nil {
+			if pr != nil {
+				code = pr.ReasonCode
+			}
+			break
+		}
+		acked++
+	}
+	if code != 0x97 || acked == 0 {
+		t.Fatalf("after %d acknowledged uploads: reason code %#x, want 0x97", acked, code)
+	}
+	if !strings.Contains(h.logs.String(), "disk full") {
+		t.Errorf("the log does not say the disk is full:\n%s", h.logs.String())
+	}
+	if err := h.influx.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	want := int64(acked * 20)
+	eventually(t, 60*time.Second, "every acknowledged reading", func() bool {
+		return h.influx.Count(t, "bin", "fill_pct", `"device"='load-1'`) == want
+	})
+	// Space is back: ingest resumes by itself.
+	eventually(t, 30*time.Second, "a publish to be accepted again", func() bool {
+		pr, err := v5.Publish(ctx, &paho.Publish{QoS: 1, Topic: topic("load-1", "telemetry"), Payload: upload(9000)})
+		if err != nil {
+			t.Logf("publish: %v %+v %+v", err, pr, h.g.spool.Stats())
+		}
+		return err == nil
+	})
+}

@@ -39,6 +39,8 @@ func newSpoolMetrics(reg prometheus.Registerer) *spoolMetrics {
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sanigate_spool_bytes", Help: "Bytes held in the spool."},
 			func() float64 { return float64(m.stats().Bytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sanigate_spool_records", Help: "Records (device messages) held in the spool."},
+			func() float64 { return float64(m.stats().Records) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sanigate_spool_max_bytes", Help: "The spool's quota."},
 			func() float64 { return float64(m.stats().MaxBytes) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sanigate_spool_segments", Help: "Segment files in the spool."},

@@ -171,7 +171,7 @@ func (p *Pipeline) store(dev *fleet.Device, rs []Reading, wait bool, transport s
 				p.metrics.Backpressured.WithLabelValues(transport).Inc()
 			}
 			if n, ok := p.limiter.allow("full"); ok {
-				p.log.Warn("spool full: pushing back on senders", "device", dev.ID, "transport", transport, "suppressed", n)
+				p.log.Warn("spool full: pushing back on senders", "device", dev.ID, "transport", transport, "error", err.Error(), "suppressed", n)
 			}
 			return fmt.Errorf("%w: %w", ErrBackpressure, err)
 		}

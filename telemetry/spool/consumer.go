@@ -259,8 +259,16 @@ func (c *Consumer) closeFile() {
 }
 
 // Commit persists the cursor at off (a Record's End): everything before it is
-// done with. Segments every consumer has passed are deleted.
+// done with. Segments every consumer has passed are deleted first, so that a
+// full disk frees the room the cursor file needs; a cursor that could not be
+// persisted only means records are read again after a restart.
 func (c *Consumer) Commit(off int64) error {
+	c.s.mu.Lock()
+	if off > c.committed {
+		c.committed = off
+	}
+	c.s.gcLocked()
+	c.s.mu.Unlock()
 	tmp := c.path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(off, 10)+"\n"), 0o640); err != nil {
 		return fmt.Errorf("spool: cursor %s: %w", c.name, err)
@@ -268,12 +276,6 @@ func (c *Consumer) Commit(off int64) error {
 	if err := os.Rename(tmp, c.path); err != nil {
 		return fmt.Errorf("spool: cursor %s: %w", c.name, err)
 	}
-	c.s.mu.Lock()
-	if off > c.committed {
-		c.committed = off
-	}
-	c.s.gcLocked()
-	c.s.mu.Unlock()
 	return nil
 }
 

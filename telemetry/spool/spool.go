@@ -99,9 +99,10 @@ type Spool struct {
 }
 
 type segment struct {
-	base int64
-	size int64
-	path string
+	base    int64
+	size    int64
+	records int64
+	path    string
 }
 
 func (s segment) end() int64 { return s.base + s.size }
@@ -162,6 +163,7 @@ func Open(dir string, opts Options) (*Spool, Recovery, error) {
 			return nil, rec, fmt.Errorf("spool: check %s: %w", s.segs[i].path, err)
 		}
 		rec.Records += n
+		s.segs[i].records = n
 		if good < size {
 			cut := size - good
 			if last {
@@ -360,13 +362,16 @@ func (s *Spool) Append(payload []byte, wait bool) error {
 		if n > 0 {
 			_ = s.active.Truncate(s.segs[len(s.segs)-1].size)
 		}
-		s.mu.Unlock()
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-			return ErrFull
+			s.full = true
+			s.mu.Unlock()
+			return fmt.Errorf("%w: disk full: %v", ErrFull, err)
 		}
+		s.mu.Unlock()
 		return fmt.Errorf("spool: append: %w", err)
 	}
 	s.segs[len(s.segs)-1].size += int64(len(frame))
+	s.segs[len(s.segs)-1].records++
 	s.total += int64(len(frame))
 	s.end += int64(len(frame))
 	end := s.end
@@ -504,6 +509,7 @@ func (s *Spool) syncOnce() {
 
 // Stats is a snapshot of the spool's size.
 type Stats struct {
+	Records  int64
 	Bytes    int64
 	Segments int
 	End      int64
@@ -515,7 +521,11 @@ type Stats struct {
 func (s *Spool) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Bytes: s.total, Segments: len(s.segs), End: s.end, Synced: s.synced, MaxBytes: s.opts.MaxBytes}
+	var n int64
+	for _, sg := range s.segs {
+		n += sg.records
+	}
+	return Stats{Records: n, Bytes: s.total, Segments: len(s.segs), End: s.end, Synced: s.synced, MaxBytes: s.opts.MaxBytes}
 }
 
 // Full reports whether the spool is refusing appends for its quota.
