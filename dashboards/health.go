@@ -64,7 +64,7 @@ func Health() *Dashboard {
 		prom(q(`sum by (class) (increase(sanigate_write_errors_total{}[$__rate_interval]))`), "{{class}}"),
 		prom(q(`sum(increase(sanigate_dead_letters_total{}[$__rate_interval]))`), "dead letters")))
 
-	b.row("Modbus")
+	b.row("Modbus 采集 Modbus polling")
 	b.add(8, 8, bars("轮询结果 Polls by result /s", "cps", true,
 		prom(q(`sum by (result) (rate(sanigate_modbus_polls_total{}[$__rate_interval]))`), "{{result}}")))
 	b.add(8, 8, bars("轮询错误 Poll errors by kind /s", "cps", true,
