@@ -205,8 +205,8 @@ func geomap(title string, layer string, colorField string, targets ...*Target) *
 		"config": map[string]any{"showLegend": true, "style": map[string]any{
 			"color": color, "opacity": 0.8, "size": map[string]any{"fixed": 5},
 			"symbol": map[string]any{"fixed": "img/icons/marker/circle.svg", "mode": "fixed"}}}}
-	if layer == "route" {
-		lyr["config"].(map[string]any)["arrow"] = 0
+	if colorField != "" {
+		p.FieldConfig.Defaults.Color = map[string]any{"mode": "continuous-GrYlRd"}
 	}
 	p.Options = map[string]any{
 		"view":     map[string]any{"id": "coords", "lat": 39.925, "lon": 116.40, "zoom": 11, "allLayers": true},
