@@ -71,7 +71,10 @@ func (d *simDay) readings(t *testing.T) {
 	codec.Now = func() time.Time { return d.now }
 	for _, sim := range simulators.FleetFrom(d.cfg, 42) {
 		dev := devs[sim.ID()]
-		every := reportEvery[sim.Kind()]
+		every, ok := reportEvery[sim.Kind()]
+		if !ok {
+			continue
+		}
 		for now := d.start; !now.After(d.now); now = now.Add(every) {
 			for _, m := range sim.Step(now) {
 				rs, err := codec.Decode(dev.ID, dev.Kind, m.Channel == "events", m.Payload)
@@ -248,18 +251,31 @@ func (d *simDay) coverage() {
 }
 
 // weighings writes what a plant's weighbridge reports for each kitchen
-// truck that unloaded there, a few minutes after it began.
+// truck that unloaded there, a few minutes after it began: the events of
+// the registered weighbridge at that site, or of one named after the site.
 func (d *simDay) weighings() {
 	rng := rand.New(rand.NewPCG(7, 7))
+	bridge := map[string]*fleet.Device{} // site -> weighbridge
+	for i := range d.cfg.Devices {
+		dev := &d.cfg.Devices[i]
+		if dev.Kind == "weighbridge" && dev.Lat != nil && dev.Lon != nil {
+			for _, s := range d.cfg.Map.Locate(*dev.Lat, *dev.Lon).Sites {
+				bridge[s] = dev
+			}
+		}
+	}
 	for i, u := range d.unloads {
 		if u.Category != "kitchen" || u.Site == "" {
 			continue
 		}
+		tags := map[string]string{"device": "wb-" + u.Site, "kind": "weighbridge", "event": "weighing", "site": u.Site, "district": u.District}
+		if dev := bridge[u.Site]; dev != nil {
+			tags["device"], tags["contractor"] = dev.ID, dev.Contractor
+		}
 		load, _ := u.Num("load_kg")
 		tare := 9800 + rng.Float64()*400
-		d.line("event", map[string]string{"device": "wb-" + u.Site, "kind": "weighbridge", "event": "weighing", "site": u.Site, "district": u.District},
-			map[string]any{"truck_id": u.Device, "gross_kg": tare + load, "tare_kg": tare, "net_kg": load, "weighing_seq": i + 1},
-			u.Time.Add(3*time.Minute))
+		d.line("event", tags, map[string]any{"truck_id": u.Device, "gross_kg": tare + load, "tare_kg": tare, "net_kg": load,
+			"weighing_seq": float64(i + 1), "stable": true}, u.Time.Add(3*time.Minute))
 	}
 }
 
@@ -296,7 +312,7 @@ func (d *simDay) violations() {
 			n++
 			kind := kindOf[typ]
 			if kind == "" { // device_offline: any kind
-				kind = fleet.Kinds[k%len(fleet.Kinds)]
+				kind = []string{"bin", "truck", "toilet", "sweeper"}[k%4]
 			}
 			devs := byKind[kind]
 			dev := devs[rng.IntN(len(devs))]
