@@ -7,7 +7,7 @@ INFLUXDB_VERSION := v1.8.10
 
 export PATH := $(TOOLS)/bin:$(PATH)
 
-.PHONY: all build run test tools bench lint vet fmt clean demo-config
+.PHONY: all build run test tools bench lint vet fmt clean demo-config dashboards
 
 all: build
 
@@ -47,6 +47,10 @@ vet:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+## dashboards: regenerate the Grafana dashboards in dashboards/json from their Go definitions
+dashboards:
+	$(GO) run ./dashboards/gen
 
 ## demo-config: regenerate examples/demo/sanigate.yaml
 demo-config:
