@@ -48,6 +48,9 @@ type Gateway struct {
 
 	readyMu  sync.Mutex
 	influxOK error
+
+	// Profiling serves Go's profiler under /debug/pprof/ (set before Start).
+	Profiling bool
 }
 
 // New builds the gateway from a loaded configuration. Nothing listens until Start.

@@ -59,6 +59,7 @@ Flags:
 		spoolDir   = fs.String("spool-dir", "", "spool `folder`, overrides spool.dir")
 		logLevel   = fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 		logFormat  = fs.String("log-format", "text", "log `format`: text or json")
+		pprofOn    = fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -112,6 +113,7 @@ Flags:
 		fmt.Fprintf(stderr, "sanigate: %v\n", err)
 		return 1
 	}
+	g.Profiling = *pprofOn
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := g.Start(ctx); err != nil {
