@@ -24,14 +24,15 @@ const TopicPrefix = "sanigate/v1/devices/"
 
 // Handler receives every authorised publish. HandlePublish is called from the
 // publishing client's connection goroutine, concurrently for different
-// clients; when wait is true (QoS 1 and 2) it must return only once the
-// message is durable, because its return releases the PUBACK.
+// clients, in each client's order. It returns a refusal at once; otherwise,
+// for QoS 1 (done not nil) it calls done once the message is durable (nil) or
+// could not be made so, without blocking: done releases the PUBACK.
 //
-// Its error decides the acknowledgement: ErrPayloadRejected for a message
+// An error decides the acknowledgement: ErrPayloadRejected for a message
 // refused for its content, ErrQuota when storage is full; any other error is
 // treated as a transient failure.
 type Handler interface {
-	HandlePublish(device, channel string, payload []byte, wait bool) error
+	HandlePublish(device, channel string, payload []byte, done func(error)) error
 }
 
 // Authenticator checks a device's credentials.

@@ -13,6 +13,8 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
+var errInternal = errors.New("internal error")
+
 // Channels a device may publish on, under its own TopicPrefix+id+"/".
 var publishChannels = map[string]bool{"telemetry": true, "events": true, "status": true}
 
@@ -26,7 +28,7 @@ type hook struct {
 	handler Handler
 
 	mu     sync.Mutex
-	online map[*mqtt.Client]string // authenticated clients -> device id
+	online map[*mqtt.Client]*acker // authenticated clients -> their PUBACK sender
 }
 
 func (h *hook) ID() string { return "sanigate-devices" }
@@ -74,10 +76,10 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	defer h.recovered("session", cl)
 	h.mu.Lock()
 	if h.online == nil {
-		h.online = map[*mqtt.Client]string{}
+		h.online = map[*mqtt.Client]*acker{}
 	}
 	if _, ok := h.online[cl]; !ok {
-		h.online[cl] = string(cl.Properties.Username)
+		h.online[cl] = newAcker(h.b, cl)
 		h.b.metrics.connected.Inc()
 		h.b.metrics.connectedN.Add(1)
 	}
@@ -93,7 +95,8 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		h.b.logLimited("too_large", "mqtt packet over the size limit; client disconnected", "device", string(cl.Properties.Username))
 	}
 	h.mu.Lock()
-	if _, ok := h.online[cl]; ok {
+	if a, ok := h.online[cl]; ok {
+		a.close()
 		delete(h.online, cl)
 		h.b.metrics.connected.Dec()
 		h.b.metrics.connectedN.Add(-1)
@@ -130,10 +133,20 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (out packets.Packet
 	if cl.Net.Inline {
 		return pk, nil
 	}
+	var (
+		a    *acker
+		slot *ackSlot
+	)
 	defer func() {
 		if r := recover(); r != nil {
 			h.recoveredValue("publish", cl, r)
-			out, err = pk, h.refuse(cl, pk, fmt.Errorf("internal error"))
+			if slot != nil {
+				// Keep the acknowledgement order moving.
+				a.complete(slot, errInternal)
+				out, err = pk, packets.ErrRejectPacket
+				return
+			}
+			out, err = pk, h.refuse(cl, pk, errInternal)
 		}
 	}()
 	device := string(cl.Properties.Username)
@@ -142,13 +155,28 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (out packets.Packet
 		// Presence: retained and delivered to subscribers; not a reading.
 		return pk, nil
 	}
-	herr := h.handler.HandlePublish(device, channel, pk.Payload, pk.FixedHeader.Qos > 0)
-	if herr == nil {
-		// Stored: acknowledge, and do not route readings to subscribers, which
-		// no device may have anyway.
+	if pk.FixedHeader.Qos == 0 {
+		if herr := h.handler.HandlePublish(device, channel, pk.Payload, nil); herr != nil {
+			return pk, packets.ErrRejectPacket
+		}
 		return pk, packets.CodeSuccessIgnore
 	}
-	return pk, h.refuse(cl, pk, herr)
+	h.mu.Lock()
+	a = h.online[cl]
+	h.mu.Unlock()
+	if a == nil {
+		// Not established (cannot happen after CONNACK); answer the old way.
+		if herr := h.handler.HandlePublish(device, channel, pk.Payload, nil); herr != nil {
+			return pk, h.refuse(cl, pk, herr)
+		}
+		return pk, packets.CodeSuccessIgnore
+	}
+	// The acker answers once the message is durable; mochi sends nothing.
+	slot = a.reserve(pk.PacketID)
+	if herr := h.handler.HandlePublish(device, channel, pk.Payload, func(err error) { a.complete(slot, err) }); herr != nil {
+		a.complete(slot, herr)
+	}
+	return pk, packets.ErrRejectPacket
 }
 
 func (h *hook) recoveredValue(where string, cl *mqtt.Client, r any) {

@@ -15,6 +15,7 @@ type metrics struct {
 	aclDenied    prometheus.Counter
 	panics       *prometheus.CounterVec
 	rejected     *prometheus.CounterVec
+	negativeAcks *prometheus.CounterVec
 
 	logMu   sync.Mutex
 	logNext map[string]time.Time
@@ -38,10 +39,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sanigate_mqtt_packets_rejected_total", Help: "MQTT packets refused by the broker before decoding, by reason.",
 		}, []string{"reason"}),
+		negativeAcks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sanigate_mqtt_negative_acks_total", Help: "MQTT 5 PUBACKs with a failure reason code, by reason.",
+		}, []string{"reason"}),
 		logNext: map[string]time.Time{},
 		logSkip: map[string]int{},
 	}
-	for _, c := range []prometheus.Collector{m.connected, m.authFailures, m.aclDenied, m.panics, m.rejected} {
+	for _, c := range []prometheus.Collector{m.connected, m.authFailures, m.aclDenied, m.panics, m.rejected, m.negativeAcks} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

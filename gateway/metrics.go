@@ -126,8 +126,8 @@ type appendCounter struct {
 	m  *spoolMetrics
 }
 
-func (a appendCounter) Append(rec []byte, wait bool) error {
-	err := a.sp.Append(rec, wait)
+func (a appendCounter) AppendNotify(rec []byte, done func(error)) error {
+	err := a.sp.AppendNotify(rec, done)
 	if err == nil {
 		a.m.appends.Inc()
 	} else if errors.Is(err, spool.ErrFull) {

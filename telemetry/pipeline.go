@@ -13,11 +13,13 @@ import (
 )
 
 // Sink takes encoded readings (InfluxDB line protocol, one message's lines)
-// for durable storage. Append with wait returns only once the record is
-// durable. It returns ErrFull (or an error wrapping it) when it has no room.
-// The spool is the Sink of the gateway.
+// for durable storage. AppendNotify returns once the record is written; when
+// done is not nil it is called later, once, with nil when the record is
+// durable or with the error that kept it from being so; it must not block.
+// A refused record (ErrFull, or an error wrapping it, when there is no room)
+// returns the error and done is never called. The spool is the gateway's Sink.
 type Sink interface {
-	Append(record []byte, wait bool) error
+	AppendNotify(record []byte, done func(error)) error
 }
 
 // Placer tells where a position is: its district and the sites it lies in.
@@ -93,8 +95,9 @@ var (
 )
 
 // HandlePublish ingests one MQTT message from device on channel ("telemetry"
-// or "events"). With wait it returns once the readings are durable.
-func (p *Pipeline) HandlePublish(device, channel string, payload []byte, wait bool) error {
+// or "events"). A refusal is returned at once; otherwise, when done is not nil
+// it is called once the readings are durable (nil) or could not be made so.
+func (p *Pipeline) HandlePublish(device, channel string, payload []byte, done func(error)) error {
 	dev, ok := p.fleet.Device(device)
 	if !ok {
 		return p.refuse(device, "", &RejectError{Reason: ReasonUnknownDevice, Index: -1, Detail: "not registered"})
@@ -115,7 +118,7 @@ func (p *Pipeline) HandlePublish(device, channel string, payload []byte, wait bo
 		}
 		return err
 	}
-	return p.store(dev, rs, wait, "mqtt")
+	return p.store(dev, rs, done, "mqtt")
 }
 
 // Emit stores readings produced by a driver (Modbus) without waiting for
@@ -136,7 +139,7 @@ func (p *Pipeline) Emit(ctx context.Context, rs []Reading) error {
 			return p.refuse(dev.ID, dev.Kind, err)
 		}
 	}
-	return p.store(dev, rs, false, "modbus")
+	return p.store(dev, rs, nil, "modbus")
 }
 
 func (p *Pipeline) refuse(device, kind string, re *RejectError) error {
@@ -153,14 +156,14 @@ func (p *Pipeline) refuse(device, kind string, re *RejectError) error {
 	return fmt.Errorf("%w: %w", ErrRefused, re)
 }
 
-func (p *Pipeline) store(dev *fleet.Device, rs []Reading, wait bool, transport string) error {
+func (p *Pipeline) store(dev *fleet.Device, rs []Reading, done func(error), transport string) error {
 	bp := p.bufs.Get().(*[]byte)
 	buf := (*bp)[:0]
 	for i := range rs {
 		p.enrich(dev, &rs[i])
 		buf = AppendLine(buf, &rs[i])
 	}
-	err := p.sink.Append(buf, wait)
+	err := p.sink.AppendNotify(buf, done)
 	*bp = buf
 	if cap(buf) <= 64<<10 {
 		p.bufs.Put(bp)

@@ -85,6 +85,7 @@ type Spool struct {
 	end      int64 // offset after the last written record
 	total    int64 // bytes in all segments
 	waiting  int   // appends waiting for a sync
+	pending  []notify
 	full     bool  // refusing appends until consumers free a tenth of the quota
 	kick     chan struct{}
 	consumer map[string]*Consumer
@@ -329,6 +330,27 @@ func readFrame(r io.Reader) ([]byte, time.Time, int64, error) {
 // sync will cover it. It returns ErrFull when the quota is reached or the disk
 // is full, writing nothing.
 func (s *Spool) Append(payload []byte, wait bool) error {
+	if !wait {
+		return s.AppendNotify(payload, nil)
+	}
+	ch := make(chan error, 1)
+	if err := s.AppendNotify(payload, func(err error) { ch <- err }); err != nil {
+		return err
+	}
+	return <-ch
+}
+
+// notify is a durable-append callback waiting for the sync covering end.
+type notify struct {
+	end  int64
+	done func(error)
+}
+
+// AppendNotify writes one record and, when done is not nil, calls done once
+// the record is synced to disk (nil) or its sync failed (the error). Callbacks
+// run on the spool's sync goroutine, in append order; they must not block.
+// A refused append (ErrFull, ErrClosed) returns its error and never calls done.
+func (s *Spool) AppendNotify(payload []byte, done func(error)) error {
 	if len(payload) == 0 || len(payload) > maxRecord {
 		return fmt.Errorf("spool: record of %d bytes (1..%d allowed)", len(payload), maxRecord)
 	}
@@ -374,44 +396,16 @@ func (s *Spool) Append(payload []byte, wait bool) error {
 	s.segs[len(s.segs)-1].records++
 	s.total += int64(len(frame))
 	s.end += int64(len(frame))
-	end := s.end
-	if wait {
+	if done != nil {
 		s.waiting++
+		s.pending = append(s.pending, notify{end: s.end, done: done})
 	}
 	s.mu.Unlock()
 	select {
 	case s.kick <- struct{}{}:
 	default:
 	}
-	if !wait {
-		return nil
-	}
-	return s.waitSynced(end)
-}
-
-func (s *Spool) waitSynced(end int64) error {
-	for {
-		s.mu.Lock()
-		synced, ch, err := s.synced, s.syncedCh, s.errSync
-		s.mu.Unlock()
-		if synced >= end {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		select {
-		case <-ch:
-		case <-s.done:
-			s.mu.Lock()
-			synced = s.synced
-			s.mu.Unlock()
-			if synced >= end {
-				return nil
-			}
-			return ErrClosed
-		}
-	}
+	return nil
 }
 
 // rollLocked syncs and closes the active segment and starts a new one.
@@ -498,13 +492,27 @@ func (s *Spool) syncOnce() {
 	s.mu.Lock()
 	if err != nil {
 		s.errSync = fmt.Errorf("spool: sync: %w", err)
+		err = s.errSync
 	} else if end > s.synced {
 		s.synced = end
 		s.errSync = nil
 	}
+	// The appends this sync covered learn their fate, in order.
+	k := 0
+	for k < len(s.pending) && s.pending[k].end <= end {
+		k++
+	}
+	ready := s.pending[:k:k]
+	s.pending = s.pending[k:]
+	if len(s.pending) == 0 {
+		s.pending = nil
+	}
 	close(s.syncedCh)
 	s.syncedCh = make(chan struct{})
 	s.mu.Unlock()
+	for _, n := range ready {
+		n.done(err)
+	}
 }
 
 // Stats is a snapshot of the spool's size.
@@ -549,6 +557,10 @@ func (s *Spool) Close() error {
 	s.wg.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, n := range s.pending { // the final sync failed for these
+		n.done(ErrClosed)
+	}
+	s.pending = nil
 	err := s.active.Sync()
 	if cerr := s.active.Close(); err == nil {
 		err = cerr
