@@ -38,14 +38,16 @@ func openStore(ctx context.Context, driver, dsn string) (*store, error) {
 	)
 	switch driver {
 	case SQLite:
-		// WAL lets readers run beside the writer; one connection makes
-		// writes strictly serial, which SQLite needs anyway, and spares us
-		// SQLITE_BUSY.
+		// WAL lets readers run beside the writer; BEGIN IMMEDIATE takes the
+		// write lock up front (waiting up to busy_timeout), so a transaction
+		// never fails upgrading a read lock when another process shares the
+		// file; one connection per process keeps its writes strictly serial,
+		// which SQLite needs anyway.
 		sep := "?"
 		if strings.Contains(dsn, "?") {
 			sep = "&"
 		}
-		db, err = sql.Open("sqlite", "file:"+dsn+sep+"_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)")
+		db, err = sql.Open("sqlite", "file:"+dsn+sep+"_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate")
 		if err == nil {
 			db.SetMaxOpenConns(1)
 		}
