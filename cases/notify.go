@@ -98,7 +98,6 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, c.ID, unit, ch.channel, ch.target, event, stri
 			return err
 		}
 	}
-	s.wake()
 	return nil
 }
 

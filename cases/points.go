@@ -15,8 +15,11 @@ type event struct {
 	at     time.Time
 }
 
-// emit counts the events and writes them as `case` points.
+// emit runs after a commit: it wakes the outbox worker (a notification
+// queued in the transaction is visible now, not before), counts the events
+// and writes them as `case` points.
 func (s *Service) emit(ctx context.Context, evs []event) {
+	s.wake()
 	if len(evs) == 0 {
 		return
 	}

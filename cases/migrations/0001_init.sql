@@ -47,6 +47,7 @@ CREATE TABLE cases (
 -- here, and the loser merges into the winner's case.
 CREATE UNIQUE INDEX cases_open_key ON cases (case_key) WHERE is_open = 1;
 CREATE INDEX cases_key ON cases (case_key, id);
+CREATE INDEX cases_type ON cases (type, id);
 CREATE INDEX cases_state ON cases (state, id);
 CREATE INDEX cases_district ON cases (district, id);
 CREATE INDEX cases_unit ON cases (unit, id);
