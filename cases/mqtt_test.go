@@ -18,7 +18,9 @@ func (terminalAuth) Authenticate(device, password string) bool {
 
 type ignorePublishes struct{}
 
-func (ignorePublishes) HandlePublish(device, channel string, payload []byte, wait bool) error { return nil }
+func (ignorePublishes) HandlePublish(device, channel string, payload []byte, wait bool) error {
+	return nil
+}
 
 // A crew terminal, connected to the embedded broker as a device, receives
 // the dispatch on its own cmd topic.

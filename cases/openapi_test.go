@@ -164,10 +164,10 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 			path = "/api/v1/devices/bin-0042"
 		}
 		probes := []probe{
-			{tokCity, path, `{"note":"checked"}`},                                   // success
-			{"", path, ""},                                                          // 401
+			{tokCity, path, `{"note":"checked"}`}, // success
+			{"", path, ""},                        // 401
 			{tokCity, strings.Replace(path, "/"+id, "/999999", 1), `{"note":"x"}`}, // 404 where there is an id
-			{tokCity, path + "?limit=0&by=nope&period=week", `{"unknown":1}`},       // 400 where there are parameters
+			{tokCity, path + "?limit=0&by=nope&period=week", `{"unknown":1}`},      // 400 where there are parameters
 		}
 		if tmpl == "/api/v1/cases/{id}/{action}" {
 			probes = append(probes, probe{tokCity, strings.Replace(path, "comment", "handle", 1), ""}) // 409
