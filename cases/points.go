@@ -15,6 +15,18 @@ type event struct {
 	at     time.Time
 }
 
+// The InfluxDB schema the dashboards read:
+//
+//	case      time = the event; tags type, severity, district, unit, action (filed, dispatched, accepted,
+//	          handled, closed, rejected, transferred, deferred, overdue, reworked, reopened);
+//	          fields case_id (string), count=1i, overdue (bool), elapsed_s (float, seconds since filing)
+//	case_kpi  time = the start of the day in the city zone; tags unit, district, period=day;
+//	          fields due, closed, closed_on_time, reworked, extended, open, overdue, recurrences (integers),
+//	          closure_rate, on_time_rate, rework_rate, extension_rate (0..1), mean_accept_s, mean_close_s
+//
+// Empty tags are left out. A rewritten case_kpi point (same day, unit and
+// district) replaces the previous one.
+
 // emit runs after a commit: it wakes the outbox worker (a notification
 // queued in the transaction is visible now, not before), counts the events
 // and writes them as `case` points.

@@ -116,6 +116,7 @@ type TransitionError struct {
 	Allowed []Action // what may be done in State instead
 }
 
+// Error names the case, the state, the refused action and the allowed ones.
 func (e *TransitionError) Error() string {
 	names := make([]string, len(e.Allowed))
 	for i, a := range e.Allowed {
