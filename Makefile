@@ -14,12 +14,14 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# Debian packages the tests talk to: a third-party Modbus stack.
+# Debian packages the tests talk to: a third-party Modbus stack (PostgreSQL
+# for the case store comes through scripts/install-postgres.sh).
 DEB_PACKAGES := python3-pymodbus
 
 ## tools: install what tests and the demo need (InfluxDB 1.8.10 into .tools/bin, Debian packages)
 tools: $(INFLUXD)
 	@scripts/install-packages.sh $(DEB_PACKAGES)
+	@scripts/install-postgres.sh
 
 $(INFLUXD):
 	@echo ">> installing InfluxDB $(INFLUXDB_VERSION) into .tools/bin (a few minutes the first time)"

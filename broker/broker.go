@@ -63,6 +63,7 @@ type Options struct {
 
 // Broker is the embedded MQTT broker.
 type Broker struct {
+	hook    *hook
 	srv     *mqtt.Server
 	ln      *listener
 	log     *slog.Logger
@@ -105,6 +106,7 @@ func New(opts Options) (*Broker, error) {
 	})
 	b := &Broker{srv: srv, log: opts.Logger, metrics: m}
 	h := &hook{b: b, auth: opts.Auth, handler: opts.Handler}
+	b.hook = h
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -133,6 +135,13 @@ func (b *Broker) Addr() string { return b.ln.Address() }
 // terminal's topic).
 func (b *Broker) Publish(topic string, payload []byte, retain bool, qos byte) error {
 	return b.srv.Publish(topic, payload, retain, qos)
+}
+
+// Online reports whether device has an open, authenticated connection.
+func (b *Broker) Online(device string) bool {
+	b.hook.mu.Lock()
+	defer b.hook.mu.Unlock()
+	return b.hook.devices[device] > 0
 }
 
 // ConnectedDevices is the number of authenticated device connections.

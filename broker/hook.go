@@ -27,8 +27,9 @@ type hook struct {
 	auth    Authenticator
 	handler Handler
 
-	mu     sync.Mutex
-	online map[*mqtt.Client]*acker // authenticated clients -> their PUBACK sender
+	mu      sync.Mutex
+	online  map[*mqtt.Client]*acker // authenticated clients -> their PUBACK sender
+	devices map[string]int          // device id -> its open connections
 }
 
 func (h *hook) ID() string { return "sanigate-devices" }
@@ -80,6 +81,10 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	}
 	if _, ok := h.online[cl]; !ok {
 		h.online[cl] = newAcker(h.b, cl)
+		if h.devices == nil {
+			h.devices = map[string]int{}
+		}
+		h.devices[string(cl.Properties.Username)]++
 		h.b.metrics.connected.Inc()
 		h.b.metrics.connectedN.Add(1)
 	}
@@ -98,6 +103,10 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if a, ok := h.online[cl]; ok {
 		a.close()
 		delete(h.online, cl)
+		id := string(cl.Properties.Username)
+		if h.devices[id]--; h.devices[id] <= 0 {
+			delete(h.devices, id)
+		}
 		h.b.metrics.connected.Dec()
 		h.b.metrics.connectedN.Add(-1)
 	}

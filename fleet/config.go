@@ -33,6 +33,12 @@ type Config struct {
 	// Modbus is the raw modbus section; drivers/modbus parses it so that its
 	// register vocabulary stays with the driver.
 	Modbus yaml.Node `yaml:"modbus"`
+	// Cases is the raw cases section (store, units, dispatch, deadlines,
+	// tokens); the cases package parses it.
+	Cases yaml.Node `yaml:"cases"`
+	// Violations is the raw violations section (detector thresholds); the
+	// violations package parses it.
+	Violations yaml.Node `yaml:"violations"`
 
 	// File is the path the configuration was loaded from; relative paths in
 	// it (GeoJSON files, the spool folder) are resolved against its folder.

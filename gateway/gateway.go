@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sanigate/sanigate/broker"
+	"github.com/sanigate/sanigate/cases"
 	"github.com/sanigate/sanigate/drivers/modbus"
 	"github.com/sanigate/sanigate/fleet"
 	"github.com/sanigate/sanigate/telemetry"
@@ -32,16 +33,20 @@ type Gateway struct {
 	reg      *prometheus.Registry
 	registry *fleet.Registry
 
-	spool    *spool.Spool
-	recovery spool.Recovery
-	pipeline *telemetry.Pipeline
-	writer   *telemetry.Writer
-	broker   *broker.Broker
-	http     *http.Server
-	httpLn   net.Listener
-	sm       *spoolMetrics
-	modbus   *modbus.Config
-	poller   *modbus.Poller
+	spool       *spool.Spool
+	recovery    spool.Recovery
+	pipeline    *telemetry.Pipeline
+	writer      *telemetry.Writer
+	broker      *broker.Broker
+	http        *http.Server
+	httpLn      net.Listener
+	sm          *spoolMetrics
+	modbus      *modbus.Config
+	poller      *modbus.Poller
+	casesCfg    cases.Config
+	cases       *cases.Service
+	casesWG     sync.WaitGroup
+	casesCancel context.CancelFunc
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -62,7 +67,11 @@ func New(cfg *fleet.Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, log: log, reg: prometheus.NewRegistry(), registry: fleet.NewRegistry(cfg.Devices), modbus: mc}
+	cc, err := CasesConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, log: log, reg: prometheus.NewRegistry(), registry: fleet.NewRegistry(cfg.Devices), modbus: mc, casesCfg: cc}
 	g.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.influxOK = errors.New("not checked yet")
 	return g, nil
@@ -82,6 +91,26 @@ func (g *Gateway) MQTTAddr() string { return g.broker.Addr() }
 
 // HTTPAddr is the HTTP server's listening address.
 func (g *Gateway) HTTPAddr() string { return g.httpLn.Addr().String() }
+
+// Cases is the case service.
+func (g *Gateway) Cases() *cases.Service { return g.cases }
+
+// polledRecently reports whether a Modbus device answered within three poll intervals.
+func (g *Gateway) polledRecently(id string) bool {
+	if g.poller == nil {
+		return false
+	}
+	last := g.poller.LastSuccess(id)
+	if last.IsZero() {
+		return false
+	}
+	for _, d := range g.modbus.Devices {
+		if d.ID == id {
+			return time.Since(last) < 3*d.PollInterval
+		}
+	}
+	return false
+}
 
 // Poller is the Modbus poller, or nil when no device is polled.
 func (g *Gateway) Poller() *modbus.Poller { return g.poller }
@@ -158,6 +187,24 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		return err
 	}
 
+	g.cases, err = cases.Open(ctx, g.casesCfg, cases.Deps{
+		Calendar: cfg.WorkCalendar, Location: cfg.Location(), Publisher: g.broker, Points: spoolPoints{sp},
+		Devices:    directory{reg: g.registry, cfg: cfg, pipeline: g.pipeline, broker: g.broker, polled: g.polledRecently},
+		Registerer: g.reg, Logger: g.log.With("component", "cases"), Dir: filepath.Dir(cfg.File),
+	})
+	if err != nil {
+		return fmt.Errorf("cases: %w", err)
+	}
+	casesCtx, casesCancel := context.WithCancel(context.Background())
+	g.casesCancel = casesCancel
+	g.casesWG.Add(1)
+	go func() {
+		defer g.casesWG.Done()
+		if err := g.cases.Run(casesCtx); err != nil && casesCtx.Err() == nil {
+			g.log.Error("case workers stopped", "error", err)
+		}
+	}()
+
 	runCtx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	g.wg.Add(2)
@@ -224,6 +271,18 @@ func (g *Gateway) Close(ctx context.Context) error {
 		g.log.Info("stopping modbus polling")
 		_ = g.poller.Close()
 		g.poller = nil
+	}
+	if g.casesCancel != nil {
+		g.log.Info("stopping case workers")
+		g.casesCancel()
+		g.casesWG.Wait()
+		g.casesCancel = nil
+	}
+	if g.cases != nil {
+		if err := g.cases.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("cases: %w", err))
+		}
+		g.cases = nil
 	}
 	if g.cancel != nil {
 		g.log.Info("stopping writer")

@@ -20,6 +20,9 @@ func (g *Gateway) startHTTP() error {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", g.serveReady)
+	if g.cases != nil {
+		mux.Handle("/api/v1/", g.cases.Handler())
+	}
 	if g.Profiling {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -73,6 +73,9 @@ sanigate is running with the demo city.
   health          http://$HTTP_ADDR/healthz   http://$HTTP_ADDR/readyz
   InfluxDB        $INFLUX_URL   database "sanigate"
                   try: curl -sG $INFLUX_URL/query --data-urlencode db=sanigate --data-urlencode 'q=SELECT count(*) FROM bin'
+  cases API       curl -s -H 'Authorization: Bearer demo-city-office-token' http://$HTTP_ADDR/api/v1/cases
+                  (also /api/v1/devices, /api/v1/kpis; cases are kept in .run/cases.db)
+  Grafana         dashboards/README.md: point Grafana's provisioning at dashboards/provisioning
   logs            .run/logs/
 
 Press Ctrl-C to stop.

@@ -2,7 +2,10 @@ package simulators
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"strings"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -104,5 +107,58 @@ modbus:
     - {id: compactor-01, kind: bin, transport: tcp, address: "127.0.0.1:15024", unit_id: 1, poll_interval: 30s, timeout: 2s, profile: compactor_bin}
     - {id: compactor-02, kind: bin, transport: tcp, address: "127.0.0.1:15025", unit_id: 1, poll_interval: 30s, timeout: 2s, profile: compactor_bin}
 `)
+	b.WriteString(demoCases())
 	return b.Bytes(), nil
+}
+
+// DemoCityToken is the demo's API token for the city office (role city).
+// Demo only: real tokens are random and only their hashes are configured.
+const DemoCityToken = "demo-city-office-token"
+
+func demoTokenHash() string {
+	sum := sha256.Sum256([]byte(DemoCityToken))
+	return hex.EncodeToString(sum[:])
+}
+
+// demoCases dispatches the demo city's cases: truck violations to each
+// district's enforcement bureau, bins to the contractor, sweeping to the
+// other contractor, toilets to the toilet operator; the token's hash is
+// sha256 of DemoCityToken.
+func demoCases() string {
+	var b strings.Builder
+	b.WriteString(`cases:
+  store: {driver: sqlite, path: ../../.run/cases.db}
+  units:
+    - {id: city-office, name: 城管委 City administration office}
+    - {id: enforcement-north, name: 北苑区城管执法队 North enforcement bureau, mqtt_topic: sanigate/v1/devices/term-north/cmd, escalation: city-office}
+    - {id: enforcement-central, name: 中和区城管执法队 Central enforcement bureau, mqtt_topic: sanigate/v1/devices/term-central/cmd, escalation: city-office}
+    - {id: enforcement-south, name: 南湖区城管执法队 South enforcement bureau, mqtt_topic: sanigate/v1/devices/term-south/cmd, escalation: city-office}
+    - {id: greenclean, name: 绿洁环卫 Greenclean sanitation, contractor: greenclean, escalation: city-office}
+    - {id: citybright, name: 城亮保洁 Citybright cleaning, contractor: citybright, escalation: city-office}
+    - {id: toilet-operator, name: 公厕管理所 Public toilet operator, escalation: city-office}
+  dispatch:
+    default_unit: city-office
+    escalation_unit: city-office
+    rules:
+`)
+	for _, t := range []string{"illegal_dumping", "spillage", "overload"} {
+		for _, d := range []string{"north", "central", "south"} {
+			fmt.Fprintf(&b, "      - {type: %s, district: %s, unit: enforcement-%s}\n", t, d, d)
+		}
+	}
+	for _, r := range [][2]string{{"wrong_site", "city-office"}, {"mixed_collection", "city-office"},
+		{"bin_overflow", "greenclean"}, {"bin_damaged", "greenclean"}, {"sorting_contamination", "greenclean"}, {"bin_fire", "greenclean"},
+		{"missed_route", "citybright"}, {"sweeping_quality", "citybright"},
+		{"toilet_odour", "toilet-operator"}, {"toilet_consumables", "toilet-operator"}, {"toilet_safety", "toilet-operator"},
+		{"toilet_leak", "toilet-operator"}, {"toilet_cold", "toilet-operator"}} {
+		fmt.Fprintf(&b, "      - {type: %s, unit: %s}\n", r[0], r[1])
+	}
+	fmt.Fprintf(&b, `  deadlines:
+    - {type: "*", severity: critical, accept: 30m, close: 4h, working_time: false}
+    - {type: "*", severity: major, accept: 2h, close: 16h, working_time: true}
+    - {type: "*", severity: minor, accept: 4h, close: 24h, working_time: true}
+  tokens:
+    - {name: city-office-demo, role: city, token_hash: "sha256:%s"}
+`, demoTokenHash())
+	return b.String()
 }

@@ -45,6 +45,40 @@ type Pipeline struct {
 
 	gps      *fleet.GPSFilter
 	gpsState sync.Map // device id -> *gpsState
+	last     sync.Map // device id -> *Reading, its latest telemetry reading
+}
+
+// Last returns the latest telemetry reading (by device time) accepted from
+// device. The reading must not be modified.
+func (p *Pipeline) Last(device string) (*Reading, bool) {
+	v, ok := p.last.Load(device)
+	if !ok {
+		return nil, false
+	}
+	return v.(*Reading), true
+}
+
+func (p *Pipeline) remember(rs []Reading) {
+	var newest *Reading
+	for i := range rs {
+		if rs[i].Event == "" && (newest == nil || rs[i].Time.After(newest.Time)) {
+			newest = &rs[i]
+		}
+	}
+	if newest == nil {
+		return
+	}
+	r := *newest
+	r.Fields = append([]Field(nil), newest.Fields...)
+	for {
+		old, loaded := p.last.LoadOrStore(r.Device, &r)
+		if !loaded || old.(*Reading).Time.After(r.Time) {
+			return // stored, or a newer reading is already there
+		}
+		if p.last.CompareAndSwap(r.Device, old, &r) {
+			return
+		}
+	}
 }
 
 // gpsState is one moving device's GPS history: its filter track and the
@@ -180,6 +214,7 @@ func (p *Pipeline) store(dev *fleet.Device, rs []Reading, done func(error), tran
 		}
 		return fmt.Errorf("telemetry: store %s: %w", dev.ID, err)
 	}
+	p.remember(rs)
 	if p.metrics != nil {
 		p.metrics.MessagesAccepted.WithLabelValues(dev.Kind, transport).Inc()
 		p.metrics.ReadingsAccepted.WithLabelValues(dev.Kind).Add(float64(len(rs)))

@@ -103,6 +103,10 @@ Flags:
 		fmt.Fprintf(stderr, "sanigate: %v\n", err)
 		return 1
 	}
+	if _, err := gateway.CasesConfig(cfg); err != nil {
+		fmt.Fprintf(stderr, "sanigate: %v\n", err)
+		return 1
+	}
 	if *check {
 		fmt.Fprintf(stdout, "%s: configuration is valid (%d devices)\n", *configPath, len(cfg.Devices))
 		return 0

@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sanigate/sanigate/broker"
+	"github.com/sanigate/sanigate/cases"
+	"github.com/sanigate/sanigate/fleet"
+	"github.com/sanigate/sanigate/telemetry"
+	"github.com/sanigate/sanigate/telemetry/spool"
+)
+
+// CasesConfig parses the cases section of cfg.
+func CasesConfig(cfg *fleet.Config) (cases.Config, error) {
+	return cases.ParseConfig(cfg.File, &cfg.Cases)
+}
+
+// spoolPoints sends case events and KPIs to InfluxDB through the spool, so
+// that they survive an InfluxDB outage like readings do.
+type spoolPoints struct{ sp *spool.Spool }
+
+func (s spoolPoints) WriteLines(_ context.Context, lines []byte) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	if err := s.sp.AppendNotify(lines, nil); err != nil {
+		return fmt.Errorf("case points: %w", err)
+	}
+	return nil
+}
+
+// directory answers the API's questions about devices from the registry,
+// the pipeline's latest readings and the broker's connections.
+type directory struct {
+	reg      *fleet.Registry
+	cfg      *fleet.Config
+	pipeline *telemetry.Pipeline
+	broker   *broker.Broker
+	polled   func(string) bool
+}
+
+func (d directory) Devices() []cases.DeviceInfo {
+	out := make([]cases.DeviceInfo, 0, d.reg.Len())
+	for _, dev := range d.cfg.Devices {
+		info := cases.DeviceInfo{ID: dev.ID, Kind: dev.Kind, District: dev.District, Contractor: dev.Contractor, Category: dev.Category}
+		if dev.Lat != nil && dev.Lon != nil {
+			info.Lat, info.Lon, info.HasPos = *dev.Lat, *dev.Lon, true
+		}
+		if r, ok := d.pipeline.Last(dev.ID); ok {
+			if r.District != "" {
+				info.District = r.District
+			}
+			info.Site = r.Site
+			if lat, ok := r.Num("lat"); ok {
+				if lon, ok := r.Num("lon"); ok {
+					info.Lat, info.Lon, info.HasPos = lat, lon, true
+				}
+			}
+		}
+		info.Online = d.broker.Online(dev.ID) || (d.polled != nil && d.polled(dev.ID))
+		out = append(out, info)
+	}
+	return out
+}
+
+func (d directory) LastReading(id string) (cases.Reading, bool) {
+	r, ok := d.pipeline.Last(id)
+	if !ok {
+		return cases.Reading{}, false
+	}
+	out := cases.Reading{Time: r.Time, Fields: map[string]float64{}}
+	for _, f := range r.Fields {
+		if f.Type == telemetry.String {
+			if out.Text == nil {
+				out.Text = map[string]string{}
+			}
+			out.Text[f.Name] = f.Str
+			continue
+		}
+		out.Fields[f.Name] = f.Num
+	}
+	return out, true
+}
