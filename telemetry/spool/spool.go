@@ -86,7 +86,7 @@ type Spool struct {
 	total    int64 // bytes in all segments
 	waiting  int   // appends waiting for a sync
 	pending  []notify
-	full     bool  // refusing appends until consumers free a tenth of the quota
+	full     bool // refusing appends until consumers free a tenth of the quota
 	kick     chan struct{}
 	consumer map[string]*Consumer
 
