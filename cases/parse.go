@@ -114,34 +114,12 @@ func walkKeys(file string, n *yaml.Node, t reflect.Type, path string, pos map[st
 
 // suggestion names the known setting closest to a misspelt one.
 func suggestion(key string, fields map[string]reflect.Type) string {
-	best, bestD := "", 3
+	known := make([]string, 0, len(fields))
 	for f := range fields {
-		if d := distance(key, f); d < bestD {
-			best, bestD = f, d
-		}
+		known = append(known, f)
 	}
-	if best == "" {
-		return ""
+	if best := fleet.Closest(key, known); best != "" {
+		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return ""
 }

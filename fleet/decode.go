@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -191,16 +192,29 @@ func join(path, key string) string {
 
 // suggest names the closest known setting when a key looks misspelt.
 func suggest(key string, fields map[string]int) string {
-	best, bestD := "", 3
+	known := make([]string, 0, len(fields))
 	for f := range fields {
-		if dd := editDistance(key, f); dd < bestD || (dd == bestD && f < best) {
-			best, bestD = f, dd
+		known = append(known, f)
+	}
+	if best := Closest(key, known); best != "" {
+		return fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	return ""
+}
+
+// Closest returns the word of known nearest to key (at most two edits away,
+// the alphabetically first of equals), or "" when none is that close: the
+// "did you mean" of configuration errors.
+func Closest(key string, known []string) string {
+	sorted := append([]string(nil), known...)
+	sort.Strings(sorted)
+	best, bestD := "", 3
+	for _, k := range sorted {
+		if d := editDistance(key, k); d < bestD {
+			best, bestD = k, d
 		}
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	return best
 }
 
 func editDistance(a, b string) int {
