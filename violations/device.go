@@ -40,15 +40,17 @@ type deviceState struct {
 // env is what detectors see while they work on one device: its registration,
 // the thresholds, the map, and the way out for violations.
 type env struct {
-	ctx   context.Context
-	sh    *shard
-	loc   *time.Location
-	dc    *Config
-	cfg   *fleet.Config
-	dev   *fleet.Device // nil for a device missing from the registry
-	state *deviceState
+	ctx     context.Context
+	sh      *shard
+	loc     *time.Location
+	dc      *Config
+	cfg     *fleet.Config
+	dev     *fleet.Device // nil for a device missing from the registry
+	state   *deviceState
 	devices map[string]*fleet.Device
 	night   [2]time.Duration
+	collect []*fleet.CollectionRoute // the truck's routes
+	sweep   []*fleet.SweepingRoute   // the sweeper's routes
 }
 
 // lookup returns a registered device.
@@ -154,6 +156,21 @@ func (d *deviceState) handle(e *env, r *telemetry.Reading) {
 		d.Bin.handle(e, r)
 	case d.Toilet != nil:
 		d.Toilet.handle(e, r)
+	}
+}
+
+// lateEvent handles an event that came after later readings were
+// processed. Only the rules that do not depend on order see it: pickups
+// (routes, mixed collection), alarms and buttons.
+func (d *deviceState) lateEvent(e *env, r *telemetry.Reading) {
+	d.dirty = true
+	switch {
+	case d.Truck != nil && r.Event == "pickup":
+		d.Truck.event(e, r)
+	case d.Bin != nil && r.Event == "fire_alarm":
+		d.Bin.fireAlarm(e, r)
+	case d.Toilet != nil && r.Event == "help_button":
+		d.Toilet.help(e, r)
 	}
 }
 

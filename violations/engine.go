@@ -60,6 +60,9 @@ type Engine struct {
 	devices map[string]*fleet.Device
 	loc     *time.Location
 	night   [2]time.Duration
+	// routes of each truck and sweeper, looked up once
+	collect map[string][]*fleet.CollectionRoute
+	sweep   map[string][]*fleet.SweepingRoute
 
 	shards []*shard
 	// maxEvent is the newest event time read; sentWM the watermark last
@@ -111,10 +114,17 @@ func NewEngine(cfg *fleet.Config, dc Config, sink Sink, opts EngineOptions) *Eng
 	if a, b, err := parseNight(dc.ToiletLeak.Window); err == nil {
 		e.night = [2]time.Duration{a, b}
 	}
+	e.collect = map[string][]*fleet.CollectionRoute{}
+	e.sweep = map[string][]*fleet.SweepingRoute{}
 	if cfg != nil {
 		e.loc = cfg.Location()
 		for i := range cfg.Devices {
-			e.devices[cfg.Devices[i].ID] = &cfg.Devices[i]
+			d := &cfg.Devices[i]
+			e.devices[d.ID] = d
+			if cfg.Map != nil {
+				e.collect[d.ID] = cfg.Map.RoutesOfTruck(d.ID)
+				e.sweep[d.ID] = cfg.Map.RoutesOfSweeper(d.ID)
+			}
 		}
 	}
 	for i := 0; i < opts.Shards; i++ {
@@ -159,6 +169,10 @@ func (e *Engine) takeWills() []will {
 	return w
 }
 
+// advanceStep is how far event time moves before the clock rules of every
+// device run again; rules fire at their own instants, whatever the step.
+const advanceStep = 10 * time.Second
+
 // ErrRunning is returned by ProcessReadings and AdvanceTo while Run drives
 // the engine.
 var ErrRunning = errors.New("violations: engine is running as a spool consumer")
@@ -199,7 +213,7 @@ func (e *Engine) AdvanceTo(ctx context.Context, t time.Time) error {
 }
 
 func (e *Engine) advanceSync(ctx context.Context, wm time.Time, force bool) error {
-	if !force && wm.Sub(e.sentWM) < time.Second {
+	if !force && wm.Sub(e.sentWM) < advanceStep {
 		return nil
 	}
 	if !wm.After(e.sentWM) {
@@ -250,7 +264,7 @@ func (s *shard) device(id, kind string) *deviceState {
 func (s *shard) env(ctx context.Context, d *deviceState) *env {
 	e := s.e
 	return &env{ctx: ctx, dc: &e.dc, cfg: e.cfg, dev: e.devices[d.ID], state: d, sh: s, devices: e.devices,
-		night: e.night, loc: e.loc}
+		night: e.night, loc: e.loc, collect: e.collect[d.ID], sweep: e.sweep[d.ID]}
 }
 
 func (s *shard) readings(ctx context.Context, rs []telemetry.Reading) error {
@@ -260,6 +274,13 @@ func (s *shard) readings(ctx context.Context, rs []telemetry.Reading) error {
 		d := s.device(r.Device, r.Kind)
 		s.e.m.readings.Inc()
 		if !d.insert(r) {
+			if r.Event != "" {
+				// Events are facts at a time (a pickup, a button): they
+				// still count when they come after later samples, as the
+				// events of a buffered upload do.
+				d.lateEvent(s.env(ctx, d), &r)
+				continue
+			}
 			s.e.late.Add(1)
 			s.e.m.late.WithLabelValues(r.Kind).Inc()
 			s.e.lateLog(r, d)
@@ -509,7 +530,7 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 				lastEnd = rec.End
 			}
 			caughtUp = len(b.recs) < e.opts.MaxRecords
-			if wm := e.maxEvent.Add(-lateness); wm.Sub(e.sentWM) >= time.Second {
+			if wm := e.maxEvent.Add(-lateness); wm.Sub(e.sentWM) >= advanceStep {
 				broadcast(wm)
 			}
 		case <-ticker.C:

@@ -6,7 +6,6 @@ import (
 	"math"
 	"time"
 
-
 	"github.com/sanigate/sanigate/fleet"
 	"github.com/sanigate/sanigate/telemetry"
 )
@@ -49,7 +48,7 @@ func (s *sweeperState) tick(e *env, now time.Time) {
 	if e.cfg == nil || e.cfg.Map == nil {
 		return
 	}
-	for _, rt := range e.cfg.Map.RoutesOfSweeper(e.state.ID) {
+	for _, rt := range e.sweep {
 		if s.Routes == nil {
 			s.Routes = map[string]*sweepRun{}
 		}
@@ -168,4 +167,3 @@ func alongRoute(rt *fleet.SweepingRoute, track []fleet.TrackPoint, tolM float64)
 	}
 	return onM, badM
 }
-

@@ -256,15 +256,15 @@ func b2f(b bool) float64 {
 // spillage: the load must fall by MinDropKG between two points at least
 // MinDistanceM apart.
 type driveRun struct {
-	LastMove time.Time  `json:",omitempty"`
-	Raw      []float64  `json:",omitempty"` // raw loads of this stretch
-	Pts      []drivePt  `json:",omitempty"`
-	DistM    float64    `json:",omitempty"`
-	Ref      int        `json:",omitempty"` // Pts[:Ref] are MinDistanceM behind
-	Top      int        `json:",omitempty"` // index of the highest of Pts[:Ref]
-	Hits     int        `json:",omitempty"` // consecutive points over the drop
-	Raised   bool       `json:",omitempty"`
-	LastFix  fixPoint   `json:",omitempty"`
+	LastMove time.Time `json:",omitempty"`
+	Raw      []float64 `json:",omitempty"` // raw loads of this stretch
+	Pts      []drivePt `json:",omitempty"`
+	DistM    float64   `json:",omitempty"`
+	Ref      int       `json:",omitempty"` // Pts[:Ref] are MinDistanceM behind
+	Top      int       `json:",omitempty"` // index of the highest of Pts[:Ref]
+	Hits     int       `json:",omitempty"` // consecutive points over the drop
+	Raised   bool      `json:",omitempty"`
+	LastFix  fixPoint  `json:",omitempty"`
 }
 
 type drivePt struct {
@@ -444,7 +444,7 @@ func (t *truckState) tick(e *env, now time.Time) {
 	if e.cfg == nil || e.cfg.Map == nil {
 		return
 	}
-	for _, rt := range e.cfg.Map.RoutesOfTruck(e.state.ID) {
+	for _, rt := range e.collect {
 		if t.Routes == nil {
 			t.Routes = map[string]*collectRun{}
 		}
