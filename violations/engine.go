@@ -194,12 +194,19 @@ func (e *Engine) ProcessReadings(ctx context.Context, rs []telemetry.Reading) er
 			e.maxEvent = r.Time
 		}
 	}
+	if err := e.drainWills(ctx); err != nil {
+		return err
+	}
+	return e.advanceSync(ctx, e.maxEvent.Add(-e.dc.Lateness.D()), false)
+}
+
+func (e *Engine) drainWills(ctx context.Context) error {
 	for _, w := range e.takeWills() {
 		if err := e.shardFor(w.device).will(ctx, w); err != nil {
 			return err
 		}
 	}
-	return e.advanceSync(ctx, e.maxEvent.Add(-e.dc.Lateness.D()), false)
+	return nil
 }
 
 // AdvanceTo moves the watermark to t as if nothing from before t were still
@@ -208,6 +215,9 @@ func (e *Engine) ProcessReadings(ctx context.Context, rs []telemetry.Reading) er
 func (e *Engine) AdvanceTo(ctx context.Context, t time.Time) error {
 	if e.running.Load() {
 		return ErrRunning
+	}
+	if err := e.drainWills(ctx); err != nil {
+		return err
 	}
 	return e.advanceSync(ctx, t, true)
 }

@@ -81,6 +81,9 @@ func (e *Engine) restore(cons *spool.Consumer) (int64, error) {
 		e.snap[id] = raw
 	}
 	e.maxEvent, e.sentWM = sf.MaxEvent, sf.SentWM
+	for _, s := range e.shards {
+		s.wm = sf.SentWM
+	}
 	if c := cons.Committed(); sf.Offset < c {
 		e.log.Warn("detector snapshot older than the cursor: readings between were not seen by the detectors",
 			"snapshot_offset", sf.Offset, "cursor", c)
