@@ -16,6 +16,9 @@ type offlineState struct {
 	Open  bool      `json:",omitempty"`
 	Start time.Time `json:",omitempty"`
 	Key   string    `json:",omitempty"`
+	// After: only a reading after it shows the device back (for a last
+	// will, readings still waiting in the reorder buffer do not).
+	After time.Time `json:",omitempty"`
 }
 
 func (e *env) interval() time.Duration {
@@ -44,7 +47,7 @@ func (o *offlineState) tick(e *env, t time.Time) {
 }
 
 func (o *offlineState) open(e *env, start, end time.Time, summary string) {
-	o.Open, o.Start = true, start
+	o.Open, o.Start, o.After = true, start, start
 	o.Key = makeKey(DeviceOffline, e.state.ID, start)
 	e.emit(Violation{Key: o.Key, Type: DeviceOffline, Severity: Minor, Start: start, End: end, Summary: summary,
 		Evidence: []Evidence{{Time: start, Device: e.state.ID, Note: "last reading before the gap"}}})
@@ -55,16 +58,17 @@ func (o *offlineState) will(e *env, at time.Time) {
 	if e.dc.DeviceOffline.Disabled || o.Open {
 		return
 	}
-	start := e.state.LastSeen
+	start := e.state.MaxTime // the newest reading received, released or not
 	if start.IsZero() || start.After(at) {
 		start = at
 	}
 	o.open(e, start, at, fmt.Sprintf("%s disconnected (last will) at %s", e.state.ID, at.UTC().Format(time.RFC3339)))
+	o.After = at
 }
 
 // seen resolves an open gap with the first reading after it.
 func (o *offlineState) seen(e *env, r *telemetry.Reading) {
-	if !o.Open {
+	if !o.Open || !r.Time.After(o.After) {
 		return
 	}
 	o.Open = false

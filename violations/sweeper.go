@@ -151,8 +151,8 @@ func alongRoute(rt *fleet.SweepingRoute, track []fleet.TrackPoint, tolM float64)
 	}
 	for i := 0; i+1 < len(track); i++ {
 		a, b := track[i], track[i+1]
-		if b.Time.Sub(a.Time) > time.Minute {
-			continue
+		if b.Time.Sub(a.Time) > time.Minute || a.SpeedKmh < 0.5 {
+			continue // a gap, or GPS jitter around a parked sweeper
 		}
 		ax, ay := xy(a.Lon, a.Lat)
 		bx, by := xy(b.Lon, b.Lat)
