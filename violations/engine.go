@@ -487,7 +487,7 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 		lastEnd = skipUntil
 	}
 	caughtUp := false
-	lastCheckpoint := e.opts.Now()
+	lastCheckpoint := time.Now() // the cadence is wall time even when Now is not
 	checkpoint := func() error {
 		if lastEnd <= committed {
 			return nil
@@ -496,7 +496,7 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 			return err
 		}
 		committed = lastEnd
-		lastCheckpoint = e.opts.Now()
+		lastCheckpoint = time.Now()
 		return nil
 	}
 	lateness := e.dc.Lateness.D()
@@ -547,7 +547,7 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 			if caughtUp {
 				broadcast(e.opts.Now().Add(-lateness))
 			}
-			if e.opts.Now().Sub(lastCheckpoint) >= e.opts.Checkpoint && lastEnd > committed {
+			if time.Since(lastCheckpoint) >= e.opts.Checkpoint && lastEnd > committed {
 				if err := checkpoint(); err != nil {
 					e.log.Error("checkpoint failed; will retry", "error", err)
 				}
