@@ -171,7 +171,7 @@ func (e *Engine) takeWills() []will {
 
 // advanceStep is how far event time moves before the clock rules of every
 // device run again; rules fire at their own instants, whatever the step.
-const advanceStep = 10 * time.Second
+const advanceStep = 30 * time.Second
 
 // ErrRunning is returned by ProcessReadings and AdvanceTo while Run drives
 // the engine.

@@ -52,7 +52,9 @@ var (
 )
 
 // at is a time on the base day.
-func at(h, m int) time.Time { return base.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute) }
+func at(h, m int) time.Time {
+	return base.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute)
+}
 
 // rd builds a reading.
 func rd(dev, kind string, t time.Time, fields map[string]float64) telemetry.Reading {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/paulmach/orb"
@@ -222,6 +223,10 @@ func (t *truckState) finishDrop(e *env, now time.Time) {
 	}
 	ev = append(ev, Evidence{Time: s.Since, Fields: map[string]float64{"lat": lat, "lon": lon, "drop_kg": math.Round(dropKG),
 		"tipper": b2f(s.Tipper)}, Note: "stop position (mean of good fixes) and drop"})
+	if len(s.Events) > 0 {
+		ev = append(ev, Evidence{Time: s.Since, Text: map[string]string{"events": strings.Join(s.Events, ",")},
+			Note: "events reported during the stop"})
+	}
 	v := Violation{Start: d.Start, End: d.Min.T, Lat: lat, Lon: lon, HasPos: true, District: loc.District, Evidence: ev}
 	switch {
 	case wrong != nil && farm == nil:

@@ -1,6 +1,7 @@
 package scenario_test
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -10,8 +11,13 @@ import (
 	"github.com/sanigate/sanigate/violations"
 )
 
-// day is a Sunday in the past: the GPS filters refuse fixes from the future.
-var day = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+// days are in the past (the GPS filters refuse fixes from the future): a
+// Sunday, a Monday and a Wednesday, for the routes that run on weekdays.
+var days = map[uint64]time.Time{
+	1: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
+	2: time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC),
+	3: time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC),
+}
 
 func TestScenarioDays(t *testing.T) {
 	cfg := loadDemo(t)
@@ -20,7 +26,8 @@ func TestScenarioDays(t *testing.T) {
 		seeds = seeds[:1]
 	}
 	for _, seed := range seeds {
-		t.Run(strings.ReplaceAll(time.Duration(seed).String(), "ns", ""), func(t *testing.T) {
+		day := days[seed]
+		t.Run(fmt.Sprintf("seed%d-%s", seed, day.Format("Mon")), func(t *testing.T) {
 			sc, err := scenario.Generate(cfg, seed, day)
 			if err != nil {
 				t.Fatal(err)
@@ -33,7 +40,7 @@ func TestScenarioDays(t *testing.T) {
 				t.Errorf("only %d types injected: %v", len(types), types)
 			}
 			live, _ := runScenario(t, cfg, sc, sc.Live())
-			printScores(t, "live", evaluate(t, sc.Truth, live))
+			printScores(t, fmt.Sprintf("seed %d, %s", seed, day.Format("Mon 2006-01-02")), evaluate(t, sc.Truth, live))
 			if seed != seeds[0] {
 				return // batched feeding is compared on the first seed: it costs a second run
 			}
