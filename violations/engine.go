@@ -179,7 +179,7 @@ var ErrRunning = errors.New("violations: engine is running as a spool consumer")
 
 // ProcessReadings runs the detectors over readings (any devices, any order)
 // on the calling goroutine and returns once every violation they raise has
-// been handed to the sink. The clock watermark follows the newest event time
+// been handed to the sink (a failing sink is retried until ctx ends). The clock watermark follows the newest event time
 // less the lateness; AdvanceTo moves it further.
 func (e *Engine) ProcessReadings(ctx context.Context, rs []telemetry.Reading) error {
 	if e.running.Load() {
@@ -535,7 +535,13 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 						}
 					}
 					// A record is one device message: one shard.
-					send(e.shardFor(rs[0].Device), shardMsg{readings: rs})
+					if !send(e.shardFor(rs[0].Device), shardMsg{readings: rs}) {
+						// Stopping: commit only what the shards were given.
+						if err := e.finalCheckpoint(cons, lastEnd, committed); err != nil {
+							e.log.Error("final checkpoint failed; the last readings will be replayed", "error", err)
+						}
+						return nil
+					}
 				}
 				lastEnd = rec.End
 			}
