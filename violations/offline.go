@@ -39,7 +39,7 @@ func (o *offlineState) tick(e *env, t time.Time) {
 		return
 	}
 	thr := o.threshold(e)
-	if t.Sub(last) <= thr {
+	if thr <= 0 || t.Sub(last) <= thr { // a kind without an expected interval is not judged
 		return
 	}
 	o.open(e, last, last.Add(thr), fmt.Sprintf("nothing from %s since %s (expected every %s)",
