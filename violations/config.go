@@ -1,0 +1,352 @@
+package violations
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Duration is a time.Duration written in configuration as "30s", "5m" or "2h".
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML reads a duration such as "10m".
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (use for example 30s, 5m, 1h)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as "10m0s".
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Config holds the thresholds of every detector, as the `violations:` section
+// of sanigate.yaml. DefaultConfig gives the defaults of DOMAIN.md; a section
+// read by ParseConfig starts from them, so a file names only what it changes.
+type Config struct {
+	// Lateness is how far out of order one device's readings may arrive
+	// and still be sorted into place; each device's readings wait this long
+	// before detectors see them. Later readings are counted and dropped.
+	Lateness Duration `yaml:"lateness"`
+	// UploadDelay is, per device kind, how long a device may hold buffered
+	// readings before uploading them (trucks and sweepers out of coverage).
+	// Rules fired by the clock rather than by the device's own readings
+	// (device offline, a route window that ended) wait this much longer,
+	// so that a batched upload yields the same violations as live data.
+	UploadDelay map[string]Duration `yaml:"upload_delay"`
+	// LoadSmoothing is the number of samples in the running median of a
+	// truck's load_kg: it hides load-cell noise and single-sample spikes.
+	LoadSmoothing int `yaml:"load_smoothing"`
+
+	IllegalDumping       IllegalDumpingConfig       `yaml:"illegal_dumping"`
+	WrongSite            WrongSiteConfig            `yaml:"wrong_site"`
+	Spillage             SpillageConfig             `yaml:"spillage"`
+	Overload             OverloadConfig             `yaml:"overload"`
+	MissedRoute          MissedRouteConfig          `yaml:"missed_route"`
+	SweepingQuality      SweepingQualityConfig      `yaml:"sweeping_quality"`
+	MixedCollection      RuleConfig                 `yaml:"mixed_collection"`
+	BinOverflow          BinOverflowConfig          `yaml:"bin_overflow"`
+	BinFire              BinFireConfig              `yaml:"bin_fire"`
+	BinDamaged           BinDamagedConfig           `yaml:"bin_damaged"`
+	SortingContamination SortingContaminationConfig `yaml:"sorting_contamination"`
+	ToiletOdour          ToiletOdourConfig          `yaml:"toilet_odour"`
+	ToiletConsumables    ToiletConsumablesConfig    `yaml:"toilet_consumables"`
+	ToiletSafety         ToiletSafetyConfig         `yaml:"toilet_safety"`
+	ToiletLeak           ToiletLeakConfig           `yaml:"toilet_leak"`
+	ToiletCold           ToiletColdConfig           `yaml:"toilet_cold"`
+	DeviceOffline        DeviceOfflineConfig        `yaml:"device_offline"`
+	LowBattery           LowBatteryConfig           `yaml:"low_battery"`
+}
+
+// RuleConfig is what every rule has: a switch to turn it off.
+type RuleConfig struct {
+	Disabled bool `yaml:"disabled"`
+}
+
+// IllegalDumpingConfig: a truck's load falls by MinDropKG within Window while
+// stopped (under MaxSpeedKmh) outside every site that accepts its category.
+type IllegalDumpingConfig struct {
+	Disabled    bool     `yaml:"disabled"`
+	MinDropKG   float64  `yaml:"min_drop_kg"`
+	Window      Duration `yaml:"window"`
+	MaxSpeedKmh float64  `yaml:"max_speed_kmh"`
+}
+
+// WrongSiteConfig: a load drop (as for illegal dumping) or an unload event
+// inside a disposal site that does not accept the truck's category.
+type WrongSiteConfig struct {
+	Disabled bool `yaml:"disabled"`
+	// SiteKinds are the kinds of site where unloading is a wrong-site
+	// rather than an illegal dump.
+	SiteKinds []string `yaml:"site_kinds"`
+}
+
+// SpillageConfig: the load falls by MinDropKG over at least MinDistanceM
+// while moving at MinSpeedKmh or faster with the tipper off.
+type SpillageConfig struct {
+	Disabled     bool    `yaml:"disabled"`
+	MinDropKG    float64 `yaml:"min_drop_kg"`
+	MinDistanceM float64 `yaml:"min_distance_m"`
+	MinSpeedKmh  float64 `yaml:"min_speed_kmh"`
+	// Smoothing is the number of samples in the running median used for
+	// spillage, longer than LoadSmoothing: a small drop needs a steady level.
+	Smoothing int `yaml:"smoothing"`
+}
+
+// OverloadConfig: load over capacity x Factor while moving for MinDuration.
+type OverloadConfig struct {
+	Disabled    bool     `yaml:"disabled"`
+	Factor      float64  `yaml:"factor"`
+	MinDuration Duration `yaml:"min_duration"`
+	// MovingKmh is the speed from which the truck counts as moving.
+	MovingKmh float64 `yaml:"moving_kmh"`
+	// ClearFactor: the overload ends when the load is under capacity x
+	// ClearFactor (hysteresis).
+	ClearFactor float64 `yaml:"clear_factor"`
+}
+
+// MissedRouteConfig: at the end of a sweeping window, coverage under
+// MinCoverage; at the end of a collection window, any bin without a pickup.
+type MissedRouteConfig struct {
+	Disabled    bool    `yaml:"disabled"`
+	MinCoverage float64 `yaml:"min_coverage"`
+}
+
+// SweepingQualityConfig: on route with the brush off or too fast for more
+// than MaxBadFraction of the length driven along the route.
+type SweepingQualityConfig struct {
+	Disabled       bool    `yaml:"disabled"`
+	MaxBadFraction float64 `yaml:"max_bad_fraction"`
+}
+
+// BinOverflowConfig: fill_pct at or over MinFillPct for MinDuration without
+// being emptied; major after MajorAfter. It ends under ClearFillPct.
+type BinOverflowConfig struct {
+	Disabled     bool     `yaml:"disabled"`
+	MinFillPct   float64  `yaml:"min_fill_pct"`
+	MinDuration  Duration `yaml:"min_duration"`
+	MajorAfter   Duration `yaml:"major_after"`
+	ClearFillPct float64  `yaml:"clear_fill_pct"`
+}
+
+// BinFireConfig: temp_c at or over MaxTempC, or a rise of MinRiseC within
+// RiseWindow, or a fire alarm. It ends under ClearTempC.
+type BinFireConfig struct {
+	Disabled   bool     `yaml:"disabled"`
+	MaxTempC   float64  `yaml:"max_temp_c"`
+	MinRiseC   float64  `yaml:"min_rise_c"`
+	RiseWindow Duration `yaml:"rise_window"`
+	ClearTempC float64  `yaml:"clear_temp_c"`
+}
+
+// BinDamagedConfig: tilt_deg at or over MaxTiltDeg for MinDuration, or moved
+// more than MaxMoveM from its registered place.
+type BinDamagedConfig struct {
+	Disabled     bool     `yaml:"disabled"`
+	MaxTiltDeg   float64  `yaml:"max_tilt_deg"`
+	MinDuration  Duration `yaml:"min_duration"`
+	MaxMoveM     float64  `yaml:"max_move_m"`
+	ClearTiltDeg float64  `yaml:"clear_tilt_deg"`
+}
+
+// SortingContaminationConfig: contamination_pct at or over MinPct on
+// Readings readings in a row; it ends after as many under ClearPct.
+type SortingContaminationConfig struct {
+	Disabled bool    `yaml:"disabled"`
+	MinPct   float64 `yaml:"min_pct"`
+	Readings int     `yaml:"readings"`
+	ClearPct float64 `yaml:"clear_pct"`
+}
+
+// ToiletOdourConfig: nh3_mgm3 over the limit of the toilet's class (GB/T
+// 17217) or h2s_mgm3 over MaxH2S for MinDuration; it ends when both are
+// under the limits for ClearDuration.
+type ToiletOdourConfig struct {
+	Disabled bool `yaml:"disabled"`
+	// MaxNH3 is the ammonia limit per toilet class (1, 2, 3), mg/m3.
+	MaxNH3        map[int]float64 `yaml:"max_nh3"`
+	MaxH2S        float64         `yaml:"max_h2s"`
+	MinDuration   Duration        `yaml:"min_duration"`
+	ClearDuration Duration        `yaml:"clear_duration"`
+}
+
+// ToiletConsumablesConfig: paper_pct or soap_pct under MinPct; ends when
+// both are at or over ClearPct (a refill).
+type ToiletConsumablesConfig struct {
+	Disabled bool    `yaml:"disabled"`
+	MinPct   float64 `yaml:"min_pct"`
+	ClearPct float64 `yaml:"clear_pct"`
+}
+
+// ToiletSafetyConfig: a help button, or a stall occupied for MaxOccupied.
+type ToiletSafetyConfig struct {
+	Disabled    bool     `yaml:"disabled"`
+	MaxOccupied Duration `yaml:"max_occupied"`
+}
+
+// ToiletLeakConfig: water flowing for MinDuration (at least MinLitres) while
+// no one is inside, within the night window (city time).
+type ToiletLeakConfig struct {
+	Disabled    bool     `yaml:"disabled"`
+	Window      string   `yaml:"window"`
+	MinDuration Duration `yaml:"min_duration"`
+	MinLitres   float64  `yaml:"min_litres"`
+}
+
+// ToiletColdConfig: temp_c under MinTempC (class 1: MinTempClass1C) for
+// MinDuration; it ends ClearMarginC above the limit.
+type ToiletColdConfig struct {
+	Disabled       bool     `yaml:"disabled"`
+	MinTempC       float64  `yaml:"min_temp_c"`
+	MinTempClass1C float64  `yaml:"min_temp_class1_c"`
+	MinDuration    Duration `yaml:"min_duration"`
+	ClearMarginC   float64  `yaml:"clear_margin_c"`
+}
+
+// DeviceOfflineConfig: nothing for Factor x the device's expected interval,
+// or its last will.
+type DeviceOfflineConfig struct {
+	Disabled bool    `yaml:"disabled"`
+	Factor   float64 `yaml:"factor"`
+}
+
+// LowBatteryConfig: battery_pct under MinPct on two readings in a row; ends
+// at or over ClearPct.
+type LowBatteryConfig struct {
+	Disabled bool    `yaml:"disabled"`
+	MinPct   float64 `yaml:"min_pct"`
+	ClearPct float64 `yaml:"clear_pct"`
+}
+
+// DefaultConfig returns the thresholds of DOMAIN.md's violation table, and
+// the engine's defaults for lateness and upload delays.
+func DefaultConfig() Config {
+	return Config{
+		Lateness:      Duration(10 * time.Minute),
+		UploadDelay:   map[string]Duration{"truck": Duration(70 * time.Minute), "sweeper": Duration(70 * time.Minute)},
+		LoadSmoothing: 5,
+		IllegalDumping: IllegalDumpingConfig{
+			MinDropKG: 300, Window: Duration(10 * time.Minute), MaxSpeedKmh: 3,
+		},
+		WrongSite: WrongSiteConfig{SiteKinds: []string{"kitchen_waste_plant", "transfer_station", "landfill",
+			"incinerator", "recycling_centre", "hazardous_facility"}},
+		Spillage: SpillageConfig{MinDropKG: 50, MinDistanceM: 1000, MinSpeedKmh: 10, Smoothing: 9},
+		Overload: OverloadConfig{Factor: 1.05, MinDuration: Duration(2 * time.Minute), MovingKmh: 5, ClearFactor: 1.0},
+		MissedRoute: MissedRouteConfig{
+			MinCoverage: 0.9,
+		},
+		SweepingQuality: SweepingQualityConfig{MaxBadFraction: 0.2},
+		BinOverflow: BinOverflowConfig{MinFillPct: 90, MinDuration: Duration(2 * time.Hour),
+			MajorAfter: Duration(8 * time.Hour), ClearFillPct: 80},
+		BinFire: BinFireConfig{MaxTempC: 70, MinRiseC: 15, RiseWindow: Duration(10 * time.Minute), ClearTempC: 50},
+		BinDamaged: BinDamagedConfig{MaxTiltDeg: 45, MinDuration: Duration(5 * time.Minute), MaxMoveM: 50,
+			ClearTiltDeg: 30},
+		SortingContamination: SortingContaminationConfig{MinPct: 20, Readings: 3, ClearPct: 15},
+		ToiletOdour: ToiletOdourConfig{MaxNH3: map[int]float64{1: 0.3, 2: 1, 3: 3}, MaxH2S: 0.01,
+			MinDuration: Duration(15 * time.Minute), ClearDuration: Duration(30 * time.Minute)},
+		ToiletConsumables: ToiletConsumablesConfig{MinPct: 10, ClearPct: 20},
+		ToiletSafety:      ToiletSafetyConfig{MaxOccupied: Duration(30 * time.Minute)},
+		ToiletLeak:        ToiletLeakConfig{Window: "00:00-05:00", MinDuration: Duration(30 * time.Minute), MinLitres: 5},
+		ToiletCold: ToiletColdConfig{MinTempC: 10, MinTempClass1C: 14, MinDuration: Duration(30 * time.Minute),
+			ClearMarginC: 1},
+		DeviceOffline: DeviceOfflineConfig{Factor: 3},
+		LowBattery:    LowBatteryConfig{MinPct: 15, ClearPct: 20},
+	}
+}
+
+// ParseConfig reads the `violations:` section (a YAML mapping node; nil or
+// empty gives the defaults) over DefaultConfig. Unknown keys are errors, each
+// with its line, so a misspelt threshold is not silently ignored.
+func ParseConfig(n *yaml.Node) (Config, error) {
+	c := DefaultConfig()
+	if n == nil || n.Kind == 0 {
+		return c, nil
+	}
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	var problems []string
+	unknownKeys(n, reflect.TypeOf(c), "violations", &problems)
+	if err := n.Decode(&c); err != nil {
+		problems = append(problems, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	problems = append(problems, c.check()...)
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return c, fmt.Errorf("violations configuration: %s", strings.Join(problems, "; "))
+	}
+	return c, nil
+}
+
+func unknownKeys(n *yaml.Node, t reflect.Type, path string, problems *[]string) {
+	if n.Kind != yaml.MappingNode || t.Kind() != reflect.Struct {
+		return
+	}
+	fields := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		if tag != "" && tag != "-" {
+			fields[tag] = t.Field(i).Type
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		ft, ok := fields[k.Value]
+		if !ok {
+			*problems = append(*problems, fmt.Sprintf("line %d: %s.%s: unknown setting", k.Line, path, k.Value))
+			continue
+		}
+		unknownKeys(n.Content[i+1], ft, path+"."+k.Value, problems)
+	}
+}
+
+// check reports settings that cannot work.
+func (c *Config) check() []string {
+	var ps []string
+	if c.Lateness < 0 {
+		ps = append(ps, "lateness: must not be negative")
+	}
+	if c.LoadSmoothing < 1 || c.Spillage.Smoothing < 1 {
+		ps = append(ps, "load_smoothing, spillage.smoothing: at least 1 sample")
+	}
+	if c.SortingContamination.Readings < 1 {
+		ps = append(ps, "sorting_contamination.readings: at least 1")
+	}
+	if c.DeviceOffline.Factor <= 0 {
+		ps = append(ps, "device_offline.factor: must be positive")
+	}
+	if _, _, err := parseNight(c.ToiletLeak.Window); err != nil {
+		ps = append(ps, "toilet_leak.window: "+err.Error())
+	}
+	return ps
+}
+
+// parseNight parses "HH:MM-HH:MM" into offsets from midnight.
+func parseNight(s string) (time.Duration, time.Duration, error) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("%q is not HH:MM-HH:MM", s)
+	}
+	pa, err1 := time.Parse("15:04", strings.TrimSpace(a))
+	pb, err2 := time.Parse("15:04", strings.TrimSpace(b))
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("%q is not HH:MM-HH:MM", s)
+	}
+	start := time.Duration(pa.Hour())*time.Hour + time.Duration(pa.Minute())*time.Minute
+	end := time.Duration(pb.Hour())*time.Hour + time.Duration(pb.Minute())*time.Minute
+	if end <= start {
+		end += 24 * time.Hour
+	}
+	return start, end, nil
+}
+
+func (c *Config) uploadDelay(kind string) time.Duration { return c.UploadDelay[kind].D() }

@@ -1,0 +1,90 @@
+package violations
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Measurement is the InfluxDB measurement violations are written to.
+const Measurement = "violation"
+
+// AppendLine appends v as one InfluxDB line protocol line (with a trailing
+// newline) to buf, in nanosecond precision, in the schema the dashboards
+// read: time is v.Start; tags type, severity, device, kind, and district,
+// contractor, category, site, route when set; fields key, summary,
+// duration_s, lat and lon (when the violation has a position), resolved and
+// count=1i.
+func AppendLine(buf []byte, v *Violation) []byte {
+	buf = append(buf, Measurement...)
+	if v.Category != "" {
+		buf = appendTag(buf, "category", v.Category)
+	}
+	if v.Contractor != "" {
+		buf = appendTag(buf, "contractor", v.Contractor)
+	}
+	buf = appendTag(buf, "device", v.Device)
+	if v.District != "" {
+		buf = appendTag(buf, "district", v.District)
+	}
+	buf = appendTag(buf, "kind", v.Kind)
+	if v.Route != "" {
+		buf = appendTag(buf, "route", v.Route)
+	}
+	buf = appendTag(buf, "severity", v.Severity)
+	if v.Site != "" {
+		buf = appendTag(buf, "site", v.Site)
+	}
+	buf = appendTag(buf, "type", v.Type)
+	buf = append(buf, " key=\""...)
+	buf = appendEscaped(buf, v.Key, stringEsc)
+	buf = append(buf, "\",summary=\""...)
+	buf = appendEscaped(buf, v.Summary, stringEsc)
+	buf = append(buf, "\",duration_s="...)
+	buf = strconv.AppendFloat(buf, v.End.Sub(v.Start).Seconds(), 'g', -1, 64)
+	if v.HasPos {
+		buf = append(buf, ",lat="...)
+		buf = strconv.AppendFloat(buf, v.Lat, 'g', -1, 64)
+		buf = append(buf, ",lon="...)
+		buf = strconv.AppendFloat(buf, v.Lon, 'g', -1, 64)
+	}
+	buf = append(buf, ",resolved="...)
+	buf = strconv.AppendBool(buf, v.Resolved)
+	buf = append(buf, ",count=1i "...)
+	buf = strconv.AppendInt(buf, v.Start.UnixNano(), 10)
+	return append(buf, '\n')
+}
+
+// Tags are written sorted by key, as InfluxDB prefers.
+func appendTag(buf []byte, k, v string) []byte {
+	buf = append(buf, ',')
+	buf = append(buf, k...)
+	buf = append(buf, '=')
+	if v == "" {
+		// An empty tag value is not allowed in line protocol.
+		v = "none"
+	}
+	return appendEscaped(buf, v, tagEsc)
+}
+
+const (
+	tagEsc    = ",= "
+	stringEsc = `"\`
+)
+
+func appendEscaped(buf []byte, s, special string) []byte {
+	if !strings.ContainsAny(s, special+"\n") {
+		return append(buf, s...)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '\n' {
+			buf = append(buf, ' ') // newlines cannot be escaped in line protocol
+			continue
+		}
+		if strings.IndexByte(special, c) >= 0 {
+			buf = append(buf, '\\')
+		}
+		buf = append(buf, c)
+	}
+	return buf
+}

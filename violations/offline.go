@@ -1,0 +1,79 @@
+package violations
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/sanigate/sanigate/fleet"
+	"github.com/sanigate/sanigate/telemetry"
+)
+
+// offlineState detects device_offline: nothing from a device for Factor x
+// its expected interval (by event time, so a gap in a batched upload counts
+// the same as live silence), or its last will. It is raised once per gap and
+// raised again, resolved, when the device is heard from again.
+type offlineState struct {
+	Open  bool      `json:",omitempty"`
+	Start time.Time `json:",omitempty"`
+	Key   string    `json:",omitempty"`
+	// After: only a reading after it shows the device back (for a last
+	// will, readings still waiting in the reorder buffer do not).
+	After time.Time `json:",omitempty"`
+}
+
+func (e *env) interval() time.Duration {
+	if e.dev != nil && e.dev.Interval > 0 {
+		return e.dev.Interval.D()
+	}
+	return fleet.DefaultIntervals[e.state.Kind]
+}
+
+func (o *offlineState) threshold(e *env) time.Duration {
+	return time.Duration(float64(e.interval()) * e.dc.DeviceOffline.Factor)
+}
+
+// tick opens the gap once nothing has come for the threshold.
+func (o *offlineState) tick(e *env, t time.Time) {
+	last := e.state.LastSeen
+	if e.dc.DeviceOffline.Disabled || o.Open || last.IsZero() {
+		return
+	}
+	thr := o.threshold(e)
+	if thr <= 0 || t.Sub(last) <= thr { // a kind without an expected interval is not judged
+		return
+	}
+	o.open(e, last, last.Add(thr), fmt.Sprintf("nothing from %s since %s (expected every %s)",
+		e.state.ID, last.UTC().Format(time.RFC3339), e.interval()))
+}
+
+func (o *offlineState) open(e *env, start, end time.Time, summary string) {
+	o.Open, o.Start, o.After = true, start, start
+	o.Key = makeKey(DeviceOffline, e.state.ID, start)
+	e.emit(Violation{Key: o.Key, Type: DeviceOffline, Severity: Minor, Start: start, End: end, Summary: summary,
+		Evidence: []Evidence{{Time: start, Device: e.state.ID, Note: "last reading before the gap"}}})
+}
+
+// will is the broker's last will: the device is gone now.
+func (o *offlineState) will(e *env, at time.Time) {
+	if e.dc.DeviceOffline.Disabled || o.Open {
+		return
+	}
+	start := e.state.MaxTime // the newest reading received, released or not
+	if start.IsZero() || start.After(at) {
+		start = at
+	}
+	o.open(e, start, at, fmt.Sprintf("%s disconnected (last will) at %s", e.state.ID, at.UTC().Format(time.RFC3339)))
+	o.After = at
+}
+
+// seen resolves an open gap with the first reading after it.
+func (o *offlineState) seen(e *env, r *telemetry.Reading) {
+	if !o.Open || !r.Time.After(o.After) {
+		return
+	}
+	o.Open = false
+	e.emit(Violation{Key: o.Key, Type: DeviceOffline, Severity: Minor, Start: o.Start, End: r.Time, Resolved: true,
+		Summary: fmt.Sprintf("%s reporting again after %s", e.state.ID, r.Time.Sub(o.Start).Round(time.Second)),
+		Evidence: []Evidence{{Time: o.Start, Device: e.state.ID, Note: "last reading before the gap"},
+			evidence(r, "first reading after the gap")}})
+}

@@ -1,0 +1,288 @@
+package violations
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/sanigate/sanigate/telemetry"
+)
+
+// toiletState holds the toilet detectors: toilet_odour, toilet_consumables,
+// toilet_safety, toilet_leak and toilet_cold.
+type toiletState struct {
+	Odour   episode
+	OdourOK time.Time `json:",omitempty"` // under the limits since, while raised
+	Supply  episode
+	Help    time.Time `json:",omitempty"` // last help button raised
+	Occ     episode
+	People  float64 `json:",omitempty"` // people_in when the occupancy began
+	Leak    episode
+	LeakL0  float64 `json:",omitempty"`
+	Cold    episode
+	Prev    toiletPrev
+}
+
+// toiletPrev is the previous telemetry reading's meters.
+type toiletPrev struct {
+	T      time.Time `json:",omitempty"`
+	Water  float64   `json:",omitempty"`
+	People float64   `json:",omitempty"`
+}
+
+func (e *env) class() int {
+	if e.dev != nil && e.dev.Class > 0 {
+		return e.dev.Class
+	}
+	return 2
+}
+
+func (t *toiletState) handle(e *env, r *telemetry.Reading) {
+	switch r.Event {
+	case "":
+	case "help_button":
+		t.help(e, r)
+		return
+	default:
+		return
+	}
+	nh3, okN := r.Num("nh3_mgm3")
+	h2s, okH := r.Num("h2s_mgm3")
+	if okN || okH {
+		t.odourStep(e, r, nh3, h2s)
+	}
+	paper, okP := r.Num("paper_pct")
+	soap, okS := r.Num("soap_pct")
+	if okP || okS {
+		if !okP {
+			paper = 100
+		}
+		if !okS {
+			soap = 100
+		}
+		t.supplyStep(e, r, paper, soap)
+	}
+	stalls, okSt := r.Num("stalls_occupied")
+	people, okPe := r.Num("people_in")
+	if okSt && okPe {
+		t.occupiedStep(e, r, stalls, people)
+	}
+	if water, ok := r.Num("water_l"); ok && okSt && okPe {
+		t.leakStep(e, r, water, people, stalls)
+		t.Prev = toiletPrev{T: r.Time, Water: water, People: people}
+	}
+	if temp, ok := r.Num("temp_c"); ok {
+		t.coldStep(e, r, temp)
+	}
+}
+
+func (t *toiletState) odourStep(e *env, r *telemetry.Reading, nh3, h2s float64) {
+	c := &e.dc.ToiletOdour
+	ep := &t.Odour
+	if c.Disabled {
+		return
+	}
+	limit := c.MaxNH3[e.class()]
+	over := nh3 > limit || h2s > c.MaxH2S
+	ok := nh3 <= limit*0.9 && h2s <= c.MaxH2S*0.9
+	if ep.Raised {
+		ep.Curve = appendCapped(ep.Curve, sample{r.Time, nh3}, 240)
+		if !ok {
+			t.OdourOK = time.Time{}
+			return
+		}
+		if t.OdourOK.IsZero() {
+			t.OdourOK = r.Time
+		}
+		if r.Time.Sub(t.OdourOK) >= c.ClearDuration.D() {
+			ep.resolve(e, Violation{Type: ToiletOdour, Severity: Major, End: t.OdourOK,
+				Summary: fmt.Sprintf("%s under the odour limits for %s", e.state.ID, c.ClearDuration.D()),
+				Evidence: append(samplesEvidence("nh3_mgm3", ep.Curve, 24, "ammonia"),
+					evidence(r, "under the limits"))})
+			t.OdourOK = time.Time{}
+		}
+		return
+	}
+	if !over {
+		ep.miss()
+		return
+	}
+	ep.hit(r.Time)
+	ep.Curve = appendCapped(ep.Curve, sample{r.Time, nh3}, 240)
+	if r.Time.Sub(ep.Start) < c.MinDuration.D() {
+		return
+	}
+	ev := samplesEvidence("nh3_mgm3", ep.Curve, 24, "ammonia over the limit")
+	ev = append(ev, evidence(r, "latest reading"))
+	t.OdourOK = time.Time{}
+	ep.raise(e, Violation{Type: ToiletOdour, Severity: Major, End: ep.Start.Add(c.MinDuration.D()), Evidence: ev,
+		Summary: fmt.Sprintf("%s (class %d) over the odour limits (NH3 %.2f > %.2f mg/m3 or H2S %.3f > %.3f) for %s",
+			e.state.ID, e.class(), nh3, limit, h2s, c.MaxH2S, c.MinDuration.D())}, e.state.ID)
+}
+
+func (t *toiletState) supplyStep(e *env, r *telemetry.Reading, paper, soap float64) {
+	c := &e.dc.ToiletConsumables
+	ep := &t.Supply
+	if c.Disabled {
+		return
+	}
+	if ep.Raised {
+		if paper >= c.ClearPct && soap >= c.ClearPct {
+			ep.resolve(e, Violation{Type: ToiletConsumables, Severity: Minor, End: r.Time,
+				Summary: fmt.Sprintf("%s refilled", e.state.ID), Evidence: []Evidence{evidence(r, "refilled")}})
+		}
+		return
+	}
+	if paper >= c.MinPct && soap >= c.MinPct {
+		ep.miss()
+		return
+	}
+	ep.hit(r.Time)
+	if ep.Hits < 2 {
+		return
+	}
+	ep.raise(e, Violation{Type: ToiletConsumables, Severity: Minor, End: r.Time, Evidence: []Evidence{evidence(r, "running out")},
+		Summary: fmt.Sprintf("%s running out: paper %.0f %%, soap %.0f %% (limit %.0f %%)", e.state.ID, paper, soap, c.MinPct)},
+		e.state.ID)
+}
+
+// helpRepeat is how long repeated presses of a help button count as one call.
+const helpRepeat = 10 * time.Minute
+
+func (t *toiletState) help(e *env, r *telemetry.Reading) {
+	if e.dc.ToiletSafety.Disabled || (!t.Help.IsZero() && r.Time.Sub(t.Help) < helpRepeat) {
+		return
+	}
+	t.Help = r.Time
+	e.emit(Violation{Key: makeKey(ToiletSafety, e.state.ID+"/help", r.Time), Type: ToiletSafety, Severity: Critical,
+		Start: r.Time, End: r.Time, Evidence: []Evidence{evidence(r, "help button")},
+		Summary: fmt.Sprintf("help button pressed in %s", e.state.ID)})
+}
+
+// occupiedStep: with only a count of occupied stalls, a stall is known to be
+// occupied by one person for the whole span when a stall stays occupied and
+// nobody has entered since (people_in unchanged).
+func (t *toiletState) occupiedStep(e *env, r *telemetry.Reading, stalls, people float64) {
+	c := &e.dc.ToiletSafety
+	ep := &t.Occ
+	if c.Disabled {
+		return
+	}
+	if stalls < 1 {
+		if ep.Raised {
+			ep.resolve(e, Violation{Type: ToiletSafety, Severity: Critical, End: r.Time,
+				Summary: fmt.Sprintf("%s: no stall occupied any more", e.state.ID), Evidence: []Evidence{evidence(r, "stalls free")}})
+		}
+		*ep = episode{}
+		return
+	}
+	if ep.Raised {
+		return
+	}
+	if ep.Hits == 0 || people != t.People {
+		*ep = episode{}
+		ep.hit(r.Time)
+		t.People = people
+		return
+	}
+	ep.Hits++
+	if r.Time.Sub(ep.Start) < c.MaxOccupied.D() {
+		return
+	}
+	ep.raise(e, Violation{Type: ToiletSafety, Severity: Critical, End: ep.Start.Add(c.MaxOccupied.D()),
+		Evidence: []Evidence{{Time: ep.Start, Fields: map[string]float64{"stalls_occupied": stalls, "people_in": people},
+			Note: "occupied since, nobody entered after"}, evidence(r, "still occupied")},
+		Summary: fmt.Sprintf("%s: a stall occupied for %s with nobody entering", e.state.ID, c.MaxOccupied.D())},
+		e.state.ID+"/occupied")
+}
+
+// inNight reports whether t falls in the leak window, in city time.
+func (e *env) inNight(t time.Time) bool {
+	loc := time.UTC
+	if e.cfg != nil {
+		loc = e.loc
+	}
+	lt := t.In(loc)
+	off := time.Duration(lt.Hour())*time.Hour + time.Duration(lt.Minute())*time.Minute + time.Duration(lt.Second())*time.Second
+	return (off >= e.night[0] && off < e.night[1]) || off+24*time.Hour < e.night[1]
+}
+
+func (t *toiletState) leakStep(e *env, r *telemetry.Reading, water, people, stalls float64) {
+	c := &e.dc.ToiletLeak
+	ep := &t.Leak
+	p := t.Prev
+	if c.Disabled || p.T.IsZero() || r.Time.Sub(p.T) > 10*time.Minute {
+		if !ep.Raised {
+			*ep = episode{}
+		}
+		return
+	}
+	flow := water-p.Water > 0.05
+	empty := people == p.People && stalls == 0
+	if ep.Raised {
+		if flow && empty {
+			ep.Clear = 0
+			return
+		}
+		ep.Clear++
+		if ep.Clear >= 2 {
+			ep.resolve(e, Violation{Type: ToiletLeak, Severity: Minor, End: r.Time,
+				Summary: fmt.Sprintf("%s: water stopped or someone came in", e.state.ID), Evidence: []Evidence{evidence(r, "no leak")}})
+		}
+		return
+	}
+	if !flow || !empty || !e.inNight(r.Time) {
+		*ep = episode{}
+		return
+	}
+	if ep.Hits == 0 {
+		ep.hit(p.T)
+		t.LeakL0 = p.Water
+	}
+	ep.Hits++
+	litres := water - t.LeakL0
+	if r.Time.Sub(ep.Start) < c.MinDuration.D() || litres < c.MinLitres {
+		return
+	}
+	ep.raise(e, Violation{Type: ToiletLeak, Severity: Minor, End: ep.Start.Add(c.MinDuration.D()),
+		Evidence: []Evidence{{Time: ep.Start, Fields: map[string]float64{"water_l": t.LeakL0, "people_in": people}, Note: "flow began, nobody inside"},
+			evidence(r, "still flowing")},
+		Summary: fmt.Sprintf("%s: %.0f l of water in %s at night with nobody inside", e.state.ID, litres,
+			r.Time.Sub(ep.Start).Round(time.Minute))}, e.state.ID)
+}
+
+func (t *toiletState) coldStep(e *env, r *telemetry.Reading, temp float64) {
+	c := &e.dc.ToiletCold
+	ep := &t.Cold
+	if c.Disabled {
+		return
+	}
+	limit := c.MinTempC
+	if e.class() == 1 {
+		limit = c.MinTempClass1C
+	}
+	if ep.Raised {
+		if temp >= limit+c.ClearMarginC {
+			ep.Clear++
+			if ep.Clear >= 2 {
+				ep.resolve(e, Violation{Type: ToiletCold, Severity: Minor, End: r.Time,
+					Summary: fmt.Sprintf("%s warm again (%.1f C)", e.state.ID, temp), Evidence: []Evidence{evidence(r, "warm")}})
+			}
+		} else {
+			ep.Clear = 0
+		}
+		return
+	}
+	if temp >= limit {
+		ep.miss()
+		return
+	}
+	ep.hit(r.Time)
+	ep.Curve = appendCapped(ep.Curve, sample{r.Time, temp}, 120)
+	if r.Time.Sub(ep.Start) < c.MinDuration.D() {
+		return
+	}
+	ep.raise(e, Violation{Type: ToiletCold, Severity: Minor, End: ep.Start.Add(c.MinDuration.D()),
+		Evidence: samplesEvidence("temp_c", ep.Curve, 12, "room temperature"),
+		Summary: fmt.Sprintf("%s (class %d) at %.1f C, under %.0f C for %s", e.state.ID, e.class(), temp, limit,
+			c.MinDuration.D())}, e.state.ID)
+}
