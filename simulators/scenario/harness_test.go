@@ -57,8 +57,11 @@ func (p mapPlacer) Place(lat, lon float64) (string, []string) {
 
 type lineSink struct{ buf []byte }
 
-func (s *lineSink) Append(rec []byte, _ bool) error {
+func (s *lineSink) AppendNotify(rec []byte, done func(error)) error {
 	s.buf = append(s.buf[:0], rec...)
+	if done != nil {
+		done(nil)
+	}
 	return nil
 }
 
@@ -75,7 +78,7 @@ func ingest(t testing.TB, cfg *fleet.Config, msgs []scenario.Message, fn func([]
 		Placer: mapPlacer{cfg.Map}, Sink: sink, GPS: fleet.NewGPSFilter(cfg.GPS)})
 	for _, m := range msgs {
 		now = m.PublishAt.Add(time.Minute)
-		if err := p.HandlePublish(m.Device, m.Channel, m.Payload, false); err != nil {
+		if err := p.HandlePublish(m.Device, m.Channel, m.Payload, nil); err != nil {
 			t.Fatalf("%s %s at %s: %v", m.Device, m.Channel, m.PublishAt, err)
 		}
 		rs, err := telemetry.ParseLines(sink.buf)
