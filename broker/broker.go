@@ -59,6 +59,9 @@ type Options struct {
 	Handler        Handler
 	Logger         *slog.Logger
 	Registerer     prometheus.Registerer
+	// OnLastWill, if set, is called when a device's last connection ends
+	// without a DISCONNECT (its last will): the device_offline signal.
+	OnLastWill func(device string)
 }
 
 // Broker is the embedded MQTT broker.
@@ -105,7 +108,7 @@ func New(opts Options) (*Broker, error) {
 		InlineClient: true,
 	})
 	b := &Broker{srv: srv, log: opts.Logger, metrics: m}
-	h := &hook{b: b, auth: opts.Auth, handler: opts.Handler}
+	h := &hook{b: b, auth: opts.Auth, handler: opts.Handler, onWill: opts.OnLastWill}
 	b.hook = h
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)

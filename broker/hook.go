@@ -26,6 +26,7 @@ type hook struct {
 	b       *Broker
 	auth    Authenticator
 	handler Handler
+	onWill  func(device string)
 
 	mu      sync.Mutex
 	online  map[*mqtt.Client]*acker // authenticated clients -> their PUBACK sender
@@ -106,6 +107,9 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		id := string(cl.Properties.Username)
 		if h.devices[id]--; h.devices[id] <= 0 {
 			delete(h.devices, id)
+			if err != nil && h.onWill != nil {
+				go h.onWill(id)
+			}
 		}
 		h.b.metrics.connected.Dec()
 		h.b.metrics.connectedN.Add(-1)

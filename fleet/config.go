@@ -91,6 +91,9 @@ type SpoolConfig struct {
 	SegmentBytes int64    `yaml:"segment_bytes"`
 	SyncDelay    Duration `yaml:"sync_delay"`
 	SyncRecords  int      `yaml:"sync_records"`
+	// MinFreeBytes is the disk headroom the spool keeps: below it, ingest is
+	// pushed back as when the quota is reached (default 64 MiB; -1 disables).
+	MinFreeBytes int64 `yaml:"min_free_bytes"`
 }
 
 // IngestConfig bounds what ingest accepts.

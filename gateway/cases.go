@@ -24,7 +24,7 @@ func (s spoolPoints) WriteLines(_ context.Context, lines []byte) error {
 	if len(lines) == 0 {
 		return nil
 	}
-	if err := s.sp.AppendNotify(lines, nil); err != nil {
+	if err := s.sp.AppendReserved(lines); err != nil {
 		return fmt.Errorf("case points: %w", err)
 	}
 	return nil

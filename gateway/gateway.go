@@ -24,6 +24,7 @@ import (
 	"github.com/sanigate/sanigate/fleet"
 	"github.com/sanigate/sanigate/telemetry"
 	"github.com/sanigate/sanigate/telemetry/spool"
+	"github.com/sanigate/sanigate/violations"
 )
 
 // Gateway is one running sanigate.
@@ -47,6 +48,10 @@ type Gateway struct {
 	cases       *cases.Service
 	casesWG     sync.WaitGroup
 	casesCancel context.CancelFunc
+	detCfg      violations.Config
+	detectors   *violations.Engine
+	detCancel   context.CancelFunc
+	detWG       sync.WaitGroup
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -71,7 +76,11 @@ func New(cfg *fleet.Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, log: log, reg: prometheus.NewRegistry(), registry: fleet.NewRegistry(cfg.Devices), modbus: mc, casesCfg: cc}
+	dc, err := ViolationsConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, log: log, reg: prometheus.NewRegistry(), registry: fleet.NewRegistry(cfg.Devices), modbus: mc, casesCfg: cc, detCfg: dc}
 	g.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.influxOK = errors.New("not checked yet")
 	return g, nil
@@ -91,6 +100,9 @@ func (g *Gateway) MQTTAddr() string { return g.broker.Addr() }
 
 // HTTPAddr is the HTTP server's listening address.
 func (g *Gateway) HTTPAddr() string { return g.httpLn.Addr().String() }
+
+// Detectors is the violation engine.
+func (g *Gateway) Detectors() *violations.Engine { return g.detectors }
 
 // Cases is the case service.
 func (g *Gateway) Cases() *cases.Service { return g.cases }
@@ -138,6 +150,7 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		SegmentBytes: cfg.Spool.SegmentBytes,
 		SyncDelay:    cfg.Spool.SyncDelay.D(),
 		SyncRecords:  cfg.Spool.SyncRecords,
+		MinFreeBytes: cfg.Spool.MinFreeBytes,
 		OnSync:       g.sm.observeSync,
 	})
 	if err != nil {
@@ -182,6 +195,11 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	g.broker, err = broker.New(broker.Options{
 		Address: cfg.MQTT.Address, MaxPacketBytes: cfg.MQTT.MaxPacketBytes,
 		Auth: g.registry, Handler: g.pipeline, Logger: g.log.With("component", "mqtt"), Registerer: g.reg,
+		OnLastWill: func(device string) {
+			if d := g.detectors; d != nil {
+				d.Offline(device, time.Now())
+			}
+		},
 	})
 	if err != nil {
 		return err
@@ -202,6 +220,28 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		defer g.casesWG.Done()
 		if err := g.cases.Run(casesCtx); err != nil && casesCtx.Err() == nil {
 			g.log.Error("case workers stopped", "error", err)
+		}
+	}()
+
+	detCons, err := sp.Consumer("detectors")
+	if err != nil {
+		return err
+	}
+	g.sm.watch(sp, detCons)
+	raised := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sanigate_violations_total", Help: "Violations the detectors raised, by type and severity.",
+	}, []string{"type", "severity"})
+	g.reg.MustRegister(raised)
+	g.detectors = violations.NewEngine(cfg, g.detCfg, violationSink{sp: sp, cases: g.cases, log: g.log.With("component", "violations"), raised: raised},
+		violations.EngineOptions{StateDir: dir + "-state", Registerer: g.reg, Logger: g.log.With("component", "detectors"),
+			Checkpoint: 2 * time.Second})
+	detCtx, detCancel := context.WithCancel(context.Background())
+	g.detCancel = detCancel
+	g.detWG.Add(1)
+	go func() {
+		defer g.detWG.Done()
+		if err := g.detectors.Run(detCtx, detCons); err != nil {
+			g.log.Error("detectors stopped", "error", err)
 		}
 	}()
 
@@ -271,6 +311,12 @@ func (g *Gateway) Close(ctx context.Context) error {
 		g.log.Info("stopping modbus polling")
 		_ = g.poller.Close()
 		g.poller = nil
+	}
+	if g.detCancel != nil {
+		g.log.Info("stopping detectors")
+		g.detCancel()
+		g.detWG.Wait()
+		g.detCancel = nil
 	}
 	if g.casesCancel != nil {
 		g.log.Info("stopping case workers")

@@ -236,6 +236,15 @@ func (e *env) emit(v Violation) {
 	e.sh.raise(e.ctx, v)
 }
 
+// report hands a route window's coverage to the sink, when it takes them.
+func (e *env) report(c CoverageReport) {
+	if cs, ok := e.sh.e.sink.(CoverageSink); ok {
+		if err := cs.Coverage(e.ctx, c); err != nil {
+			e.sh.e.log.Warn("coverage report not stored", "route", c.Route, "device", c.Device, "error", err)
+		}
+	}
+}
+
 // makeKey is the stable key of an occurrence: its type, its subject (a
 // device, a route, a truck and a bin) and its start, to the second. The same
 // readings always give the same start, so a replay gives the same key.

@@ -88,3 +88,38 @@ func appendEscaped(buf []byte, s, special string) []byte {
 	}
 	return buf
 }
+
+// CoverageMeasurement is the InfluxDB measurement of coverage reports.
+const CoverageMeasurement = "coverage"
+
+// AppendCoverageLine appends c as one line of the coverage measurement: time
+// is the window's start (a replay overwrites it); tags contractor, device,
+// district (when known) and route; float fields fraction, length_m,
+// covered_m, brush_off_m and over_speed_m.
+func AppendCoverageLine(buf []byte, c *CoverageReport) []byte {
+	buf = append(buf, CoverageMeasurement...)
+	if c.Contractor != "" {
+		buf = appendTag(buf, "contractor", c.Contractor)
+	}
+	buf = appendTag(buf, "device", c.Device)
+	if c.District != "" {
+		buf = appendTag(buf, "district", c.District)
+	}
+	buf = appendTag(buf, "route", c.Route)
+	for i, f := range []struct {
+		name string
+		v    float64
+	}{{"fraction", c.Fraction}, {"length_m", c.LengthM}, {"covered_m", c.CoveredM}, {"brush_off_m", c.BrushOffM}, {"over_speed_m", c.OverSpeedM}} {
+		if i == 0 {
+			buf = append(buf, ' ')
+		} else {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, f.name...)
+		buf = append(buf, '=')
+		buf = strconv.AppendFloat(buf, f.v, 'g', -1, 64)
+	}
+	buf = append(buf, ' ')
+	buf = strconv.AppendInt(buf, c.Start.UnixNano(), 10)
+	return append(buf, '\n')
+}

@@ -82,7 +82,14 @@ func (s *sweeperState) tick(e *env, now time.Time) {
 func judgeSweep(e *env, rt *fleet.SweepingRoute, run *sweepRun) {
 	opts := e.cfg.Coverage
 	cov := rt.Coverage(run.Track, opts)
-	onM, badM := alongRoute(rt, run.Track, opts.ToleranceM)
+	onM, badM, brushOffM, overSpeedM := alongRoute(rt, run.Track, opts.ToleranceM)
+	district := ""
+	if c := rt.Line.Bound().Center(); len(rt.Line) > 0 {
+		district = e.locate(c.Lat(), c.Lon()).District
+	}
+	e.report(CoverageReport{Route: rt.ID, Device: e.state.ID, Contractor: rt.Contractor, District: district,
+		Start: run.Start, End: run.End, Fraction: cov.Fraction, LengthM: cov.LengthM, CoveredM: cov.CoveredM,
+		BrushOffM: brushOffM, OverSpeedM: overSpeedM})
 	if !e.dc.MissedRoute.Disabled && cov.Fraction < e.dc.MissedRoute.MinCoverage {
 		geo, _ := json.Marshal(cov.UncoveredGeoJSON())
 		v := Violation{Key: makeKey(MissedRoute, rt.ID, run.Start), Type: MissedRoute, Severity: Major,
@@ -118,7 +125,7 @@ func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
 // step's midpoint within tolerance of it) and how much of that was driven
 // with the brush off or faster than the route's sweeping speed. Steps over a
 // gap (a minute, or 200 m) are not counted.
-func alongRoute(rt *fleet.SweepingRoute, track []fleet.TrackPoint, tolM float64) (onM, badM float64) {
+func alongRoute(rt *fleet.SweepingRoute, track []fleet.TrackPoint, tolM float64) (onM, badM, brushOffM, overSpeedM float64) {
 	if tolM <= 0 {
 		tolM = 15
 	}
@@ -161,9 +168,16 @@ func alongRoute(rt *fleet.SweepingRoute, track []fleet.TrackPoint, tolM float64)
 			continue
 		}
 		onM += d
-		if !a.BrushOn || (rt.MaxSpeedKmh > 0 && a.SpeedKmh > rt.MaxSpeedKmh) {
+		fast := rt.MaxSpeedKmh > 0 && a.SpeedKmh > rt.MaxSpeedKmh
+		if !a.BrushOn {
+			brushOffM += d
+		}
+		if fast {
+			overSpeedM += d
+		}
+		if !a.BrushOn || fast {
 			badM += d
 		}
 	}
-	return onM, badM
+	return onM, badM, brushOffM, overSpeedM
 }

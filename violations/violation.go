@@ -92,3 +92,19 @@ type Evidence struct {
 type Sink interface {
 	Raise(ctx context.Context, v Violation) error
 }
+
+// CoverageReport is how well one sweeper covered one sweeping route in one
+// window, for the dashboards: written whether or not it was a violation.
+type CoverageReport struct {
+	Route, Device, Contractor, District string
+	Start, End                          time.Time
+	// Fraction of the route covered (0..1), the route's length, the
+	// length covered with the brush on at or under the sweeping speed, and
+	// the distances driven along the route with the brush off and too fast.
+	Fraction, LengthM, CoveredM, BrushOffM, OverSpeedM float64
+}
+
+// CoverageSink is implemented by a Sink that also takes coverage reports.
+type CoverageSink interface {
+	Coverage(ctx context.Context, c CoverageReport) error
+}

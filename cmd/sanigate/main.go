@@ -103,6 +103,10 @@ Flags:
 		fmt.Fprintf(stderr, "sanigate: %v\n", err)
 		return 1
 	}
+	if _, err := gateway.ViolationsConfig(cfg); err != nil {
+		fmt.Fprintf(stderr, "sanigate: %v\n", err)
+		return 1
+	}
 	if _, err := gateway.CasesConfig(cfg); err != nil {
 		fmt.Fprintf(stderr, "sanigate: %v\n", err)
 		return 1

@@ -60,6 +60,12 @@ type Options struct {
 	SegmentBytes int64         // roll to a new segment past this size; default 16 MiB
 	SyncDelay    time.Duration // longest a waiting append is held for more company; default 2ms
 	SyncRecords  int           // sync at once when this many appends wait; default 512
+	// MinFreeBytes is the headroom kept free on the spool's disk: below it,
+	// ordinary appends are refused as if the quota were reached, so that
+	// the disk never fills under the gateway and the detectors' snapshots,
+	// cursors and derived records (AppendReserved) still fit. Default 64 MiB;
+	// negative disables the check.
+	MinFreeBytes int64
 	// Hooks for metrics; any may be nil.
 	OnSync func(d time.Duration, records int)
 }
@@ -87,6 +93,10 @@ type Spool struct {
 	waiting  int   // appends waiting for a sync
 	pending  []notify
 	full     bool // refusing appends until consumers free a tenth of the quota
+	fullWhy  string
+	diskAt   time.Time // when free disk space was last looked at
+	diskEnd  int64     // s.end then
+	diskLow  bool
 	kick     chan struct{}
 	consumer map[string]*Consumer
 
@@ -129,6 +139,9 @@ func Open(dir string, opts Options) (*Spool, Recovery, error) {
 	}
 	if opts.SyncRecords <= 0 {
 		opts.SyncRecords = 512
+	}
+	if opts.MinFreeBytes == 0 {
+		opts.MinFreeBytes = 64 << 20
 	}
 	var rec Recovery
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -351,6 +364,36 @@ type notify struct {
 // run on the spool's sync goroutine, in append order; they must not block.
 // A refused append (ErrFull, ErrClosed) returns its error and never calls done.
 func (s *Spool) AppendNotify(payload []byte, done func(error)) error {
+	return s.append(payload, done, false)
+}
+
+// AppendReserved appends a record derived from what is already in the spool
+// (a violation, a case event): it may use the headroom beyond the quota (a
+// fiftieth of it) and the disk headroom, so that consumers producing such
+// records are never blocked by the backlog they are working through.
+func (s *Spool) AppendReserved(payload []byte) error {
+	return s.append(payload, nil, true)
+}
+
+// lowOnDiskLocked reports whether the spool's disk has less than
+// MinFreeBytes free, looking at most every 200ms.
+func (s *Spool) lowOnDiskLocked() bool {
+	if s.opts.MinFreeBytes < 0 {
+		return false
+	}
+	// Look again every 200ms, or sooner when a quarter of the headroom has
+	// been written since.
+	if now := time.Now(); now.Sub(s.diskAt) >= 200*time.Millisecond || s.end-s.diskEnd >= s.opts.MinFreeBytes/4 {
+		s.diskAt, s.diskEnd = now, s.end
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(s.dir, &st); err == nil {
+			s.diskLow = int64(st.Bavail)*int64(st.Bsize) < s.opts.MinFreeBytes
+		}
+	}
+	return s.diskLow
+}
+
+func (s *Spool) append(payload []byte, done func(error), reserved bool) error {
 	if len(payload) == 0 || len(payload) > maxRecord {
 		return fmt.Errorf("spool: record of %d bytes (1..%d allowed)", len(payload), maxRecord)
 	}
@@ -365,13 +408,28 @@ func (s *Spool) AppendNotify(payload []byte, done func(error)) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	if s.full || s.total+int64(len(frame)) > s.opts.MaxBytes {
+	if reserved {
+		if s.total+int64(len(frame)) > s.opts.MaxBytes+s.opts.MaxBytes/50 {
+			s.mu.Unlock()
+			return fmt.Errorf("%w: quota and its reserve", ErrFull)
+		}
+	} else if s.full && s.total <= s.opts.MaxBytes-s.opts.MaxBytes/10 && !s.lowOnDiskLocked() {
+		s.full = false // room again (freed by consumers, or on the disk by others)
+	}
+	if !reserved && (s.full || s.total+int64(len(frame)) > s.opts.MaxBytes || s.lowOnDiskLocked()) {
 		// Once full, stay full until a tenth of the quota is free again, so
 		// that small messages do not squeeze in and starve large ones, and
 		// publishers are pushed back in one clear episode, not a flutter.
+		if !s.full {
+			s.fullWhy = "quota reached"
+			if s.diskLow {
+				s.fullWhy = fmt.Sprintf("disk nearly full (less than %d bytes free)", s.opts.MinFreeBytes)
+			}
+		}
 		s.full = true
+		why := s.fullWhy
 		s.mu.Unlock()
-		return ErrFull
+		return fmt.Errorf("%w: %s", ErrFull, why)
 	}
 	if s.segs[len(s.segs)-1].size >= s.opts.SegmentBytes {
 		if err := s.rollLocked(); err != nil {
@@ -385,7 +443,9 @@ func (s *Spool) AppendNotify(payload []byte, done func(error)) error {
 			_ = s.active.Truncate(s.segs[len(s.segs)-1].size)
 		}
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-			s.full = true
+			if !reserved {
+				s.full, s.fullWhy = true, "disk full"
+			}
 			s.mu.Unlock()
 			return fmt.Errorf("%w: disk full: %v", ErrFull, err)
 		}
@@ -595,6 +655,10 @@ func (s *Spool) gcLocked() {
 		}
 	}
 	if s.full && s.total <= s.opts.MaxBytes-s.opts.MaxBytes/10 {
+		s.diskAt = time.Time{} // look at the disk afresh
+		if s.lowOnDiskLocked() {
+			return
+		}
 		s.full = false
 	}
 }

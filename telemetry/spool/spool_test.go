@@ -246,3 +246,24 @@ func TestCorruptSegmentQuarantined(t *testing.T) {
 		t.Error("the consumer did not report the lost range")
 	}
 }
+
+// Derived records (violations, case events) may use the reserve beyond the
+// quota, so the consumers producing them are never blocked by the backlog.
+func TestReservedAppendsPassAFullQuota(t *testing.T) {
+	s, _ := open(t, t.TempDir(), Options{MaxBytes: 1 << 20, SegmentBytes: 64 << 10})
+	payload := bytes.Repeat([]byte("r"), 900)
+	for s.AppendNotify(payload, nil) == nil {
+	}
+	if !s.Full() {
+		t.Fatal("not full")
+	}
+	if err := s.AppendReserved([]byte("violation,type=bin_overflow count=1i 1\n")); err != nil {
+		t.Fatalf("reserved append to a full spool: %v", err)
+	}
+	n := 0
+	for ; n < 1000 && s.AppendReserved(payload) == nil; n++ {
+	}
+	if n == 1000 {
+		t.Fatal("the reserve has no end")
+	}
+}
