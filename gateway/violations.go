@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 
@@ -16,20 +15,7 @@ import (
 
 // ViolationsConfig parses the violations section (detector thresholds) of cfg.
 func ViolationsConfig(cfg *fleet.Config) (violations.Config, error) {
-	dc, err := violations.ParseConfig(&cfg.Violations)
-	if err != nil {
-		var ps fleet.Problems
-		if errors.As(err, &ps) {
-			for i := range ps {
-				if ps[i].File == "" {
-					ps[i].File = cfg.File
-				}
-			}
-			return dc, ps
-		}
-		return dc, fmt.Errorf("%s: violations: %w", cfg.File, err)
-	}
-	return dc, nil
+	return violations.ParseConfig(cfg.File, &cfg.Violations)
 }
 
 // violationSink stores what the detectors raise in InfluxDB (through the

@@ -1,13 +1,17 @@
 package violations
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
-	"sort"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sanigate/sanigate/fleet"
 )
 
 // Duration is a time.Duration written in configuration as "30s", "5m" or "2h".
@@ -263,10 +267,12 @@ func DefaultConfig() Config {
 	}
 }
 
-// ParseConfig reads the `violations:` section (a YAML mapping node; nil or
-// empty gives the defaults) over DefaultConfig. Unknown keys are errors, each
-// with its line, so a misspelt threshold is not silently ignored.
-func ParseConfig(n *yaml.Node) (Config, error) {
+// ParseConfig reads the `violations:` section of the configuration file
+// named file (a YAML mapping node; nil or empty gives the defaults) over
+// DefaultConfig. Every problem is reported at once as fleet.Problems, each
+// with its line: unknown keys (a misspelt threshold is not silently
+// ignored), values of the wrong type, settings that cannot work.
+func ParseConfig(file string, n *yaml.Node) (Config, error) {
 	c := DefaultConfig()
 	if n == nil || n.Kind == 0 {
 		return c, nil
@@ -274,38 +280,68 @@ func ParseConfig(n *yaml.Node) (Config, error) {
 	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
 		n = n.Content[0]
 	}
-	var problems []string
-	unknownKeys(n, reflect.TypeOf(c), "violations", &problems)
+	var ps fleet.Problems
+	lines := map[string]int{"violations": n.Line}
+	unknownKeys(file, n, reflect.TypeOf(c), "violations", lines, &ps)
 	if err := n.Decode(&c); err != nil {
-		problems = append(problems, strings.TrimPrefix(err.Error(), "yaml: "))
+		msgs := []string{strings.TrimPrefix(err.Error(), "yaml: ")}
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			msgs = te.Errors
+		}
+		for _, msg := range msgs {
+			line := n.Line
+			if m := lineRE.FindStringSubmatch(msg); m != nil {
+				line, _ = strconv.Atoi(m[1])
+				msg = strings.TrimSpace(lineRE.ReplaceAllString(msg, ""))
+			}
+			ps.Add(file, line, "violations", "%s", msg)
+		}
 	}
-	problems = append(problems, c.check()...)
-	if len(problems) > 0 {
-		sort.Strings(problems)
-		return c, fmt.Errorf("violations configuration: %s", strings.Join(problems, "; "))
+	for _, p := range c.check() {
+		field, msg, _ := strings.Cut(p, ": ")
+		first, _, _ := strings.Cut(field, ",")
+		path := "violations." + first
+		line, ok := lines[path]
+		if !ok {
+			line = n.Line
+		}
+		ps.Add(file, line, "violations."+field, "%s", msg)
+	}
+	if err := ps.Err(); err != nil {
+		return c, err
 	}
 	return c, nil
 }
 
-func unknownKeys(n *yaml.Node, t reflect.Type, path string, problems *[]string) {
+var lineRE = regexp.MustCompile(`line (\d+): `)
+
+func unknownKeys(file string, n *yaml.Node, t reflect.Type, path string, lines map[string]int, ps *fleet.Problems) {
 	if n.Kind != yaml.MappingNode || t.Kind() != reflect.Struct {
 		return
 	}
 	fields := map[string]reflect.Type{}
+	var known []string
 	for i := 0; i < t.NumField(); i++ {
 		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
 		if tag != "" && tag != "-" {
 			fields[tag] = t.Field(i).Type
+			known = append(known, tag)
 		}
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i]
 		ft, ok := fields[k.Value]
 		if !ok {
-			*problems = append(*problems, fmt.Sprintf("line %d: %s.%s: unknown setting", k.Line, path, k.Value))
+			hint := ""
+			if best := fleet.Closest(k.Value, known); best != "" {
+				hint = fmt.Sprintf(" (did you mean %q?)", best)
+			}
+			ps.Add(file, k.Line, path+"."+k.Value, "unknown setting%s", hint)
 			continue
 		}
-		unknownKeys(n.Content[i+1], ft, path+"."+k.Value, problems)
+		lines[path+"."+k.Value] = k.Line
+		unknownKeys(file, n.Content[i+1], ft, path+"."+k.Value, lines, ps)
 	}
 }
 

@@ -16,7 +16,7 @@ func TestParseConfig(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
 		t.Fatal(err)
 	}
-	c, err := violations.ParseConfig(&doc)
+	c, err := violations.ParseConfig("sanigate.yaml", &doc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,8 +31,8 @@ func TestParseConfig(t *testing.T) {
 	if err := yaml.Unmarshal([]byte("illegal_dumping:\n  min_drop: 400\nbin_overflow: {min_duration: soon}\n"), &doc); err != nil {
 		t.Fatal(err)
 	}
-	_, err = violations.ParseConfig(&doc)
-	if err == nil || !strings.Contains(err.Error(), "line 2: violations.illegal_dumping.min_drop: unknown setting") ||
+	_, err = violations.ParseConfig("sanigate.yaml", &doc)
+	if err == nil || !strings.Contains(err.Error(), "sanigate.yaml:2: violations.illegal_dumping.min_drop: unknown setting") ||
 		!strings.Contains(err.Error(), `"soon" is not a duration`) {
 		t.Errorf("got %v", err)
 	}
