@@ -7,7 +7,7 @@ INFLUXDB_VERSION := v1.8.10
 
 export PATH := $(TOOLS)/bin:$(PATH)
 
-.PHONY: all build run test tools bench lint vet fmt clean demo-config dashboards
+.PHONY: all build run test tools bench bench-modbus lint vet fmt clean demo-config dashboards
 
 all: build
 
@@ -40,6 +40,10 @@ test: tools
 ## bench: ingest throughput through the gateway into InfluxDB, and against mosquitto
 bench: tools build
 	@scripts/bench.sh
+
+## bench-modbus: 500 simulated Modbus devices polled every second through one gateway
+bench-modbus: tools build
+	@scripts/bench-modbus.sh
 
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

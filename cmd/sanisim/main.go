@@ -39,6 +39,7 @@ Usage:
   sanisim gen-demo [flags]   write the demo configuration (sanigate.yaml)
   sanisim bench [flags]      publish as fast as acknowledgements allow; print rate and PUBACK latency
   sanisim bench-config       write a configuration of N load devices (password = "pw-" + id)
+  sanisim modbus-fleet       serve N Modbus toilet controllers and write a gateway configuration polling them
 
 Run 'sanisim <command> -h' for the flags of a command.
 `)
@@ -56,6 +57,8 @@ Run 'sanisim <command> -h' for the flags of a command.
 		return bench(args[1:], stdout, stderr)
 	case "bench-config":
 		return benchConfig(args[1:], stdout, stderr)
+	case "modbus-fleet":
+		return modbusFleet(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		usage()
 		return 0
@@ -253,5 +256,46 @@ func replayYesterday(ctx context.Context, cfg *fleet.Config, seed uint64, broker
 		return 1
 	}
 	log.Info("yesterday replayed", "sent", st.Sent, "acked", st.Acked, "failed", st.Failed, "took", time.Since(start).Round(time.Second))
+	return 0
+}
+
+func modbusFleet(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sanisim modbus-fleet", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("devices", 500, "simulated toilet controllers")
+	basePort := fs.Int("base-port", 16000, "first loopback `port`; device i listens on base-port+i")
+	interval := fs.Duration("poll-interval", time.Second, "the gateway's poll interval")
+	out := fs.String("out", "modbus-fleet.yaml", "gateway configuration `file` to write")
+	influx := fs.String("influxdb-url", "http://127.0.0.1:8086", "InfluxDB `URL`")
+	mqtt := fs.String("mqtt-address", "127.0.0.1:1883", "MQTT listen `address`")
+	httpAddr := fs.String("http-address", "127.0.0.1:8080", "HTTP listen `address`")
+	spool := fs.String("spool-dir", "spool", "spool `folder`")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var devs, polls strings.Builder
+	for i := 0; i < *n; i++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", *basePort+i)
+		sim, err := modbussim.Start(ctx, "toilet_controller", addr, modbussim.Options{Seed: uint64(i + 1)})
+		if err != nil {
+			fmt.Fprintf(stderr, "sanisim: simulator %d: %v\n", i, err)
+			return 1
+		}
+		defer sim.Close()
+		id := fmt.Sprintf("mb-toilet-%04d", i+1)
+		fmt.Fprintf(&devs, "  - {id: %s, kind: toilet, class: 2, contractor: bench, district: bench, transport: modbus}\n", id)
+		fmt.Fprintf(&polls, "    - {id: %s, kind: toilet, transport: tcp, address: %q, unit_id: 1, poll_interval: %s, timeout: %s, profile: toilet_controller}\n",
+			id, sim.Addr(), *interval, *interval/2)
+	}
+	cfg := fmt.Sprintf("mqtt:\n  address: %q\nhttp:\n  address: %q\ninfluxdb:\n  url: %s\n  bucket: sanigate\nspool:\n  dir: %s\ndevices:\n%smodbus:\n  devices:\n%s",
+		*mqtt, *httpAddr, *influx, *spool, devs.String(), polls.String())
+	if err := os.WriteFile(*out, []byte(cfg), 0o644); err != nil {
+		fmt.Fprintf(stderr, "sanisim: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "serving %d Modbus simulators from port %d; configuration in %s\n", *n, *basePort, *out)
+	<-ctx.Done()
 	return 0
 }
