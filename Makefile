@@ -14,9 +14,10 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# Debian packages the tests talk to: a third-party Modbus stack (PostgreSQL
+# Debian packages the tests talk to: a third-party Modbus stack, socat for a
+# serial line between pseudo-terminals (PostgreSQL
 # for the case store comes through scripts/install-postgres.sh).
-DEB_PACKAGES := python3-pymodbus
+DEB_PACKAGES := python3-pymodbus socat
 
 ## tools: install what tests and the demo need (InfluxDB 1.8.10 into .tools/bin, Debian packages)
 tools: $(INFLUXD)

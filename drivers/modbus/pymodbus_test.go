@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -35,12 +36,34 @@ func TestAgainstPymodbus(t *testing.T) {
 	for _, tc := range []struct{ name, framing, transport string }{
 		{"tcp", "tcp", "tcp"},
 		{"rtu over tcp", "rtu", "rtu_over_tcp"},
+		{"rtu over a serial line", "serial", "rtu"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			port := testenv.FreePort(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			cmd := exec.CommandContext(ctx, py, "testdata/pymodbus_server.py", fmt.Sprint(port), tc.framing)
+			port := fmt.Sprint(testenv.FreePort(t))
+			addr := "127.0.0.1:" + port
+			extra := ""
+			if tc.framing == "serial" {
+				// A null-modem cable: two pseudo-terminals joined by socat;
+				// pymodbus serves on one end, the driver polls the other.
+				dir := t.TempDir()
+				server, client := dir+"/server-tty", dir+"/gateway-tty"
+				sc := exec.CommandContext(ctx, socatPath(t), "pty,raw,echo=0,link="+server, "pty,raw,echo=0,link="+client)
+				if err := sc.Start(); err != nil {
+					t.Fatal(err)
+				}
+				defer func() { cancel(); _ = sc.Wait() }()
+				for i := 0; i < 100; i++ {
+					if _, err := os.Stat(client); err == nil {
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				port, addr = server, client
+				extra = "\n    baud_rate: 19200\n    data_bits: 8\n    parity: N\n    stop_bits: 1"
+			}
+			cmd := exec.CommandContext(ctx, py, "testdata/pymodbus_server.py", port, tc.framing)
 			out, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)
@@ -55,8 +78,7 @@ func TestAgainstPymodbus(t *testing.T) {
 			if strings.TrimSpace(line) != "ready" {
 				t.Fatalf("pymodbus server: %q %s", line, stderr.String())
 			}
-			addr := fmt.Sprintf("127.0.0.1:%d", port)
-			for i := 0; i < 100; i++ { // wait until it listens
+			for i := 0; tc.framing != "serial" && i < 100; i++ { // wait until it listens
 				if c, err := net.Dial("tcp", addr); err == nil {
 					c.Close()
 					break
@@ -69,9 +91,9 @@ devices:
     kind: toilet
     transport: %s
     address: %q
-    unit_id: 7
-    poll_interval: 200ms
-    timeout: 150ms
+    unit_id: 7%s
+    poll_interval: 300ms
+    timeout: 250ms
     registers:
       - {field: nh3_mgm3,        function: input,   address: 0,   type: FLOAT32-IEEE, byte_order: ABCD}
       - {field: h2s_mgm3,        function: input,   address: 2,   type: FLOAT32-IEEE, byte_order: CDAB}
@@ -82,7 +104,7 @@ devices:
       - {field: stalls_occupied, function: holding, address: 110, type: UINT16}
       - {field: fault_code,      function: holding, address: 120, type: INT32, byte_order: DCBA}
       - {field: paper_pct,       function: holding, address: 130, type: UINT32, byte_order: BADC}
-`, tc.transport, addr))
+`, tc.transport, addr, extra))
 			col := &collector{}
 			p, err := modbus.NewPoller(cfg, col, modbus.Options{})
 			if err != nil {
@@ -112,4 +134,13 @@ devices:
 			}
 		})
 	}
+}
+
+func socatPath(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("socat")
+	if err != nil {
+		testenv.Missing(t, "socat (to join two pseudo-terminals into a serial line)", "run `make tools` (it installs socat with apt-get)")
+	}
+	return p
 }

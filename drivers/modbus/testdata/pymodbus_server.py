@@ -1,7 +1,8 @@
 """A third-party Modbus peer for the driver's tests: pymodbus (Debian's
 python3-pymodbus) serving known values, over Modbus TCP or RTU framing over TCP.
 
-usage: pymodbus_server.py PORT tcp|rtu
+usage: pymodbus_server.py PORT tcp|rtu     (Modbus TCP, or RTU framing over TCP)
+       pymodbus_server.py DEVICE serial   (RTU on a serial line, 19200 8N1)
 Prints "ready" once listening. Values are computed here with Python's struct,
 independently of the driver's own encoding.
 """
@@ -9,7 +10,7 @@ import struct
 import sys
 
 from pymodbus.datastore import ModbusSequentialDataBlock, ModbusServerContext, ModbusSlaveContext
-from pymodbus.server import StartTcpServer
+from pymodbus.server import StartSerialServer, StartTcpServer
 from pymodbus.transaction import ModbusRtuFramer, ModbusSocketFramer
 
 
@@ -29,8 +30,7 @@ def swap_bytes(ws):  # ABCD -> BADC
     return [((w & 0xFF) << 8) | (w >> 8) for w in ws]
 
 
-port = int(sys.argv[1])
-framer = ModbusRtuFramer if sys.argv[2] == "rtu" else ModbusSocketFramer
+mode = sys.argv[2]
 
 ir = ModbusSequentialDataBlock(0, [0] * 200)
 hr = ModbusSequentialDataBlock(0, [0] * 200)
@@ -49,4 +49,9 @@ store = ModbusSlaveContext(
     hr=hr, ir=ir, zero_mode=True)
 context = ModbusServerContext(slaves={7: store}, single=False)
 print("ready", flush=True)
-StartTcpServer(context=context, address=("127.0.0.1", port), framer=framer)
+if mode == "serial":
+    StartSerialServer(context=context, port=sys.argv[1], framer=ModbusRtuFramer, baudrate=19200,
+                      bytesize=8, parity="N", stopbits=1, timeout=0.05)
+else:
+    framer = ModbusRtuFramer if mode == "rtu" else ModbusSocketFramer
+    StartTcpServer(context=context, address=("127.0.0.1", int(sys.argv[1])), framer=framer)
