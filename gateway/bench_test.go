@@ -2,9 +2,19 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/sanigate/sanigate/fleet"
 
 	"github.com/sanigate/sanigate/simulators"
 )
@@ -47,4 +57,80 @@ func loadDevicesNamed(t testing.TB, n int) string {
 		s += loadDevice(t, fmt.Sprintf("load-%04d", i))
 	}
 	return s
+}
+
+// BenchmarkPublishToWebhook measures, for b.N trucks each uploading a trip
+// with an illegal dump at a farm at once, the time from the upload's PUBACK
+// to the case's signed webhook arriving at a real receiver. Run with:
+// go test ./gateway -run '^$' -bench PublishToWebhook -benchtime 50x
+func BenchmarkPublishToWebhook(b *testing.B) {
+	n := b.N
+	var mu sync.Mutex
+	arrived := map[string]time.Time{}
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var m struct {
+			Event string `json:"event"`
+			Case  struct {
+				Device string `json:"device"`
+			} `json:"case"`
+		}
+		_ = json.Unmarshal(body, &m)
+		mu.Lock()
+		if _, ok := arrived[m.Case.Device]; !ok && m.Event == "dispatched" {
+			arrived[m.Case.Device] = time.Now()
+		}
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer rcv.Close()
+	demo, _ := filepath.Abs("../examples/demo")
+	var trucks strings.Builder
+	for i := 0; i < n; i++ {
+		h, _ := fleet.HashPassword(fmt.Sprintf("pw-trk-%d", i), 4)
+		fmt.Fprintf(&trucks, "  - {id: trk-%d, kind: truck, category: kitchen, capacity_kg: 8000, password_hash: %q}\n", i, h)
+	}
+	sections := fmt.Sprintf(`places:
+  districts: %s
+  sites: %s
+cases:
+  units:
+    - {id: enforcement-north, name: North enforcement bureau, webhook_url: %q, secret: bench-secret}
+  dispatch: {default_unit: enforcement-north}
+  outbox: {retry_min: 100ms, retry_max: 1s, poll: 100ms}
+`, filepath.Join(demo, "districts.geojson"), filepath.Join(demo, "sites.geojson"), rcv.URL)
+	h := newHarnessYAML(b, trucks.String(), sections)
+	start := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+	acked := make([]time.Time, n)
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c, err := h.connect(fmt.Sprintf("trk-%d", i), fmt.Sprintf("pw-trk-%d", i))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer c.Disconnect(50)
+			tok := c.Publish(topic(fmt.Sprintf("trk-%d", i), "telemetry"), 1, false, dumpingTrip(start.Add(time.Duration(i)*time.Second)))
+			tok.WaitTimeout(30 * time.Second)
+			acked[i] = time.Now()
+		}(i)
+	}
+	wg.Wait()
+	eventually(b, 120*time.Second, "every webhook", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(arrived) == n
+	})
+	b.StopTimer()
+	var lat []time.Duration
+	for i := 0; i < n; i++ {
+		lat = append(lat, arrived[fmt.Sprintf("trk-%d", i)].Sub(acked[i]))
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "p50-ms")
+	b.ReportMetric(float64(lat[(len(lat)-1)*99/100].Milliseconds()), "p99-ms")
 }

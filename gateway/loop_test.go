@@ -62,10 +62,17 @@ cases:
 		cases.HashToken("city-token"), cases.HashToken("north-token"))
 	h := newHarnessYAML(t, "", sections, func(c *fleet.Config) {})
 
-	// The truck drives east along lat 39.9935 into farm-north (lon
-	// 116.48-116.49), stops, drops 1.5 t with the tipper on, and leaves.
 	c := h.mustConnect("truck-1")
 	start := time.Now().Add(-90 * time.Minute).Truncate(time.Second)
+	// A buffered upload of the whole trip, as a truck out of coverage sends it.
+	publish(t, c, topic("truck-1", "telemetry"), 1, dumpingTrip(start))
+	checkLoop(t, h, secret, &mu, &got, &sigErrs)
+}
+
+// dumpingTrip is a truck's upload of a trip that starts at start: it drives
+// east along lat 39.9935 into farm-north (lon 116.48-116.49), stops, drops
+// 1.5 t with the tipper on, and leaves.
+func dumpingTrip(start time.Time) string {
 	type pt struct {
 		lon, speed, load float64
 		tipper           bool
@@ -95,8 +102,10 @@ cases:
 		batch = append(batch, fmt.Sprintf(`{"ts":%d,"lat":39.9935,"lon":%.6f,"speed_kmh":%g,"heading_deg":90,"hdop":0.8,"load_kg":%g,"ignition":true,"tipper":%t}`,
 			start.Add(time.Duration(i)*10*time.Second).UnixMilli(), p.lon, p.speed, p.load, p.tipper))
 	}
-	// A buffered upload of the whole trip, as a truck out of coverage sends it.
-	publish(t, c, topic("truck-1", "telemetry"), 1, "["+join(batch, ",")+"]")
+	return "[" + join(batch, ",") + "]"
+}
+
+func checkLoop(t *testing.T, h *harness, secret []byte, mu *sync.Mutex, got *[]map[string]any, sigErrs *[]error) {
 
 	call := func(token, method, path string, body any, out any) int {
 		t.Helper()
@@ -130,11 +139,11 @@ cases:
 	eventually(t, 15*time.Second, "the signed webhook", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(got) >= 1
+		return len(*got) >= 1
 	})
 	mu.Lock()
-	if len(sigErrs) > 0 || got[0]["event"] != "dispatched" {
-		t.Errorf("webhook: %v, signature errors %v", got[0], sigErrs)
+	if len(*sigErrs) > 0 || (*got)[0]["event"] != "dispatched" {
+		t.Errorf("webhook: %v, signature errors %v", (*got)[0], *sigErrs)
 	}
 	mu.Unlock()
 
