@@ -61,9 +61,9 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-echo ">> starting the simulated fleet (238 MQTT devices, 5 Modbus simulators); it first replays yesterday,"
-echo "   a day with violations of every type injected (ground truth: .run/yesterday-truth.json), then goes live"
-bin/sanisim run -broker "$MQTT_ADDR" -history -truth "$RUN/yesterday-truth.json" 2>"$RUN/logs/sanisim.log" &
+echo ">> starting the simulated fleet (238 MQTT devices, 5 Modbus simulators), playing today's scenario live:"
+echo "   violations of every type are injected at known times (listed in .run/scenario-truth.json)"
+bin/sanisim run -broker "$MQTT_ADDR" -scenario -truth "$RUN/scenario-truth.json" 2>"$RUN/logs/sanisim.log" &
 pids+=($!)
 
 cat <<MSG

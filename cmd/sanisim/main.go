@@ -76,8 +76,8 @@ func runFleet(args []string, stdout, stderr io.Writer) int {
 	seed := fs.Uint64("seed", 1, "random `seed`; the same seed replays the same fleet")
 	every := fs.Duration("every", 5*time.Second, "how often each device reports")
 	qos := fs.Int("qos", 1, "MQTT QoS of readings (0 or 1)")
-	history := fs.Bool("history", false, "first replay yesterday: a simulated day with violations of every type injected (ground truth in -truth)")
-	truthOut := fs.String("truth", "", "with -history, write the injected violations (ground truth) to this JSON `file`")
+	playDays := fs.Bool("scenario", false, "play scenario days live instead of the free-running fleet, with violations of every type injected at known times (ground truth in -truth)")
+	truthOut := fs.String("truth", "", "with -scenario, write the injected violations (ground truth) to this JSON `file`")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -88,11 +88,6 @@ func runFleet(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "sanisim: %v\n", err)
 		return 1
-	}
-	if *history {
-		if code := replayYesterday(ctx, cfg, *seed, *broker, *truthOut, log, stderr); code != 0 {
-			return code
-		}
 	}
 	devices := simulators.FleetFrom(cfg, *seed)
 	mc, err := gateway.ModbusConfig(cfg)
@@ -113,6 +108,9 @@ func runFleet(args []string, stdout, stderr io.Writer) int {
 		}
 		defer sim.Close()
 		log.Info("modbus simulator", "device", d.ID, "profile", d.Profile, "address", sim.Addr(), "transport", d.Transport)
+	}
+	if *playDays {
+		return playScenario(ctx, cfg, *seed, *broker, *truthOut, log, stderr)
 	}
 	var stats simulators.Stats
 	go func() {
@@ -225,40 +223,69 @@ func benchConfig(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// replayYesterday publishes yesterday's scenario day into the gateway, so
-// that its detectors raise the injected violations and cases are filed.
-func replayYesterday(ctx context.Context, cfg *fleet.Config, seed uint64, broker, truthOut string, log *slog.Logger, stderr io.Writer) int {
-	sc, err := scenario.Generate(cfg, seed, time.Now().In(cfg.Location()).AddDate(0, 0, -1))
-	if err != nil {
-		fmt.Fprintf(stderr, "sanisim: %v\n", err)
-		return 1
-	}
-	if truthOut != "" {
-		b, _ := json.MarshalIndent(sc.Truth, "", "  ")
-		if err := os.WriteFile(truthOut, b, 0o644); err != nil {
-			fmt.Fprintf(stderr, "sanisim: %v\n", err)
-			return 1
-		}
-	}
+// playScenario plays scenario days into the gateway, live: today from a few
+// minutes ago (the detectors take readings only within their lateness of
+// the clock), then the days after, so that the detectors raise the injected
+// violations as their times come and cases are filed. The ground truth of
+// what is still to come is written to truthOut.
+func playScenario(ctx context.Context, cfg *fleet.Config, seed uint64, broker, truthOut string, log *slog.Logger, stderr io.Writer) int {
 	modbusDevices := map[string]bool{}
 	for _, d := range cfg.Devices {
 		if d.Transport == "modbus" {
 			modbusDevices[d.ID] = true
 		}
 	}
-	log.Info("replaying yesterday with injected violations", "messages", len(sc.Messages), "violations", len(sc.Truth), "from", sc.From, "truth", truthOut)
-	start := time.Now()
-	st, err := scenario.Publish(ctx, sc.Live(), scenario.PublishOptions{
-		Broker: broker, Password: simulators.DemoPassword, Skip: func(id string) bool { return modbusDevices[id] },
-	})
-	if err != nil {
-		fmt.Fprintf(stderr, "sanisim: %v\n", err)
-		return 1
+	var truth []scenario.Expected
+	from := time.Now().Add(-5 * time.Minute)
+	day := from.In(cfg.Location())
+	for i := 0; ctx.Err() == nil; i++ {
+		sc, err := scenario.Generate(cfg, seed+uint64(i), day)
+		if err != nil {
+			fmt.Fprintf(stderr, "sanisim: %v\n", err)
+			return 1
+		}
+		for _, x := range sc.Truth {
+			if !x.Start.Before(from) {
+				truth = append(truth, x)
+			}
+		}
+		if truthOut != "" {
+			b, _ := json.MarshalIndent(truth, "", "  ")
+			if err := os.WriteFile(truthOut, b, 0o644); err != nil {
+				fmt.Fprintf(stderr, "sanisim: %v\n", err)
+				return 1
+			}
+		}
+		log.Info("playing a scenario day", "day", sc.From.Format("2006-01-02"), "messages", len(sc.Messages), "violations injected", len(sc.Truth))
+		var st scenario.PublishStats
+		start := time.Now()
+		tctx, stopTicker := context.WithCancel(ctx)
+		go func() {
+			t := time.NewTicker(30 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-tctx.Done():
+					return
+				case <-t.C:
+					log.Info("scenario", "sent", st.Sent.Load(), "acked", st.Acked.Load(), "failed", st.Failed.Load())
+				}
+			}
+		}()
+		err = scenario.Play(ctx, sc.Live(), scenario.PublishOptions{
+			Broker: broker, Password: simulators.DemoPassword, Skip: func(id string) bool { return modbusDevices[id] },
+			From: from,
+		}, &st)
+		stopTicker()
+		log.Info("scenario day played", "day", sc.From.Format("2006-01-02"), "sent", st.Sent.Load(), "acked", st.Acked.Load(), "failed", st.Failed.Load(), "took", time.Since(start).Round(time.Second))
+		if err != nil && ctx.Err() == nil {
+			fmt.Fprintf(stderr, "sanisim: %v\n", err)
+			return 1
+		}
+		day = sc.To
 	}
-	log.Info("yesterday replayed", "sent", st.Sent, "acked", st.Acked, "failed", st.Failed, "took", time.Since(start).Round(time.Second))
 	return 0
 }
-
 func modbusFleet(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sanisim modbus-fleet", flag.ContinueOnError)
 	fs.SetOutput(stderr)

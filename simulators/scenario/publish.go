@@ -10,89 +10,116 @@ import (
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
-// PublishOptions configure Publish.
+// PublishOptions configure Play.
 type PublishOptions struct {
 	Broker   string              // host:port of the gateway's MQTT listener
 	Password func(string) string // a device's password
 	// Skip leaves out the messages of some devices (those polled over Modbus).
 	Skip func(device string) bool
-	// Window is how many QoS 1 messages a device has in flight; default 32.
-	Window int
+	// CatchUp is how much faster than real time messages whose time has
+	// passed are replayed (default 1440: a day in a minute). Messages are
+	// sent in time order across all devices, so the detectors' watermark
+	// never overtakes a device that is still being replayed.
+	CatchUp float64
+	// Now is the clock (default time.Now): a message is due at its
+	// PublishAt once that has passed.
+	Now func() time.Time
+	// From leaves out messages published before it: a gateway's detectors
+	// take readings only within their bounded lateness of the clock, so a
+	// day joined in the middle starts a few minutes back, not at midnight.
+	From time.Time
 }
 
-// PublishStats counts what Publish sent and had acknowledged.
+// PublishStats counts what Play sent and had acknowledged.
 type PublishStats struct {
-	Sent, Acked, Failed int64
+	Sent, Acked, Failed atomic.Int64
 }
 
-// Publish sends messages over MQTT as their devices, each device on its own
-// connection with its own credentials, in the order given, with QoS 1, as
-// fast as acknowledgements allow: a day replayed into a gateway. It returns
-// once every message is acknowledged or has failed.
-func Publish(ctx context.Context, msgs []Message, o PublishOptions) (PublishStats, error) {
-	if o.Window <= 0 {
-		o.Window = 32
+// Play sends messages over MQTT as their devices, each device on its own
+// connection with its own credentials, with QoS 1, in the order given (by
+// time). Messages from the past are replayed at CatchUp times real time;
+// messages from the future wait for their time, so a scenario of today runs
+// live. It returns when all are sent and acknowledged, or ctx ends.
+func Play(ctx context.Context, msgs []Message, o PublishOptions, st *PublishStats) error {
+	if o.CatchUp <= 0 {
+		o.CatchUp = 1440
 	}
-	byDevice := map[string][]Message{}
-	var order []string
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if st == nil {
+		st = &PublishStats{}
+	}
+	clients := map[string]pahomqtt.Client{}
+	defer func() {
+		for _, c := range clients {
+			c.Disconnect(250)
+		}
+	}()
+	client := func(id string) (pahomqtt.Client, error) {
+		if c, ok := clients[id]; ok {
+			return c, nil
+		}
+		opts := pahomqtt.NewClientOptions().AddBroker("tcp://" + o.Broker).SetClientID("scenario-" + id).
+			SetUsername(id).SetPassword(o.Password(id)).SetCleanSession(false).SetAutoReconnect(true).
+			SetConnectTimeout(10 * time.Second).SetWriteTimeout(10 * time.Second).SetKeepAlive(30 * time.Second)
+		c := pahomqtt.NewClient(opts)
+		if tok := c.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+			return nil, fmt.Errorf("scenario: connect %s: %v", id, tok.Error())
+		}
+		clients[id] = c
+		return c, nil
+	}
+	var pending sync.WaitGroup
+	var pace time.Time // wall time at which the replay clock started
+	var first time.Time
 	for _, m := range msgs {
-		if o.Skip != nil && o.Skip(m.Device) {
+		if (o.Skip != nil && o.Skip(m.Device)) || m.PublishAt.Before(o.From) {
 			continue
 		}
-		if _, ok := byDevice[m.Device]; !ok {
-			order = append(order, m.Device)
+		if ctx.Err() != nil {
+			break
 		}
-		byDevice[m.Device] = append(byDevice[m.Device], m)
-	}
-	var st struct{ sent, acked, failed atomic.Int64 }
-	var wg sync.WaitGroup
-	errs := make(chan error, len(order))
-	sem := make(chan struct{}, 32) // devices replaying at once
-	for _, id := range order {
-		wg.Add(1)
-		go func(id string, ms []Message) {
-			defer wg.Done()
+		now := o.Now()
+		if m.PublishAt.After(now) {
+			// Live: wait for the message's own time.
 			select {
-			case sem <- struct{}{}:
 			case <-ctx.Done():
-				return
+			case <-time.After(m.PublishAt.Sub(now)):
 			}
-			defer func() { <-sem }()
-			opts := pahomqtt.NewClientOptions().AddBroker("tcp://" + o.Broker).SetClientID("replay-" + id).
-				SetUsername(id).SetPassword(o.Password(id)).SetCleanSession(true).SetAutoReconnect(false).
-				SetConnectTimeout(10 * time.Second).SetWriteTimeout(10 * time.Second)
-			c := pahomqtt.NewClient(opts)
-			if tok := c.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
-				errs <- fmt.Errorf("scenario: connect %s: %v", id, tok.Error())
-				return
+			pace = time.Time{}
+		} else {
+			// Catching up: keep CatchUp times real time.
+			if pace.IsZero() {
+				pace, first = time.Now(), m.PublishAt
 			}
-			defer c.Disconnect(250)
-			window := make(chan pahomqtt.Token, o.Window)
-			wait := func(tok pahomqtt.Token) {
-				if tok.WaitTimeout(60*time.Second) && tok.Error() == nil {
-					st.acked.Add(1)
-				} else {
-					st.failed.Add(1)
+			due := pace.Add(time.Duration(float64(m.PublishAt.Sub(first)) / o.CatchUp))
+			if d := time.Until(due); d > time.Millisecond {
+				select {
+				case <-ctx.Done():
+				case <-time.After(d):
 				}
 			}
-			for _, m := range ms {
-				if ctx.Err() != nil {
-					break
-				}
-				if len(window) == cap(window) {
-					wait(<-window)
-				}
-				window <- c.Publish(m.Topic(), 1, false, []byte(m.Payload))
-				st.sent.Add(1)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		c, err := client(m.Device)
+		if err != nil {
+			return err
+		}
+		tok := c.Publish(m.Topic(), 1, false, []byte(m.Payload))
+		st.Sent.Add(1)
+		pending.Add(1)
+		go func() {
+			defer pending.Done()
+			if tok.WaitTimeout(60*time.Second) && tok.Error() == nil {
+				st.Acked.Add(1)
+			} else {
+				st.Failed.Add(1)
 			}
-			close(window)
-			for tok := range window {
-				wait(tok)
-			}
-		}(id, byDevice[id])
+		}()
 	}
-	wg.Wait()
-	close(errs)
-	stats := PublishStats{Sent: st.sent.Load(), Acked: st.acked.Load(), Failed: st.failed.Load()}
-	return stats, <-errs
+	pending.Wait()
+	return ctx.Err()
 }
