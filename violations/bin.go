@@ -192,6 +192,9 @@ func (b *binState) fireStep(e *env, r *telemetry.Reading, temp float64) {
 	f.Temps = append(kept, sample{r.Time, temp})
 	hot := temp >= c.MaxTempC || (haveLow && temp-low >= c.MinRiseC)
 	if f.Raised {
+		if r.Time.Before(f.Start) {
+			return // from before an alarm handled ahead of its turn: it proves no cooling
+		}
 		if temp < c.ClearTempC && !hot {
 			f.Clear++
 			if f.Clear >= 2 {

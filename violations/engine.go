@@ -283,6 +283,12 @@ func (s *shard) readings(ctx context.Context, rs []telemetry.Reading) error {
 		r := rs[i]
 		d := s.device(r.Device, r.Kind)
 		s.e.m.readings.Inc()
+		if urgent[r.Event] {
+			// A fire alarm or a help button must not wait the lateness
+			// window: it is a fact on its own, handled at once by the rules
+			// that need no order. Its release in order later is a no-op.
+			d.lateEvent(s.env(ctx, d), &r)
+		}
 		if !d.insert(r) {
 			if r.Event != "" {
 				// Events are facts at a time (a pickup, a button): they
@@ -306,6 +312,9 @@ func (s *shard) readings(ctx context.Context, rs []telemetry.Reading) error {
 	}
 	return s.err
 }
+
+// urgent lists the events handled as soon as they arrive.
+var urgent = map[string]bool{"fire_alarm": true, "help_button": true}
 
 func (s *shard) advance(ctx context.Context, wm time.Time) error {
 	s.wm = wm
