@@ -63,11 +63,26 @@ func AppendLine(buf []byte, r *Reading) []byte {
 	return append(buf, '\n')
 }
 
-func appendTag(buf []byte, k, v string) []byte {
+func appendTag(buf []byte, k, v string) []byte { return AppendTag(buf, k, v) }
+
+// AppendTag appends ",k=v" with line protocol's escaping; an empty value,
+// which line protocol does not allow, is written as "none". Other writers of
+// the gateway's measurements (violations, cases) share it.
+func AppendTag(buf []byte, k, v string) []byte {
 	buf = append(buf, ',')
 	buf = appendEscaped(buf, k, tagEsc)
 	buf = append(buf, '=')
+	if v == "" {
+		v = "none"
+	}
 	return appendEscaped(buf, v, tagEsc)
+}
+
+// AppendQuoted appends s as a line protocol string field value, quoted and escaped.
+func AppendQuoted(buf []byte, s string) []byte {
+	buf = append(buf, '"')
+	buf = appendEscaped(buf, s, stringEsc)
+	return append(buf, '"')
 }
 
 const (

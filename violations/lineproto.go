@@ -2,7 +2,8 @@ package violations
 
 import (
 	"strconv"
-	"strings"
+
+	"github.com/sanigate/sanigate/telemetry"
 )
 
 // Measurement is the InfluxDB measurement violations are written to.
@@ -35,11 +36,11 @@ func AppendLine(buf []byte, v *Violation) []byte {
 		buf = appendTag(buf, "site", v.Site)
 	}
 	buf = appendTag(buf, "type", v.Type)
-	buf = append(buf, " key=\""...)
-	buf = appendEscaped(buf, v.Key, stringEsc)
-	buf = append(buf, "\",summary=\""...)
-	buf = appendEscaped(buf, v.Summary, stringEsc)
-	buf = append(buf, "\",duration_s="...)
+	buf = append(buf, " key="...)
+	buf = telemetry.AppendQuoted(buf, v.Key)
+	buf = append(buf, ",summary="...)
+	buf = telemetry.AppendQuoted(buf, v.Summary)
+	buf = append(buf, ",duration_s="...)
 	buf = strconv.AppendFloat(buf, v.End.Sub(v.Start).Seconds(), 'g', -1, 64)
 	if v.HasPos {
 		buf = append(buf, ",lat="...)
@@ -55,39 +56,7 @@ func AppendLine(buf []byte, v *Violation) []byte {
 }
 
 // Tags are written sorted by key, as InfluxDB prefers.
-func appendTag(buf []byte, k, v string) []byte {
-	buf = append(buf, ',')
-	buf = append(buf, k...)
-	buf = append(buf, '=')
-	if v == "" {
-		// An empty tag value is not allowed in line protocol.
-		v = "none"
-	}
-	return appendEscaped(buf, v, tagEsc)
-}
-
-const (
-	tagEsc    = ",= "
-	stringEsc = `"\`
-)
-
-func appendEscaped(buf []byte, s, special string) []byte {
-	if !strings.ContainsAny(s, special+"\n") {
-		return append(buf, s...)
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '\n' {
-			buf = append(buf, ' ') // newlines cannot be escaped in line protocol
-			continue
-		}
-		if strings.IndexByte(special, c) >= 0 {
-			buf = append(buf, '\\')
-		}
-		buf = append(buf, c)
-	}
-	return buf
-}
+func appendTag(buf []byte, k, v string) []byte { return telemetry.AppendTag(buf, k, v) }
 
 // CoverageMeasurement is the InfluxDB measurement of coverage reports.
 const CoverageMeasurement = "coverage"
