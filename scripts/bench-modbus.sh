@@ -11,33 +11,15 @@ SECS=${SECONDS_RUN:-60}
 BASE=${BENCH_PORT_BASE:-19200}
 INFLUX_PORT=$((BASE + 86)); MQTT_PORT=$((BASE + 83)); HTTP_PORT=$((BASE + 80))
 W=$(mktemp -d)
+. scripts/influxdb.sh
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
 metric() {
   curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v n="$1" '$1 ~ "^"n"({|$)" { s += $2 } END { printf "%.6f\n", s }'
 }
-cat > "$W/influxdb.conf" <<CONF
-reporting-disabled = true
-bind-address = "127.0.0.1:$((INFLUX_PORT + 2))"
-[meta]
-  dir = "$W/influx/meta"
-[data]
-  dir = "$W/influx/data"
-  wal-dir = "$W/influx/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:$INFLUX_PORT"
-  log-enabled = false
-[logging]
-  level = "error"
-[monitor]
-  store-enabled = false
-CONF
-.tools/bin/influxd -config "$W/influxdb.conf" >"$W/influxd.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 300); do curl -fsS -o /dev/null "http://127.0.0.1:$INFLUX_PORT/ping" 2>/dev/null && break; sleep 0.1; done
-curl -fsS -XPOST "http://127.0.0.1:$INFLUX_PORT/query" --data-urlencode "q=CREATE DATABASE sanigate" >/dev/null
+influx_start "$W/influx" "$INFLUX_PORT" "$W/influxd.log"
+pids+=("$INFLUX_PID")
 bin/sanisim modbus-fleet -devices "$DEVICES" -base-port $((BASE + 1000)) -out "$W/gw.yaml" -influxdb-url "http://127.0.0.1:$INFLUX_PORT" \
   -mqtt-address "127.0.0.1:$MQTT_PORT" -http-address "127.0.0.1:$HTTP_PORT" -spool-dir "$W/spool" >"$W/sims.log" 2>&1 &
 pids+=($!)

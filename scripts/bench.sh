@@ -16,6 +16,7 @@ LIVE_RATE=${LIVE_RATE:-1000}    # live messages per second during and after the 
 BASE=${BENCH_PORT_BASE:-19000}
 INFLUX_PORT=$((BASE + 86)); MQTT_PORT=$((BASE + 883)); HTTP_PORT=$((BASE + 80)); MOSQ_PORT=$((BASE + 884))
 W=$(mktemp -d)
+. scripts/influxdb.sh
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
@@ -28,28 +29,8 @@ proc_cpu() { awk '{ printf "%.2f\n", ($14 + $15) / 100 }' "/proc/$1/stat"; }
 proc_rss_mb() { awk '/VmHWM/ { printf "%.0f\n", $2 / 1024 }' "/proc/$1/status"; }
 
 start_influx() {
-  cat > "$W/influxdb.conf" <<CONF
-reporting-disabled = true
-bind-address = "127.0.0.1:$((INFLUX_PORT + 2))"
-[meta]
-  dir = "$W/influx/meta"
-[data]
-  dir = "$W/influx/data"
-  wal-dir = "$W/influx/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:$INFLUX_PORT"
-  log-enabled = false
-[logging]
-  level = "error"
-[monitor]
-  store-enabled = false
-CONF
-  .tools/bin/influxd -config "$W/influxdb.conf" >>"$W/influxd.log" 2>&1 &
-  INFLUX_PID=$!
+  influx_start "$W/influx" "$INFLUX_PORT" "$W/influxd.log"
   pids+=("$INFLUX_PID")
-  for _ in $(seq 1 300); do curl -fsS -o /dev/null "http://127.0.0.1:$INFLUX_PORT/ping" 2>/dev/null && break; sleep 0.1; done
-  curl -fsS -XPOST "http://127.0.0.1:$INFLUX_PORT/query" --data-urlencode "q=CREATE DATABASE sanigate" >/dev/null
 }
 
 echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); InfluxDB runs on it too"

@@ -10,24 +10,7 @@ HTTP_ADDR=${SANIGATE_HTTP_ADDRESS:-127.0.0.1:8080}
 INFLUX_PORT=${INFLUX_PORT:-8086}
 INFLUX_URL="http://127.0.0.1:${INFLUX_PORT}"
 mkdir -p "$RUN/influxdb" "$RUN/logs"
-
-cat > "$RUN/influxdb.conf" <<CONF
-reporting-disabled = true
-bind-address = "127.0.0.1:$((INFLUX_PORT + 2))"
-[meta]
-  dir = "$RUN/influxdb/meta"
-[data]
-  dir = "$RUN/influxdb/data"
-  wal-dir = "$RUN/influxdb/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:${INFLUX_PORT}"
-  log-enabled = false
-[logging]
-  level = "warn"
-[monitor]
-  store-enabled = false
-CONF
+. scripts/influxdb.sh
 
 pids=()
 cleanup() {
@@ -44,13 +27,8 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 echo ">> starting InfluxDB on $INFLUX_URL"
-.tools/bin/influxd -config "$RUN/influxdb.conf" >"$RUN/logs/influxd.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 200); do
-  if curl -fsS -o /dev/null "$INFLUX_URL/ping" 2>/dev/null; then break; fi
-  sleep 0.1
-done
-curl -fsS -XPOST "$INFLUX_URL/query" --data-urlencode "q=CREATE DATABASE sanigate" >/dev/null
+influx_start "$RUN/influxdb" "$INFLUX_PORT" "$RUN/logs/influxd.log" warn
+pids+=("$INFLUX_PID")
 
 echo ">> starting the gateway"
 bin/sanigate -config examples/demo/sanigate.yaml -mqtt-address "$MQTT_ADDR" -http-address "$HTTP_ADDR" \
