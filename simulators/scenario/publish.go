@@ -120,6 +120,11 @@ func Play(ctx context.Context, msgs []Message, o PublishOptions, st *PublishStat
 			}
 		}()
 	}
+	if ctx.Err() != nil {
+		// Stopping: what is still unacknowledged stays in the devices'
+		// sessions; do not wait for a gateway that may be gone.
+		return ctx.Err()
+	}
 	pending.Wait()
-	return ctx.Err()
+	return nil
 }
