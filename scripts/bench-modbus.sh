@@ -24,7 +24,7 @@ bin/sanisim modbus-fleet -devices "$DEVICES" -base-port $((BASE + 1000)) -out "$
   -mqtt-address "127.0.0.1:$MQTT_PORT" -http-address "127.0.0.1:$HTTP_PORT" -spool-dir "$W/spool" >"$W/sims.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 300); do [ -s "$W/gw.yaml" ] && grep -q "serving" "$W/sims.log" && break; sleep 0.1; done
-bin/sanigate -config "$W/gw.yaml" -log-level warn 2>"$W/gw.log" &
+bin/sanigate ${SANIGATE_FLAGS:-} -config "$W/gw.yaml" -log-level warn 2>"$W/gw.log" &
 GW=$!; pids+=("$GW")
 for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$HTTP_PORT/healthz" 2>/dev/null && break; sleep 0.1; done
 sleep 5 # let every device's schedule start
