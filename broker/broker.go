@@ -148,7 +148,11 @@ func (b *Broker) Online(device string) bool {
 }
 
 // ConnectedDevices is the number of authenticated device connections.
-func (b *Broker) ConnectedDevices() int64 { return int64(b.metrics.connectedN.Load()) }
+func (b *Broker) ConnectedDevices() int64 {
+	b.hook.mu.Lock()
+	defer b.hook.mu.Unlock()
+	return int64(len(b.hook.online))
+}
 
 // Close stops accepting, disconnects every client and waits for their
 // connection goroutines, bounded by ctx.

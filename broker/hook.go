@@ -87,7 +87,6 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		}
 		h.devices[string(cl.Properties.Username)]++
 		h.b.metrics.connected.Inc()
-		h.b.metrics.connectedN.Add(1)
 	}
 	h.mu.Unlock()
 }
@@ -112,7 +111,6 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 			}
 		}
 		h.b.metrics.connected.Dec()
-		h.b.metrics.connectedN.Add(-1)
 	}
 	h.mu.Unlock()
 }
@@ -213,8 +211,6 @@ func (h *hook) refuse(cl *mqtt.Client, pk packets.Packet, herr error) error {
 	// No PUBACK: the 3.1.1 client keeps the message and resends it.
 	return packets.ErrRejectPacket
 }
-
-var _ = context.Background
 
 // levelFloor drops mochi's records below min, and its "publish packet
 // error" lines: mochi logs every refused publish with its whole payload at

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,7 +9,6 @@ import (
 
 type metrics struct {
 	connected    prometheus.Gauge
-	connectedN   atomic.Int64
 	authFailures *prometheus.CounterVec
 	aclDenied    prometheus.Counter
 	panics       *prometheus.CounterVec

@@ -187,7 +187,6 @@ func (t *Truck) Step(now time.Time) []Message {
 		}
 		speed = 25 + t.rng.Float64()*15
 		step := speed / 3.6 * dt.Seconds()
-		heading := bearing(t.pos, target)
 		t.pos = toward(t.pos, target, step)
 		if distanceM(t.pos, target) < 1 {
 			speed = 0
@@ -210,7 +209,6 @@ func (t *Truck) Step(now time.Time) []Message {
 				t.dwell = 90 * time.Second
 			}
 		}
-		_ = heading
 	}
 	t.fuel = clamp(t.fuel-0.001*dt.Seconds(), 5, 100)
 	if t.fuel <= 5 {

@@ -11,21 +11,21 @@ import (
 func AppendLine(buf []byte, r *Reading) []byte {
 	buf = appendEscaped(buf, r.Measurement(), measurementEsc)
 	if r.Category != "" {
-		buf = appendTag(buf, "category", r.Category)
+		buf = AppendTag(buf, "category", r.Category)
 	}
 	if r.Contractor != "" {
-		buf = appendTag(buf, "contractor", r.Contractor)
+		buf = AppendTag(buf, "contractor", r.Contractor)
 	}
-	buf = appendTag(buf, "device", r.Device)
+	buf = AppendTag(buf, "device", r.Device)
 	if r.District != "" {
-		buf = appendTag(buf, "district", r.District)
+		buf = AppendTag(buf, "district", r.District)
 	}
 	if r.Event != "" {
-		buf = appendTag(buf, "event", r.Event)
-		buf = appendTag(buf, "kind", r.Kind)
+		buf = AppendTag(buf, "event", r.Event)
+		buf = AppendTag(buf, "kind", r.Kind)
 	}
 	if r.Site != "" {
-		buf = appendTag(buf, "site", r.Site)
+		buf = AppendTag(buf, "site", r.Site)
 	}
 	buf = append(buf, ' ')
 	n := 0
@@ -62,8 +62,6 @@ func AppendLine(buf []byte, r *Reading) []byte {
 	buf = strconv.AppendInt(buf, r.Time.UnixNano(), 10)
 	return append(buf, '\n')
 }
-
-func appendTag(buf []byte, k, v string) []byte { return AppendTag(buf, k, v) }
 
 // AppendTag appends ",k=v" with line protocol's escaping; an empty value,
 // which line protocol does not allow, is written as "none". Other writers of

@@ -68,8 +68,10 @@ func (p *Pipeline) remember(rs []Reading) {
 	if newest == nil {
 		return
 	}
+	// The readings of a stored message are not touched again (codecs and
+	// drivers build each message's readings afresh), so their fields can
+	// be shared rather than copied on this hot path.
 	r := *newest
-	r.Fields = append([]Field(nil), newest.Fields...)
 	for {
 		old, loaded := p.last.LoadOrStore(r.Device, &r)
 		if !loaded || old.(*Reading).Time.After(r.Time) {

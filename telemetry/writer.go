@@ -217,10 +217,7 @@ func (w *Writer) deliver(ctx context.Context, body []byte) error {
 		}
 		w.failing.Store(true)
 		w.lastErr.Store(err.Error())
-		if split {
-			return w.split(ctx, body, err)
-		}
-		if !retry {
+		if split || !retry {
 			return w.split(ctx, body, err)
 		}
 		if attempt == 0 || attempt%10 == 0 {

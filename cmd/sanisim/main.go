@@ -113,18 +113,9 @@ func runFleet(args []string, stdout, stderr io.Writer) int {
 		return playScenario(ctx, cfg, *seed, *broker, *truthOut, log, stderr)
 	}
 	var stats simulators.Stats
-	go func() {
-		t := time.NewTicker(10 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				log.Info("simulated fleet", "devices", len(devices), "published", stats.Published.Load(), "acked", stats.Acked.Load(), "failed", stats.Failed.Load())
-			}
-		}
-	}()
+	go repeatEvery(ctx, 10*time.Second, func() {
+		log.Info("simulated fleet", "devices", len(devices), "published", stats.Published.Load(), "acked", stats.Acked.Load(), "failed", stats.Failed.Load())
+	})
 	log.Info("simulating the demo fleet", "devices", len(devices), "broker", *broker, "every", *every)
 	err = simulators.Run(ctx, devices, simulators.RunOptions{
 		Broker: *broker, Password: simulators.DemoPassword, Every: *every, QoS: byte(*qos), Logger: log,
@@ -260,18 +251,9 @@ func playScenario(ctx context.Context, cfg *fleet.Config, seed uint64, broker, t
 		var st scenario.PublishStats
 		start := time.Now()
 		tctx, stopTicker := context.WithCancel(ctx)
-		go func() {
-			t := time.NewTicker(30 * time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-tctx.Done():
-					return
-				case <-t.C:
-					log.Info("scenario", "sent", st.Sent.Load(), "acked", st.Acked.Load(), "failed", st.Failed.Load())
-				}
-			}
-		}()
+		go repeatEvery(tctx, 30*time.Second, func() {
+			log.Info("scenario", "sent", st.Sent.Load(), "acked", st.Acked.Load(), "failed", st.Failed.Load())
+		})
 		err = scenario.Play(ctx, sc.Live(), scenario.PublishOptions{
 			Broker: broker, Password: simulators.DemoPassword, Skip: func(id string) bool { return modbusDevices[id] },
 			From: from,
@@ -325,4 +307,18 @@ func modbusFleet(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "serving %d Modbus simulators from port %d; configuration in %s\n", *n, *basePort, *out)
 	<-ctx.Done()
 	return 0
+}
+
+// repeatEvery calls fn each period until ctx ends: the progress lines.
+func repeatEvery(ctx context.Context, period time.Duration, fn func()) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
 }

@@ -139,9 +139,6 @@ func (c *Consumer) OldestAge() time.Duration {
 func (s *Spool) segmentAtLocked(off int64) (segment, bool) {
 	for _, sg := range s.segs {
 		if off < sg.end() || (off == sg.end() && sg.path == s.segs[len(s.segs)-1].path) {
-			if off < sg.base {
-				return sg, true
-			}
 			return sg, true
 		}
 	}

@@ -287,7 +287,7 @@ func scanSegment(path string) (records, good, size int64, err error) {
 	size = st.Size()
 	r := &offsetReader{r: f}
 	for {
-		_, n, err := readRecord(r, nil)
+		_, _, n, err := readFrame(r)
 		if err != nil {
 			return records, good, size, nil
 		}
@@ -308,13 +308,6 @@ func (o *offsetReader) Read(p []byte) (int, error) {
 }
 
 var errCorrupt = errors.New("corrupt record")
-
-// readRecord reads one framed record: its payload (a new slice), its append
-// time and its framed length.
-func readRecord(r io.Reader, _ []byte) ([]byte, int64, error) {
-	p, _, n, err := readFrame(r)
-	return p, n, err
-}
 
 func readFrame(r io.Reader) ([]byte, time.Time, int64, error) {
 	var h [headerSize]byte
