@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -172,16 +171,7 @@ func TestQuotaPushesBackAndRecovers(t *testing.T) {
 	h.influx.Stop()
 	ctx := context.Background()
 
-	conn, err := net.Dial("tcp", h.g.MQTTAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v5 := paho.NewClient(paho.ClientConfig{Conn: conn})
-	defer v5.Disconnect(&paho.Disconnect{})
-	if _, err := v5.Connect(ctx, &paho.Connect{ClientID: "v5-load-1", Username: "load-1", UsernameFlag: true,
-		Password: []byte("pw-load-1"), PasswordFlag: true, KeepAlive: 30, CleanStart: true}); err != nil {
-		t.Fatal(err)
-	}
+	v5 := connectV5(t, h, "v5-load-1", "load-1")
 	// Large buffered uploads fill the 1 MiB quota quickly.
 	base := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
 	batch := func(dev string, n int) []byte {
@@ -317,8 +307,6 @@ func TestSpoolRepairedAtStart(t *testing.T) {
 	})
 }
 
-var _ = errors.New
-
 // A full disk under the spool is treated like a full quota: publishers are
 // pushed back, nothing acknowledged is lost, and ingest resumes once the
 // writer has freed space.
@@ -331,16 +319,7 @@ func TestDiskFullPushesBackAndRecovers(t *testing.T) {
 	})
 	h.influx.Stop()
 	ctx := context.Background()
-	conn, err := net.Dial("tcp", h.g.MQTTAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v5 := paho.NewClient(paho.ClientConfig{Conn: conn})
-	defer v5.Disconnect(&paho.Disconnect{})
-	if _, err := v5.Connect(ctx, &paho.Connect{ClientID: "v5-disk", Username: "load-1", UsernameFlag: true,
-		Password: []byte("pw-load-1"), PasswordFlag: true, KeepAlive: 30, CleanStart: true}); err != nil {
-		t.Fatal(err)
-	}
+	v5 := connectV5(t, h, "v5-disk", "load-1")
 	base := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
 	upload := func(n int) []byte {
 		var parts []string
@@ -381,4 +360,21 @@ func TestDiskFullPushesBackAndRecovers(t *testing.T) {
 		}
 		return err == nil
 	})
+}
+
+// connectV5 opens an MQTT 5 connection as device id (password "pw-" + id),
+// closed at the end of the test.
+func connectV5(t *testing.T, h *harness, clientID, id string) *paho.Client {
+	t.Helper()
+	conn, err := net.Dial("tcp", h.g.MQTTAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := paho.NewClient(paho.ClientConfig{Conn: conn})
+	t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
+	if _, err := c.Connect(context.Background(), &paho.Connect{ClientID: clientID, Username: id, UsernameFlag: true,
+		Password: []byte("pw-" + id), PasswordFlag: true, KeepAlive: 30, CleanStart: true}); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -106,14 +106,14 @@ func TestRunResumesAfterRestart(t *testing.T) {
 		Registerer: prometheus.NewRegistry()}
 	appendUntil(half)
 	runUntil(t, violations.NewEngine(cfg, dc, col, opts), sp, end)
-	first := len(col.list())
+	first := len(col.List())
 	appendUntil(at(13, 0))
 	clk.t = at(12, 59)
 	runUntil(t, violations.NewEngine(cfg, dc, col, opts), sp, end)
-	if first == 0 || len(col.list()) == first {
-		t.Errorf("raised %d before the restart and %d after: want some of each", first, len(col.list())-first)
+	if first == 0 || len(col.List()) == first {
+		t.Errorf("raised %d before the restart and %d after: want some of each", first, len(col.List())-first)
 	}
-	got, want := fingerprints(col.list()), fingerprints(ref.list())
+	got, want := fingerprints(col.List()), fingerprints(ref.List())
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("across a restart:\n%s\nall at once:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

@@ -4,46 +4,19 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sanigate/sanigate/fleet"
+	"github.com/sanigate/sanigate/internal/violationstest"
 	"github.com/sanigate/sanigate/telemetry"
 	"github.com/sanigate/sanigate/violations"
 )
 
-var demoConfig = sync.OnceValues(func() (*fleet.Config, error) {
-	return fleet.Load("../examples/demo/sanigate.yaml")
-})
-
-func loadDemo(t testing.TB) *fleet.Config {
-	t.Helper()
-	cfg, err := demoConfig()
-	if err != nil {
-		t.Fatalf("load demo config: %v", err)
-	}
-	return cfg
-}
+func loadDemo(t testing.TB) *fleet.Config { return violationstest.Demo(t) }
 
 // collector is a Sink that keeps what it is given.
-type collector struct {
-	mu  sync.Mutex
-	all []violations.Violation
-}
-
-func (c *collector) Raise(_ context.Context, v violations.Violation) error {
-	c.mu.Lock()
-	c.all = append(c.all, v)
-	c.mu.Unlock()
-	return nil
-}
-
-func (c *collector) list() []violations.Violation {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]violations.Violation(nil), c.all...)
-}
+type collector = violationstest.Collector
 
 // cst is the demo city's zone; base is a Monday in the past, at midnight.
 var (
@@ -92,7 +65,7 @@ func run(t *testing.T, dc violations.Config, rs []telemetry.Reading, end time.Ti
 		t.Fatal(err)
 	}
 	var out []violations.Violation
-	for _, v := range col.list() {
+	for _, v := range col.List() {
 		if device == "" || v.Device == device {
 			out = append(out, v)
 		}

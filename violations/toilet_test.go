@@ -159,9 +159,9 @@ func TestDeviceOffline(t *testing.T) {
 		if err := e.ProcessReadings(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
-		got := opened(col.list(), violations.DeviceOffline)
+		got := opened(col.List(), violations.DeviceOffline)
 		if len(got) != 1 || !got[0].Start.Equal(at(10, 9)) {
-			t.Fatalf("after the last will: got %+v", col.list())
+			t.Fatalf("after the last will: got %+v", col.List())
 		}
 		if err := e.ProcessReadings(ctx, toiletDay("toilet-02", at(10, 30), 20, nil)); err != nil {
 			t.Fatal(err)
@@ -169,8 +169,8 @@ func TestDeviceOffline(t *testing.T) {
 		if err := e.AdvanceTo(ctx, at(10, 50)); err != nil {
 			t.Fatal(err)
 		}
-		if n := resolved(col.list(), violations.DeviceOffline); n != 1 || len(opened(col.list(), violations.DeviceOffline)) != 1 {
-			t.Errorf("back online: %d resolved, all %+v", n, col.list())
+		if n := resolved(col.List(), violations.DeviceOffline); n != 1 || len(opened(col.List(), violations.DeviceOffline)) != 1 {
+			t.Errorf("back online: %d resolved, all %+v", n, col.List())
 		}
 	})
 }
@@ -200,7 +200,7 @@ func TestLateReadings(t *testing.T) {
 	if err := e.AdvanceTo(ctx, at(12, 0)); err != nil {
 		t.Fatal(err)
 	}
-	if got := opened(col.list(), violations.ToiletOdour); len(got) != 1 || !got[0].Start.Equal(at(10, 10)) {
+	if got := opened(col.List(), violations.ToiletOdour); len(got) != 1 || !got[0].Start.Equal(at(10, 10)) {
 		t.Errorf("out of order within the lateness: got %+v", got)
 	}
 	if e.Late() != 1 {

@@ -28,17 +28,17 @@ func TestUrgentEventsDoNotWait(t *testing.T) {
 	}
 	// No AdvanceTo: the watermark has not moved past these readings.
 	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) && (len(opened(col.list(), violations.BinFire)) == 0 || len(opened(col.list(), violations.ToiletSafety)) == 0) {
+	for time.Now().Before(deadline) && (len(opened(col.List(), violations.BinFire)) == 0 || len(opened(col.List(), violations.ToiletSafety)) == 0) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if len(opened(col.list(), violations.BinFire)) != 1 || len(opened(col.list(), violations.ToiletSafety)) != 1 {
-		t.Fatalf("got %+v, want a bin_fire and a toilet_safety at once", col.list())
+	if len(opened(col.List(), violations.BinFire)) != 1 || len(opened(col.List(), violations.ToiletSafety)) != 1 {
+		t.Fatalf("got %+v, want a bin_fire and a toilet_safety at once", col.List())
 	}
 	// Releasing them in order later raises nothing more.
 	if err := e.AdvanceTo(ctx, now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(opened(col.list(), violations.BinFire)); n != 1 {
+	if n := len(opened(col.List(), violations.BinFire)); n != 1 {
 		t.Errorf("bin_fire raised %d times, want 1", n)
 	}
 }

@@ -5,48 +5,20 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sanigate/sanigate/fleet"
+	"github.com/sanigate/sanigate/internal/violationstest"
 	"github.com/sanigate/sanigate/simulators/scenario"
 	"github.com/sanigate/sanigate/telemetry"
 	"github.com/sanigate/sanigate/violations"
 )
 
-// demoConfig loads the demo city once for all tests.
-var demoConfig = sync.OnceValues(func() (*fleet.Config, error) {
-	return fleet.Load("../../examples/demo/sanigate.yaml")
-})
-
-func loadDemo(t testing.TB) *fleet.Config {
-	t.Helper()
-	cfg, err := demoConfig()
-	if err != nil {
-		t.Fatalf("load demo config: %v", err)
-	}
-	return cfg
-}
+func loadDemo(t testing.TB) *fleet.Config { return violationstest.Demo(t) }
 
 // collector is a Sink that keeps what it is given.
-type collector struct {
-	mu  sync.Mutex
-	all []violations.Violation
-}
-
-func (c *collector) Raise(_ context.Context, v violations.Violation) error {
-	c.mu.Lock()
-	c.all = append(c.all, v)
-	c.mu.Unlock()
-	return nil
-}
-
-func (c *collector) list() []violations.Violation {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]violations.Violation(nil), c.all...)
-}
+type collector = violationstest.Collector
 
 type mapPlacer struct{ m *fleet.Places }
 
@@ -103,7 +75,7 @@ func runScenario(t testing.TB, cfg *fleet.Config, sc *scenario.Scenario, msgs []
 	if err := eng.AdvanceTo(ctx, sc.To); err != nil {
 		t.Fatal(err)
 	}
-	return col.list(), eng
+	return col.List(), eng
 }
 
 // tolerance is how far a raised violation's start may be from the injected
