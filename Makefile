@@ -17,7 +17,7 @@ build:
 # Debian packages the tests talk to: a third-party Modbus stack, socat for a
 # serial line between pseudo-terminals (PostgreSQL
 # for the case store comes through scripts/install-postgres.sh).
-DEB_PACKAGES := python3-pymodbus socat
+DEB_PACKAGES := python3-pymodbus python3-serial python3-serial-asyncio socat
 
 ## tools: install what tests and the demo need (InfluxDB 1.8.10 into .tools/bin, Debian packages)
 tools: $(INFLUXD)
