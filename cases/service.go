@@ -295,6 +295,42 @@ func (s *Service) Raise(ctx context.Context, v violations.Violation) error {
 	return fmt.Errorf("cases: raise %s: the open case kept changing under us", key)
 }
 
+// Withdraw takes back a violation that late readings no longer support: its
+// occurrence is removed from the open case with its key, and the case gets a
+// note; a case left with no occurrence is resolved with that note. It
+// implements violations.Withdrawer.
+func (s *Service) Withdraw(ctx context.Context, v violations.Violation, reason string) error {
+	key := caseKey(v)
+	var evs []event
+	err := s.st.tx(ctx, func(tx *sql.Tx) error {
+		c, err := s.openByKey(ctx, tx, key)
+		if isNoRows(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := s.st.exec(ctx, tx, `DELETE FROM case_occurrences WHERE case_id = ? AND violation_key = ?`, c.ID, v.Key); err != nil {
+			return err
+		}
+		var left int
+		if err := s.st.queryRow(ctx, tx, `SELECT COUNT(*) FROM case_occurrences WHERE case_id = ? AND violation_key NOT LIKE '%#resolved'`,
+			c.ID).Scan(&left); err != nil {
+			return err
+		}
+		note := fmt.Sprintf("%s %s", v.Key, reason)
+		if left > 0 {
+			return s.addHistory(ctx, tx, HistoryEntry{At: s.now(), Actor: dataVerifier.Name, Action: Comment, From: c.State, To: c.State, Note: note}, c.ID)
+		}
+		return s.apply(ctx, tx, c, dataVerifier, ActionRequest{Action: Resolve, Note: note}, s.now(), &evs)
+	})
+	if err != nil {
+		return fmt.Errorf("cases: withdraw %s: %w", v.Key, err)
+	}
+	s.emit(ctx, evs)
+	return nil
+}
+
 func (s *Service) openByKey(ctx context.Context, tx *sql.Tx, key string) (*Case, error) {
 	return scanCase(s.st.queryRow(ctx, tx, `SELECT `+caseColumns+` FROM cases WHERE case_key = ? AND is_open = 1`+s.st.forUpdate(), key))
 }

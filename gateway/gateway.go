@@ -233,7 +233,7 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	}, []string{"type", "severity"})
 	g.reg.MustRegister(raised)
 	g.detectors = violations.NewEngine(cfg, g.detCfg, violationSink{sp: sp, cases: g.cases, log: g.log.With("component", "violations"), raised: raised},
-		violations.EngineOptions{StateDir: dir + "-state", Registerer: g.reg, Logger: g.log.With("component", "detectors")})
+		violations.EngineOptions{StateDir: dir + "-state", Registerer: g.reg, MaxAge: cfg.Ingest.MaxAge.D(), Logger: g.log.With("component", "detectors")})
 	detCtx, detCancel := context.WithCancel(context.Background())
 	g.detCancel = detCancel
 	g.detWG.Add(1)

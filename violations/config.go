@@ -47,6 +47,16 @@ type Config struct {
 	// (device offline, a route window that ended) wait this much longer,
 	// so that a batched upload yields the same violations as live data.
 	UploadDelay map[string]Duration `yaml:"upload_delay"`
+	// ClockGrace is how far behind the wall clock the detectors tick a
+	// silent device: a reading that arrives later than this after its own
+	// time, once the clock has passed it, re-runs its device. Default 2s.
+	ClockGrace Duration `yaml:"clock_grace"`
+	// ReplayBytes bounds what each device keeps to re-run its detectors
+	// over late readings (its marks and recent readings). Default 256 KiB.
+	ReplayBytes int `yaml:"replay_bytes"`
+	// MarkEvery is the event time between two marks of a device's state,
+	// where a re-run may start. Default 10m.
+	MarkEvery Duration `yaml:"mark_every"`
 	// LoadSmoothing is the number of samples in the running median of a
 	// truck's load_kg: it hides load-cell noise and single-sample spikes.
 	LoadSmoothing int `yaml:"load_smoothing"`
@@ -237,6 +247,9 @@ func DefaultConfig() Config {
 	return Config{
 		Lateness:      Duration(10 * time.Minute),
 		UploadDelay:   map[string]Duration{"truck": Duration(70 * time.Minute), "sweeper": Duration(70 * time.Minute)},
+		ClockGrace:    Duration(2 * time.Second),
+		ReplayBytes:   256 << 10,
+		MarkEvery:     Duration(10 * time.Minute),
 		LoadSmoothing: 5,
 		IllegalDumping: IllegalDumpingConfig{
 			MinDropKG: 300, Window: Duration(10 * time.Minute), MaxSpeedKmh: 3,
@@ -386,3 +399,17 @@ func parseNight(s string) (time.Duration, time.Duration, error) {
 }
 
 func (c *Config) uploadDelay(kind string) time.Duration { return c.UploadDelay[kind].D() }
+
+func (c *Config) replayBytes() int {
+	if c.ReplayBytes <= 0 {
+		return 256 << 10
+	}
+	return c.ReplayBytes
+}
+
+func (c *Config) markEvery() time.Duration {
+	if c.MarkEvery <= 0 {
+		return 10 * time.Minute
+	}
+	return c.MarkEvery.D()
+}

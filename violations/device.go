@@ -2,7 +2,6 @@ package violations
 
 import (
 	"context"
-	"sort"
 	"strings"
 	"time"
 
@@ -11,18 +10,16 @@ import (
 )
 
 // deviceState is everything the detectors remember of one device. It is
-// owned by one shard goroutine and saved in snapshots as JSON, which is why
+// owned by one shard goroutine and saved in snapshots (gob), which is why
 // its fields (and those of the detectors' states) are exported.
 type deviceState struct {
 	ID   string
 	Kind string
-	// Buf holds readings not yet released to the detectors, in time order:
-	// they wait Lateness for stragglers to be sorted in.
-	Buf []telemetry.Reading `json:",omitempty"`
-	// MaxTime is the newest event time received; Done the newest released
-	// or ticked to, below which a new reading is late.
+	// MaxTime is the newest event time received; Done the newest the
+	// detectors handled or were ticked to by the clock: a reading before
+	// Done is late and re-runs the device from a mark (replay.go).
 	MaxTime, Done time.Time
-	// LastSeen is the time of the newest released reading.
+	// LastSeen is the time of the newest handled reading.
 	LastSeen time.Time
 	// Since is when detection of this device began: a route window that
 	// opened before it was not watched whole and is not judged.
@@ -34,7 +31,9 @@ type deviceState struct {
 	Bin     *binState     `json:",omitempty"`
 	Toilet  *toiletState  `json:",omitempty"`
 
-	dirty bool // changed since the last snapshot
+	dirty     bool      // changed since the last snapshot
+	savedDone time.Time // Done at the last snapshot
+	rp        *replay   // marks, recent readings and emissions, for re-runs
 }
 
 // env is what detectors see while they work on one device: its registration,
@@ -60,7 +59,7 @@ func (e *env) lookup(id string) *fleet.Device { return e.devices[id] }
 func (e *env) since() time.Time { return e.state.Since }
 
 func newDeviceState(id, kind string) *deviceState {
-	d := &deviceState{ID: id, Kind: kind}
+	d := &deviceState{ID: id, Kind: kind, rp: &replay{}}
 	switch kind {
 	case telemetry.KindTruck:
 		d.Truck = &truckState{}
@@ -74,52 +73,6 @@ func newDeviceState(id, kind string) *deviceState {
 	return d
 }
 
-// insert queues r for release in time order. It reports false for a reading
-// older than what the detectors have already passed: a late one.
-func (d *deviceState) insert(r telemetry.Reading) bool {
-	if !d.Done.IsZero() && r.Time.Before(d.Done) {
-		return false
-	}
-	d.dirty = true
-	if r.Time.After(d.MaxTime) {
-		d.MaxTime = r.Time
-	}
-	n := len(d.Buf)
-	if n == 0 || !r.Time.Before(d.Buf[n-1].Time) {
-		d.Buf = append(d.Buf, r)
-		return true
-	}
-	// Stable: equal times keep their arrival order (an event and a sample).
-	i := sort.Search(n, func(i int) bool { return d.Buf[i].Time.After(r.Time) })
-	d.Buf = append(d.Buf, telemetry.Reading{})
-	copy(d.Buf[i+1:], d.Buf[i:])
-	d.Buf[i] = r
-	return true
-}
-
-// advance releases the queued readings up to release, each after ticking the
-// detectors to its time, then ticks the detectors to tick.
-func (d *deviceState) advance(e *env, release, tick time.Time) {
-	n := 0
-	for n < len(d.Buf) && !d.Buf[n].Time.After(release) {
-		r := &d.Buf[n]
-		d.tick(e, r.Time)
-		d.handle(e, r)
-		n++
-	}
-	if n > 0 {
-		d.dirty = true
-		rest := copy(d.Buf, d.Buf[n:])
-		for i := rest; i < len(d.Buf); i++ {
-			d.Buf[i] = telemetry.Reading{}
-		}
-		d.Buf = d.Buf[:rest]
-	}
-	if tick.After(d.Done) {
-		d.tick(e, tick)
-	}
-}
-
 // tick runs the time-window rules up to t (event time).
 func (d *deviceState) tick(e *env, t time.Time) {
 	if !t.After(d.Done) {
@@ -127,9 +80,11 @@ func (d *deviceState) tick(e *env, t time.Time) {
 	}
 	if d.Since.IsZero() {
 		d.Since = t
+		if b := e.sh.e.began; !b.IsZero() && b.Before(t) {
+			d.Since = b
+		}
 	}
 	d.Done = t
-	d.dirty = true
 	d.Offline.tick(e, t)
 	switch {
 	case d.Truck != nil:
@@ -233,7 +188,7 @@ func (e *env) emit(v Violation) {
 	if v.Key == "" {
 		v.Key = makeKey(v.Type, e.state.ID, v.Start)
 	}
-	e.sh.raise(e.ctx, v)
+	e.sh.out(e.ctx, e.state, v)
 }
 
 // report hands a route window's coverage to the sink, when it takes them.

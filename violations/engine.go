@@ -1,8 +1,9 @@
 package violations
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
+	"encoding/gob"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -31,9 +32,13 @@ type EngineOptions struct {
 	// Registerer receives the engine's metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
-	// Now is the wall clock (default time.Now). Run advances event time
-	// with it when the spool is drained, so rules fire without readings.
+	// Now is the wall clock (default time.Now). When the spool is drained,
+	// Run ticks every device to it (less ClockGrace), so that time-window
+	// rules fire without readings.
 	Now func() time.Time
+	// MaxAge is the oldest a late reading may be and still re-run its
+	// device (the ingest max_age). Default 30 days.
+	MaxAge time.Duration
 	// Tick is how often Run looks at the clock. Default 1s.
 	Tick time.Duration
 	// Checkpoint is how often Run saves state and commits its cursor.
@@ -43,9 +48,11 @@ type EngineOptions struct {
 	MaxRecords int
 }
 
-// Engine runs every detector over the readings of the fleet, in event time,
-// and hands what they raise to a Sink. Detector state is sharded by device:
-// each shard goroutine alone owns its devices' state.
+// Engine runs every detector over the readings of the fleet, each device in
+// its own event time, and hands what they raise to a Sink. Detector state is
+// sharded by device: each shard goroutine alone owns its devices' state.
+// A device's readings are judged as they arrive; late ones re-run the device
+// (replay.go).
 //
 // An Engine is driven either by Run (as a spool consumer) or by
 // ProcessReadings and AdvanceTo (tests, replays), never both at once.
@@ -65,17 +72,21 @@ type Engine struct {
 	sweep   map[string][]*fleet.SweepingRoute
 
 	shards []*shard
-	// maxEvent is the newest event time read; sentWM the watermark last
-	// given to the shards. Both belong to the driving goroutine.
-	maxEvent, sentWM time.Time
-	running          atomic.Bool
-	late             atomic.Int64
+	// sentClock is the clock last given to the shards; it belongs to the
+	// driving goroutine.
+	sentClock time.Time
+	// began is when watching began: a device first ticked later is taken
+	// as watched since then (deviceState.Since), so that a route window
+	// already open when it first reports is judged whole.
+	began   time.Time
+	running atomic.Bool
+	late    atomic.Int64
 
 	mu    sync.Mutex
 	wills []will
 	wake  chan struct{}
 
-	snap map[string]json.RawMessage // device -> state at the last checkpoint
+	state *stateLog // the snapshot log, while Run runs with a StateDir
 }
 
 type will struct {
@@ -103,6 +114,9 @@ func NewEngine(cfg *fleet.Config, dc Config, sink Sink, opts EngineOptions) *Eng
 	if opts.MaxRecords <= 0 {
 		opts.MaxRecords = 512
 	}
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = 30 * 24 * time.Hour
+	}
 	if dc.LoadSmoothing < 1 {
 		dc.LoadSmoothing = 1
 	}
@@ -110,7 +124,7 @@ func NewEngine(cfg *fleet.Config, dc Config, sink Sink, opts EngineOptions) *Eng
 		dc.Spillage.Smoothing = 1
 	}
 	e := &Engine{cfg: cfg, dc: dc, sink: sink, opts: opts, log: opts.Logger, m: newMetrics(opts.Registerer),
-		devices: map[string]*fleet.Device{}, loc: time.UTC, wake: make(chan struct{}, 1), snap: map[string]json.RawMessage{}}
+		devices: map[string]*fleet.Device{}, loc: time.UTC, wake: make(chan struct{}, 1)}
 	if a, b, err := parseNight(dc.ToiletLeak.Window); err == nil {
 		e.night = [2]time.Duration{a, b}
 	}
@@ -128,7 +142,7 @@ func NewEngine(cfg *fleet.Config, dc Config, sink Sink, opts EngineOptions) *Eng
 		}
 	}
 	for i := 0; i < opts.Shards; i++ {
-		e.shards = append(e.shards, &shard{e: e, devices: map[string]*deviceState{}})
+		e.shards = append(e.shards, &shard{e: e, devices: map[string]*deviceState{}, rerunQ: map[string]bool{}})
 	}
 	if cfg != nil {
 		for i := range cfg.Devices {
@@ -145,8 +159,9 @@ func (e *Engine) shardFor(device string) *shard {
 	return e.shards[h.Sum32()%uint32(len(e.shards))]
 }
 
-// Late is the number of readings dropped because they came later than the
-// allowed lateness (also counted in sanigate_violation_late_readings_total).
+// Late is the number of readings left out of detection because they came
+// before their device's replay span (also counted in
+// sanigate_violation_late_readings_total).
 func (e *Engine) Late() int64 { return e.late.Load() }
 
 // Offline reports a device's last will (the broker saw it disconnect at at).
@@ -169,35 +184,36 @@ func (e *Engine) takeWills() []will {
 	return w
 }
 
-// advanceStep is how far event time moves before the clock rules of every
-// device run again; rules fire at their own instants, whatever the step.
-const advanceStep = 30 * time.Second
-
 // ErrRunning is returned by ProcessReadings and AdvanceTo while Run drives
 // the engine.
 var ErrRunning = errors.New("violations: engine is running as a spool consumer")
 
 // ProcessReadings runs the detectors over readings (any devices, any order)
 // on the calling goroutine and returns once every violation they raise has
-// been handed to the sink (a failing sink is retried until ctx ends). The clock watermark follows the newest event time
-// less the lateness; AdvanceTo moves it further.
+// been handed to the sink (a failing sink is retried until ctx ends). Each
+// device is judged in its own event time: a reading older than what its
+// device already passed re-runs it. The clock of other devices does not move;
+// AdvanceTo moves it.
 func (e *Engine) ProcessReadings(ctx context.Context, rs []telemetry.Reading) error {
 	if e.running.Load() {
 		return ErrRunning
 	}
+	if e.began.IsZero() && len(rs) > 0 {
+		// A replay begins with its first reading; its devices are taken as
+		// watched as long before it as a batched upload may hold readings.
+		e.began = rs[0].Time.Add(-e.dc.Lateness.D() - e.dc.uploadDelay(telemetry.KindTruck))
+	}
 	for i := range rs {
-		r := rs[i]
-		if err := e.shardFor(r.Device).readings(ctx, []telemetry.Reading{r}); err != nil {
+		if err := e.shardFor(rs[i].Device).readings(ctx, rs[i:i+1]); err != nil {
 			return err
 		}
-		if r.Time.After(e.maxEvent) {
-			e.maxEvent = r.Time
+	}
+	for _, s := range e.shards {
+		if err := s.flush(ctx); err != nil {
+			return err
 		}
 	}
-	if err := e.drainWills(ctx); err != nil {
-		return err
-	}
-	return e.advanceSync(ctx, e.maxEvent.Add(-e.dc.Lateness.D()), false)
+	return e.drainWills(ctx)
 }
 
 func (e *Engine) drainWills(ctx context.Context) error {
@@ -209,9 +225,9 @@ func (e *Engine) drainWills(ctx context.Context) error {
 	return nil
 }
 
-// AdvanceTo moves the watermark to t as if nothing from before t were still
-// to come: readings up to t are released and time-window rules fire up to t
-// (less each kind's upload delay). For tests and the end of a replay.
+// AdvanceTo ticks every device's clock to t, as if nothing from before t
+// were still to come: time-window rules fire up to t. Readings from before t
+// that come later re-run their device. For tests and the end of a replay.
 func (e *Engine) AdvanceTo(ctx context.Context, t time.Time) error {
 	if e.running.Load() {
 		return ErrRunning
@@ -219,23 +235,12 @@ func (e *Engine) AdvanceTo(ctx context.Context, t time.Time) error {
 	if err := e.drainWills(ctx); err != nil {
 		return err
 	}
-	return e.advanceSync(ctx, t, true)
-}
-
-func (e *Engine) advanceSync(ctx context.Context, wm time.Time, force bool) error {
-	if !force && wm.Sub(e.sentWM) < advanceStep {
-		return nil
-	}
-	if !wm.After(e.sentWM) {
-		return nil
-	}
-	e.sentWM = wm
-	e.m.watermark.Set(float64(wm.UnixNano()) / 1e9)
 	for _, s := range e.shards {
-		if err := s.advance(ctx, wm); err != nil {
+		if err := s.advance(ctx, t); err != nil {
 			return err
 		}
 	}
+	e.m.clock.Set(float64(t.UnixNano()) / 1e9)
 	return nil
 }
 
@@ -246,19 +251,22 @@ type shard struct {
 	e       *Engine
 	devices map[string]*deviceState
 	in      chan shardMsg
-	wm      time.Time // the watermark this shard last advanced to
-	err     error     // the sink refused and ctx ended: nothing may be committed
+	err     error // the sink refused and ctx ended: nothing may be committed
+	// rerun lists devices with late readings waiting for their re-run.
+	rerunQ map[string]bool
 }
 
 type shardMsg struct {
 	readings []telemetry.Reading
-	wm       time.Time
+	clock    time.Time
 	will     *will
 	barrier  chan<- shardReport
+	all      bool // barrier: report every device, not only changed ones
 }
 
 type shardReport struct {
-	states map[string]json.RawMessage
+	states []byte // gob stream of (id, state) pairs
+	n      int
 	err    error
 }
 
@@ -278,50 +286,46 @@ func (s *shard) env(ctx context.Context, d *deviceState) *env {
 }
 
 func (s *shard) readings(ctx context.Context, rs []telemetry.Reading) error {
-	lateness := s.e.dc.Lateness.D()
 	for i := range rs {
-		r := rs[i]
-		d := s.device(r.Device, r.Kind)
-		s.e.m.readings.Inc()
-		if urgent[r.Event] {
-			// A fire alarm or a help button must not wait the lateness
-			// window: it is a fact on its own, handled at once by the rules
-			// that need no order. Its release in order later is a no-op.
-			d.lateEvent(s.env(ctx, d), &r)
-		}
-		if !d.insert(r) {
-			if r.Event != "" {
-				// Events are facts at a time (a pickup, a button): they
-				// still count when they come after later samples, as the
-				// events of a buffered upload do.
-				d.lateEvent(s.env(ctx, d), &r)
-				continue
-			}
-			s.e.late.Add(1)
-			s.e.m.late.WithLabelValues(r.Kind).Inc()
-			s.e.lateLog(r, d)
+		r := &rs[i]
+		if r.Device == "" {
 			continue
 		}
-		release := d.MaxTime.Add(-lateness)
-		if s.wm.After(release) {
-			release = s.wm
-		}
-		if len(d.Buf) > 0 && !d.Buf[0].Time.After(release) {
-			d.advance(s.env(ctx, d), release, time.Time{})
+		d := s.device(r.Device, r.Kind)
+		s.e.m.readings.Inc()
+		pending := len(d.rp.pending)
+		s.receive(s.env(ctx, d), r)
+		if len(d.rp.pending) > pending {
+			s.rerunQ[d.ID] = true
 		}
 	}
 	return s.err
 }
 
-// urgent lists the events handled as soon as they arrive.
+// flush runs the re-runs that late readings asked for.
+func (s *shard) flush(ctx context.Context) error {
+	for id := range s.rerunQ {
+		if d := s.devices[id]; d != nil {
+			s.rerun(ctx, d)
+		}
+		delete(s.rerunQ, id)
+	}
+	return s.err
+}
+
+// urgent lists the events raised as soon as they arrive, even late.
 var urgent = map[string]bool{"fire_alarm": true, "help_button": true}
 
-func (s *shard) advance(ctx context.Context, wm time.Time) error {
-	s.wm = wm
+// advance ticks every device to t (the clock).
+func (s *shard) advance(ctx context.Context, t time.Time) error {
+	s.flush(ctx)
 	for _, d := range s.devices {
-		tick := wm.Add(-s.e.dc.uploadDelay(d.Kind))
-		if (len(d.Buf) > 0 && !d.Buf[0].Time.After(wm)) || tick.After(d.Done) {
-			d.advance(s.env(ctx, d), wm, tick)
+		if t.After(d.Done) {
+			n := len(d.rp.emits)
+			d.tick(s.env(ctx, d), t)
+			if len(d.rp.emits) != n {
+				d.dirty = true
+			}
 		}
 	}
 	return s.err
@@ -334,8 +338,16 @@ func (s *shard) will(ctx context.Context, w will) error {
 			d.Kind = dev.Kind
 		}
 	}
-	d.dirty = true
-	d.Offline.will(s.env(ctx, d), w.at)
+	t := w.at
+	if t.Before(d.Done) {
+		t = d.Done
+	}
+	en := entry{kind: entryWill, t: t}
+	if len(d.rp.pending) > 0 {
+		d.rp.pending = append(d.rp.pending, en)
+		return s.err
+	}
+	s.process(s.env(ctx, d), en, nil)
 	return s.err
 }
 
@@ -360,21 +372,53 @@ func (s *shard) raise(ctx context.Context, v Violation) {
 	}
 }
 
-// snapshot encodes the devices changed since the last one.
-func (s *shard) snapshot() (map[string]json.RawMessage, error) {
-	out := map[string]json.RawMessage{}
+// withdraw takes back v through the sink, when it can, retrying like raise.
+func (s *shard) withdraw(ctx context.Context, v Violation) {
+	w, ok := s.e.sink.(Withdrawer)
+	s.e.m.withdrawn.Inc()
+	if !ok {
+		s.e.log.Warn("late readings no longer support a violation; the sink cannot withdraw it", "device", v.Device, "key", v.Key)
+		return
+	}
+	reason := "withdrawn: readings that arrived late no longer support it"
+	backoff := 50 * time.Millisecond
+	for {
+		err := w.Withdraw(ctx, v, reason)
+		if err == nil {
+			s.e.log.Info("violation withdrawn", "device", v.Device, "type", v.Type, "key", v.Key)
+			return
+		}
+		s.e.m.sinkErrors.Inc()
+		select {
+		case <-ctx.Done():
+			s.err = fmt.Errorf("violations: withdraw %s: %w", v.Key, err)
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// snapshot encodes the devices changed since the last one (all of them
+// with all) as one gob stream of id and state pairs.
+func (s *shard) snapshot(all bool) ([]byte, int, error) {
+	var buf bytes.Buffer
+	enc := gob.NewEncoder(&buf)
+	n := 0
 	for id, d := range s.devices {
-		if !d.dirty {
+		if !all && !d.dirty && d.Done.Sub(d.savedDone) < time.Minute {
 			continue
 		}
-		b, err := json.Marshal(d)
-		if err != nil {
-			return nil, fmt.Errorf("violations: snapshot %s: %w", id, err)
+		if err := enc.Encode(id); err != nil {
+			return nil, 0, fmt.Errorf("violations: snapshot %s: %w", id, err)
 		}
-		out[id] = b
-		d.dirty = false
+		if err := enc.Encode(d); err != nil {
+			return nil, 0, fmt.Errorf("violations: snapshot %s: %w", id, err)
+		}
+		d.dirty, d.savedDone = false, d.Done
+		n++
 	}
-	return out, nil
+	return buf.Bytes(), n, nil
 }
 
 func (s *shard) loop(ctx context.Context) {
@@ -384,6 +428,9 @@ func (s *shard) loop(ctx context.Context) {
 			return
 		case m := <-s.in:
 			s.handle(ctx, m)
+			if len(s.in) == 0 && len(s.rerunQ) > 0 {
+				s.flush(ctx) // a burst of late readings is over: re-run once
+			}
 		}
 	}
 }
@@ -401,21 +448,22 @@ func (s *shard) handle(ctx context.Context, m shardMsg) {
 			m.barrier <- shardReport{err: s.err}
 			return
 		}
-		st, err := s.snapshot()
-		m.barrier <- shardReport{states: st, err: err}
+		s.flush(ctx)
+		st, n, err := s.snapshot(m.all)
+		m.barrier <- shardReport{states: st, n: n, err: err}
 	case m.will != nil:
 		s.will(ctx, *m.will)
 	case len(m.readings) > 0:
 		s.readings(ctx, m.readings)
-	case !m.wm.IsZero():
-		s.advance(ctx, m.wm)
+	case !m.clock.IsZero():
+		s.advance(ctx, m.clock)
 	}
 }
 
 // lateLog logs late readings at a bounded rate.
 func (e *Engine) lateLog(r telemetry.Reading, d *deviceState) {
 	if n := e.late.Load(); n&(n-1) == 0 { // 1, 2, 4, 8, ...
-		e.log.Warn("reading later than the allowed lateness: dropped by the detectors", "device", r.Device, "kind", r.Kind,
+		e.log.Warn("reading older than its device's replay span: left out of detection", "device", r.Device, "kind", r.Kind,
 			"time", r.Time, "processed_to", d.Done, "late_total", n)
 	}
 }
@@ -434,6 +482,9 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 	if err != nil {
 		return err
 	}
+	if e.began.IsZero() {
+		e.began = e.opts.Now()
+	}
 	sctx, stopShards := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	for _, s := range e.shards {
@@ -447,6 +498,10 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 	defer func() {
 		stopShards()
 		wg.Wait()
+		if e.state != nil && e.state.f != nil {
+			e.state.f.Close()
+			e.state.f = nil
+		}
 	}()
 
 	type batch struct {
@@ -480,14 +535,14 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 			return false
 		}
 	}
-	broadcast := func(wm time.Time) {
-		if !wm.After(e.sentWM) {
+	broadcast := func(t time.Time) {
+		if !t.After(e.sentClock) {
 			return
 		}
-		e.sentWM = wm
-		e.m.watermark.Set(float64(wm.UnixNano()) / 1e9)
+		e.sentClock = t
+		e.m.clock.Set(float64(t.UnixNano()) / 1e9)
 		for _, s := range e.shards {
-			send(s, shardMsg{wm: wm})
+			send(s, shardMsg{clock: t})
 		}
 	}
 	committed := cons.Committed()
@@ -508,7 +563,7 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 		lastCheckpoint = time.Now()
 		return nil
 	}
-	lateness := e.dc.Lateness.D()
+	grace := e.dc.ClockGrace.D()
 	for {
 		select {
 		case <-ctx.Done():
@@ -532,17 +587,8 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 				if rec.End <= skipUntil {
 					continue // already in the restored state
 				}
-				rs, err := telemetry.ParseLines(rec.Data)
-				if err != nil {
-					e.m.badRecords.Inc()
-					e.log.Warn("unreadable spool record; detectors skip what they cannot read", "offset", rec.Offset, "error", err)
-				}
+				rs := e.deviceReadings(rec)
 				if len(rs) > 0 {
-					for i := range rs {
-						if rs[i].Time.After(e.maxEvent) {
-							e.maxEvent = rs[i].Time
-						}
-					}
 					// A record is one device message: one shard.
 					if !send(e.shardFor(rs[0].Device), shardMsg{readings: rs}) {
 						// Stopping: commit only what the shards were given.
@@ -555,12 +601,9 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 				lastEnd = rec.End
 			}
 			caughtUp = len(b.recs) < e.opts.MaxRecords
-			if wm := e.maxEvent.Add(-lateness); wm.Sub(e.sentWM) >= advanceStep {
-				broadcast(wm)
-			}
 		case <-ticker.C:
 			if caughtUp {
-				broadcast(e.opts.Now().Add(-lateness))
+				broadcast(e.opts.Now().Add(-grace))
 			}
 			if time.Since(lastCheckpoint) >= e.opts.Checkpoint && lastEnd > committed {
 				if err := checkpoint(); err != nil {
@@ -571,18 +614,19 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 	}
 }
 
-// gather asks every shard for its changed state once it has processed all
-// that was sent before; it fails if a shard lost a violation.
-func (e *Engine) gather(ctx context.Context) (map[string]json.RawMessage, error) {
+// gather asks every shard for its changed state (every state with all) once
+// it has processed all that was sent before; it fails if a shard lost a
+// violation.
+func (e *Engine) gather(ctx context.Context, all bool) ([]shardReport, error) {
 	reply := make(chan shardReport, len(e.shards))
 	for _, s := range e.shards {
 		select {
-		case s.in <- shardMsg{barrier: reply}:
+		case s.in <- shardMsg{barrier: reply, all: all}:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
-	out := map[string]json.RawMessage{}
+	var out []shardReport
 	var errs []error
 	for range e.shards {
 		select {
@@ -590,15 +634,43 @@ func (e *Engine) gather(ctx context.Context) (map[string]json.RawMessage, error)
 			if r.err != nil {
 				errs = append(errs, r.err)
 			}
-			for k, v := range r.states {
-				out[k] = v
-			}
+			out = append(out, r)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
 	return out, errors.Join(errs...)
 }
+
+// deviceReadings returns the device readings of a spool record: none for
+// the gateway's own derived records (violations, coverage, case events and
+// KPIs), which the detectors must not read back, nor for lines of segments
+// from before records were typed that are not of a device kind.
+func (e *Engine) deviceReadings(rec spool.Record) []telemetry.Reading {
+	if rec.Type != spool.TypeReading {
+		e.m.derived.Inc()
+		return nil
+	}
+	rs, err := telemetry.ParseLines(rec.Data)
+	if err != nil {
+		e.m.badRecords.Inc()
+		e.log.Warn("unreadable spool record; detectors skip what they cannot read", "offset", rec.Offset, "error", err)
+	}
+	n := 0
+	for i := range rs {
+		if rs[i].Device == "" || !deviceKinds[rs[i].Kind] {
+			e.m.derived.Inc()
+			continue
+		}
+		rs[n] = rs[i]
+		n++
+	}
+	return rs[:n]
+}
+
+// deviceKinds are the measurements of device readings and events.
+var deviceKinds = map[string]bool{telemetry.KindBin: true, telemetry.KindTruck: true, telemetry.KindToilet: true,
+	telemetry.KindSweeper: true, telemetry.KindWeighbridge: true}
 
 func (e *Engine) finalCheckpoint(cons *spool.Consumer, lastEnd, committed int64) error {
 	if lastEnd <= committed {

@@ -78,7 +78,7 @@ func TestRunResumesAfterRestart(t *testing.T) {
 	if err := e.ProcessReadings(context.Background(), rs); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.AdvanceTo(context.Background(), at(12, 59).Add(-dc.Lateness.D())); err != nil {
+	if err := e.AdvanceTo(context.Background(), at(12, 59).Add(-dc.ClockGrace.D())); err != nil {
 		t.Fatal(err)
 	}
 
@@ -153,12 +153,14 @@ func TestAppendLine(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	cfg := loadDemo(t)
 	reg := prometheus.NewRegistry()
-	e := violations.NewEngine(cfg, violations.DefaultConfig(), &collector{}, violations.EngineOptions{Registerer: reg})
+	e := violations.NewEngine(cfg, violations.DefaultConfig(), &collector{}, violations.EngineOptions{Registerer: reg,
+		MaxAge: 20 * time.Minute})
 	ctx := context.Background()
 	if err := e.ProcessReadings(ctx, toiletDay("toilet-02", at(10, 0), 60, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.ProcessReadings(ctx, toiletDay("toilet-02", at(10, 0), 1, nil)); err != nil {
+	// Older than MaxAge behind what the device passed: left out.
+	if err := e.ProcessReadings(ctx, toiletDay("toilet-02", at(9, 0), 1, nil)); err != nil {
 		t.Fatal(err)
 	}
 	mfs, err := reg.Gather()

@@ -15,7 +15,16 @@ type metrics struct {
 	sinkErrors  prometheus.Counter
 	panics      prometheus.Counter
 	checkpoints prometheus.Counter
-	watermark   prometheus.Gauge
+	clock       prometheus.Gauge
+	derived     prometheus.Counter
+	duplicates  prometheus.Counter
+	marks       prometheus.Counter
+	reruns      prometheus.Counter
+	withdrawn   prometheus.Counter
+	// rerunReadings counts the readings re-runs went through again.
+	rerunReadings prometheus.Counter
+	rerunSeconds  prometheus.Histogram
+	stateBytes    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -27,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "sanigate_violation_readings_total", Help: "Readings the detectors received.",
 		}),
 		late: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sanigate_violation_late_readings_total", Help: "Readings that came later than the allowed lateness and were left out of detection, by kind.",
+			Name: "sanigate_violation_late_readings_total", Help: "Readings older than their device's replay span, left out of detection, by kind.",
 		}, []string{"kind"}),
 		badRecords: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sanigate_violation_bad_records_total", Help: "Spool records the detectors could not read.",
@@ -41,8 +50,33 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sanigate_violation_checkpoints_total", Help: "Detector snapshots saved with the cursor committed.",
 		}),
-		watermark: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "sanigate_violation_watermark_seconds", Help: "Event time (Unix seconds) up to which time-window rules have run.",
+		clock: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sanigate_violation_clock_seconds", Help: "Time (Unix seconds) the detectors last ticked silent devices to.",
+		}),
+		derived: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sanigate_violation_derived_records_total", Help: "Spool records the detectors passed over as not device readings (the gateway's own).",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sanigate_violation_duplicate_readings_total", Help: "Readings the detectors had already judged (same device, time and values), passed over.",
+		}),
+		marks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sanigate_violation_replay_marks_total", Help: "Device states marked for re-runs.",
+		}),
+		reruns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sanigate_violation_reruns_total", Help: "Re-runs of a device's detectors over late readings.",
+		}),
+		withdrawn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sanigate_violation_withdrawn_total", Help: "Violations a re-run no longer supported, withdrawn.",
+		}),
+		rerunReadings: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sanigate_violation_rerun_readings_total", Help: "Readings handled again by re-runs.",
+		}),
+		rerunSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sanigate_violation_rerun_seconds", Help: "Time one re-run took.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 8),
+		}),
+		stateBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sanigate_violation_state_bytes_total", Help: "Bytes written to the detectors' state log.",
 		}),
 	}
 	if reg != nil {
@@ -53,7 +87,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.sinkErrors = register(reg, m.sinkErrors)
 		m.panics = register(reg, m.panics)
 		m.checkpoints = register(reg, m.checkpoints)
-		m.watermark = register(reg, m.watermark)
+		m.clock = register(reg, m.clock)
+		m.derived = register(reg, m.derived)
+		m.duplicates = register(reg, m.duplicates)
+		m.marks = register(reg, m.marks)
+		m.reruns = register(reg, m.reruns)
+		m.withdrawn = register(reg, m.withdrawn)
+		m.rerunReadings = register(reg, m.rerunReadings)
+		m.rerunSeconds = register(reg, m.rerunSeconds)
+		m.stateBytes = register(reg, m.stateBytes)
 	}
 	return m
 }

@@ -178,14 +178,15 @@ func TestDeviceOffline(t *testing.T) {
 func TestLateReadings(t *testing.T) {
 	cfg := loadDemo(t)
 	col := &collector{}
-	e := violations.NewEngine(cfg, violations.DefaultConfig(), col, violations.EngineOptions{Shards: 1})
+	e := violations.NewEngine(cfg, violations.DefaultConfig(), col, violations.EngineOptions{Shards: 1, MaxAge: 2 * time.Hour})
 	ctx := context.Background()
 	rs := toiletDay("toilet-02", at(10, 0), 60, func(i int, f map[string]float64) {
 		if i >= 10 && i < 30 {
 			f["nh3_mgm3"] = 1.5
 		}
 	})
-	// Shuffle within five minutes: all within the lateness, and found.
+	// Shuffled within five minutes: each straggler re-runs the device, and
+	// the verdict is the one of ordered readings.
 	for i := 0; i+4 < len(rs); i += 5 {
 		rs[i], rs[i+4] = rs[i+4], rs[i]
 		rs[i+1], rs[i+3] = rs[i+3], rs[i+1]
@@ -193,15 +194,30 @@ func TestLateReadings(t *testing.T) {
 	if err := e.ProcessReadings(ctx, rs); err != nil {
 		t.Fatal(err)
 	}
-	// A reading from half an hour before what is processed: counted late.
-	if err := e.ProcessReadings(ctx, toiletDay("toilet-02", at(10, 5), 1, nil)); err != nil {
+	// A reading from the middle of what is judged, published again: a
+	// duplicate, passed over.
+	if err := e.ProcessReadings(ctx, rs[20:21]); err != nil {
+		t.Fatal(err)
+	}
+	// A reading from before MaxAge: counted late, left out.
+	if err := e.ProcessReadings(ctx, toiletDay("toilet-02", at(7, 30), 1, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.AdvanceTo(ctx, at(12, 0)); err != nil {
 		t.Fatal(err)
 	}
-	if got := opened(col.List(), violations.ToiletOdour); len(got) != 1 || !got[0].Start.Equal(at(10, 10)) {
-		t.Errorf("out of order within the lateness: got %+v", got)
+	got := opened(col.List(), violations.ToiletOdour)
+	if len(got) != 1 || !got[0].Start.Equal(at(10, 10)) {
+		t.Errorf("out of order: got %+v", got)
+	}
+	raises := 0
+	for _, v := range col.List() {
+		if v.Type == violations.ToiletOdour {
+			raises++
+		}
+	}
+	if raises != 1 {
+		t.Errorf("odour handed to the sink %d times, want once: %+v", raises, col.List())
 	}
 	if e.Late() != 1 {
 		t.Errorf("late readings counted: %d, want 1", e.Late())

@@ -93,6 +93,15 @@ type Sink interface {
 	Raise(ctx context.Context, v Violation) error
 }
 
+// Withdrawer is implemented by a Sink that can take back a violation it was
+// given: late readings re-ran the device and no longer support it. v is the
+// violation as raised (without its evidence); reason is one human sentence.
+// Withdraw is called from detector goroutines like Raise, and at most once
+// per key and re-run.
+type Withdrawer interface {
+	Withdraw(ctx context.Context, v Violation, reason string) error
+}
+
 // CoverageReport is how well one sweeper covered one sweeping route in one
 // window, for the dashboards: written whether or not it was a violation.
 type CoverageReport struct {

@@ -31,8 +31,9 @@ func Demo(t testing.TB) *fleet.Config {
 // Collector is a violations.Sink that keeps what it is given; it is safe for
 // concurrent use.
 type Collector struct {
-	mu  sync.Mutex
-	all []violations.Violation
+	mu        sync.Mutex
+	all       []violations.Violation
+	withdrawn []violations.Violation
 }
 
 // Raise keeps v.
@@ -41,6 +42,30 @@ func (c *Collector) Raise(_ context.Context, v violations.Violation) error {
 	c.all = append(c.all, v)
 	c.mu.Unlock()
 	return nil
+}
+
+// Withdraw takes back what was raised under v.Key, as a sink that files
+// cases closes the case.
+func (c *Collector) Withdraw(_ context.Context, v violations.Violation, _ string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, x := range c.all {
+		if x.Key != v.Key {
+			c.all[n] = x
+			n++
+		}
+	}
+	c.all = c.all[:n]
+	c.withdrawn = append(c.withdrawn, v)
+	return nil
+}
+
+// Withdrawn returns what was withdrawn, in order.
+func (c *Collector) Withdrawn() []violations.Violation {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]violations.Violation(nil), c.withdrawn...)
 }
 
 // List returns a copy of what was raised, in order.

@@ -18,6 +18,7 @@ type Record struct {
 	Offset   int64     // where the record starts
 	End      int64     // where the next one starts: commit this to pass it
 	Appended time.Time // when it was appended
+	Type     Type      // what it holds
 	Data     []byte
 }
 
@@ -82,6 +83,9 @@ func readCursor(path string) (int64, error) {
 // Name is the consumer's name.
 func (c *Consumer) Name() string { return c.name }
 
+// SpoolID is the identity of the spool c reads (Spool.ID).
+func (c *Consumer) SpoolID() string { return c.s.id }
+
 // Committed is the persisted cursor.
 func (c *Consumer) Committed() int64 {
 	c.s.mu.Lock()
@@ -127,7 +131,8 @@ func (c *Consumer) OldestAge() time.Duration {
 	if _, err := f.Seek(off-seg.base, io.SeekStart); err != nil {
 		return 0
 	}
-	_, ts, _, err := readFrame(bufio.NewReaderSize(f, 4096))
+	fr, err := readFrame(bufio.NewReaderSize(f, 4096))
+	ts := fr.at
 	if err != nil {
 		return 0
 	}
@@ -179,7 +184,7 @@ func (c *Consumer) read(limit int64, maxRecords, maxBytes int) ([]Record, error)
 		if err := c.openAt(); err != nil {
 			return out, err
 		}
-		data, ts, n, err := readFrame(c.br)
+		fr, err := readFrame(c.br)
 		if err != nil {
 			// Only synced, checked bytes are read, so a failure here means
 			// the file changed under us; start over at the next segment.
@@ -191,9 +196,9 @@ func (c *Consumer) read(limit int64, maxRecords, maxBytes int) ([]Record, error)
 			}
 			return out, fmt.Errorf("spool: read at %d: %w", c.pos, err)
 		}
-		out = append(out, Record{Offset: c.pos, End: c.pos + n, Appended: ts, Data: data})
-		c.pos += n
-		size += len(data)
+		out = append(out, Record{Offset: c.pos, End: c.pos + fr.size, Appended: fr.at, Type: fr.typ, Data: fr.data})
+		c.pos += fr.size
+		size += len(fr.data)
 	}
 	return out, nil
 }

@@ -2,9 +2,12 @@
 // consumers of readings (the InfluxDB writer, the detectors).
 //
 // The log lives in a folder as segment files named by the offset of their
-// first byte. Every record is framed as a 4-byte little-endian length of the
-// payload, a 4-byte CRC-32C of what follows it, the 8-byte append time in Unix
-// nanoseconds, and the payload. Offsets are byte positions in
+// first byte. Every record is framed as a 4-byte little-endian word holding
+// the payload's length (low 28 bits) and the record's Type (high 4 bits), a
+// 4-byte CRC-32C of what follows it (and of the type, when not TypeReading),
+// the 8-byte append time in Unix nanoseconds, and the payload. Segments
+// written before records were typed hold type 0 (TypeReading) everywhere and
+// stay readable. Offsets are byte positions in
 // the whole log, so they only grow and a segment's name says where it starts.
 //
 // Guarantees:
@@ -23,7 +26,9 @@
 package spool
 
 import (
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -48,11 +53,37 @@ var ErrClosed = errors.New("spool closed")
 const (
 	headerSize   = 16
 	maxRecord    = 64 << 20
+	lengthMask   = 1<<28 - 1
 	segSuffix    = ".seg"
 	cursorPrefix = "cursor-"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Type says what a record holds, so that each consumer reads only what it
+// consumes.
+type Type uint8
+
+const (
+	// TypeReading is a device's own message (readings, events), appended by
+	// Append and AppendNotify. Segments written before records were typed
+	// hold this type for every record.
+	TypeReading Type = 0
+	// TypeDerived is a record the gateway derives from readings (a
+	// violation, a coverage figure, a case event or KPI), appended by
+	// AppendReserved: stored in InfluxDB, never read back as readings.
+	TypeDerived Type = 1
+)
+
+// frameCRC is the checksum of a frame: of the time and payload, and of the
+// type too when it is not TypeReading (legacy frames had no type).
+func frameCRC(typ Type, tsAndPayload []byte) uint32 {
+	crc := uint32(0)
+	if typ != TypeReading {
+		crc = crc32.Update(crc, castagnoli, []byte{byte(typ)})
+	}
+	return crc32.Update(crc, castagnoli, tsAndPayload)
+}
 
 // Options configure a spool. Zero values take the defaults.
 type Options struct {
@@ -82,6 +113,7 @@ type Recovery struct {
 // Spool is the log. It is safe for concurrent use.
 type Spool struct {
 	dir  string
+	id   string
 	opts Options
 
 	mu       sync.Mutex
@@ -144,6 +176,7 @@ func Open(dir string, opts Options) (*Spool, Recovery, error) {
 		opts.MinFreeBytes = 64 << 20
 	}
 	var rec Recovery
+	var err error
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, rec, fmt.Errorf("spool: %w", err)
 	}
@@ -153,6 +186,9 @@ func Open(dir string, opts Options) (*Spool, Recovery, error) {
 		consumer: map[string]*Consumer{},
 		syncedCh: make(chan struct{}),
 		done:     make(chan struct{}),
+	}
+	if s.id, err = loadID(dir); err != nil {
+		return nil, rec, err
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -228,6 +264,45 @@ func Open(dir string, opts Options) (*Spool, Recovery, error) {
 	return s, rec, nil
 }
 
+// idFile holds the spool's identity, created with the folder.
+const idFile = "id"
+
+// loadID reads the spool's identity, or gives a new spool (or one from
+// before identities) a random one.
+func loadID(dir string) (string, error) {
+	path := filepath.Join(dir, idFile)
+	b, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("spool: identity: %w", err)
+	}
+	var raw [16]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("spool: identity: %w", err)
+	}
+	id := hex.EncodeToString(raw[:])
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o640); err != nil {
+		return "", fmt.Errorf("spool: identity: %w", err)
+	}
+	if f, err := os.Open(tmp); err == nil {
+		_ = f.Sync()
+		f.Close()
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("spool: identity: %w", err)
+	}
+	syncDir(dir)
+	return id, nil
+}
+
+// ID is the spool's identity: random, made when its folder was, so that
+// state kept beside the spool (the detectors' snapshots) can tell whether it
+// belongs to this log or to one removed since.
+func (s *Spool) ID() string { return s.id }
+
 // maxCursor returns the highest persisted cursor, so that an emptied spool
 // keeps its offsets growing.
 func (s *Spool) maxCursor() (int64, error) {
@@ -287,12 +362,12 @@ func scanSegment(path string) (records, good, size int64, err error) {
 	size = st.Size()
 	r := &offsetReader{r: f}
 	for {
-		_, _, n, err := readFrame(r)
+		fr, err := readFrame(r)
 		if err != nil {
 			return records, good, size, nil
 		}
 		records++
-		good += n
+		good += fr.size
 	}
 }
 
@@ -309,26 +384,34 @@ func (o *offsetReader) Read(p []byte) (int, error) {
 
 var errCorrupt = errors.New("corrupt record")
 
-func readFrame(r io.Reader) ([]byte, time.Time, int64, error) {
+type frame struct {
+	data []byte
+	at   time.Time
+	typ  Type
+	size int64 // header and payload
+}
+
+func readFrame(r io.Reader) (frame, error) {
 	var h [headerSize]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return nil, time.Time{}, 0, err
+		return frame{}, err
 	}
-	n := binary.LittleEndian.Uint32(h[0:4])
+	word := binary.LittleEndian.Uint32(h[0:4])
+	n, typ := word&lengthMask, Type(word>>28)
 	sum := binary.LittleEndian.Uint32(h[4:8])
-	if n == 0 || n > maxRecord {
-		return nil, time.Time{}, 0, errCorrupt
+	if n == 0 || n > maxRecord || typ > TypeDerived {
+		return frame{}, errCorrupt
 	}
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, time.Time{}, 0, err
+		return frame{}, err
 	}
-	crc := crc32.Update(crc32.Checksum(h[8:16], castagnoli), castagnoli, buf)
+	crc := crc32.Update(frameCRC(typ, h[8:16]), castagnoli, buf)
 	if crc != sum {
-		return nil, time.Time{}, 0, errCorrupt
+		return frame{}, errCorrupt
 	}
 	ts := time.Unix(0, int64(binary.LittleEndian.Uint64(h[8:16])))
-	return buf, ts, int64(n) + headerSize, nil
+	return frame{data: buf, at: ts, typ: typ, size: int64(n) + headerSize}, nil
 }
 
 // Append writes one record. With wait it returns after the record is synced
@@ -357,15 +440,16 @@ type notify struct {
 // run on the spool's sync goroutine, in append order; they must not block.
 // A refused append (ErrFull, ErrClosed) returns its error and never calls done.
 func (s *Spool) AppendNotify(payload []byte, done func(error)) error {
-	return s.append(payload, done, false)
+	return s.append(payload, done, false, TypeReading)
 }
 
 // AppendReserved appends a record derived from what is already in the spool
 // (a violation, a case event): it may use the headroom beyond the quota (a
 // fiftieth of it) and the disk headroom, so that consumers producing such
-// records are never blocked by the backlog they are working through.
+// records are never blocked by the backlog they are working through. The
+// record is of TypeDerived: consumers of readings skip it.
 func (s *Spool) AppendReserved(payload []byte) error {
-	return s.append(payload, nil, true)
+	return s.append(payload, nil, true, TypeDerived)
 }
 
 // lowOnDiskLocked reports whether the spool's disk has less than
@@ -386,15 +470,15 @@ func (s *Spool) lowOnDiskLocked() bool {
 	return s.diskLow
 }
 
-func (s *Spool) append(payload []byte, done func(error), reserved bool) error {
+func (s *Spool) append(payload []byte, done func(error), reserved bool, typ Type) error {
 	if len(payload) == 0 || len(payload) > maxRecord {
 		return fmt.Errorf("spool: record of %d bytes (1..%d allowed)", len(payload), maxRecord)
 	}
 	frame := make([]byte, headerSize+len(payload))
-	binary.LittleEndian.PutUint32(frame[0:4], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(frame[0:4], uint32(len(payload))|uint32(typ)<<28)
 	binary.LittleEndian.PutUint64(frame[8:16], uint64(time.Now().UnixNano()))
 	copy(frame[headerSize:], payload)
-	binary.LittleEndian.PutUint32(frame[4:8], crc32.Checksum(frame[8:], castagnoli))
+	binary.LittleEndian.PutUint32(frame[4:8], frameCRC(typ, frame[8:]))
 
 	s.mu.Lock()
 	if s.closed {

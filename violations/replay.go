@@ -1,0 +1,406 @@
+package violations
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/gob"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/sanigate/sanigate/telemetry"
+)
+
+// How late readings are judged. A device's readings arrive in order over one
+// connection and are handled as they come. A reading older than what the
+// device's detectors already passed (a buffered trip uploaded after live
+// data, an upload hours late) re-runs that device: its state is restored
+// from the newest mark at or before the reading, the readings kept since the
+// mark are merged with the late ones in time order, the detectors run over
+// them again, and what they raise is reconciled with what they raised the
+// first time by the violations' stable keys: new ones are raised, ones no
+// longer supported are withdrawn (Withdrawer), unchanged ones are left alone.
+//
+// Each device keeps, in memory and nowhere else:
+//   - marks: its encoded state (gob) every MarkEvery of event time, or every
+//     quarter of its history budget;
+//   - history: every reading handled since the oldest mark, as its line
+//     (the spool's encoding) with a 25-byte header;
+//   - emissions: the violations raised since the oldest mark, without their
+//     evidence, to reconcile against.
+//
+// The bound is ReplayBytes per device for the history (the oldest mark and
+// its readings are dropped past it) and MaxAge of event time: a reading
+// older than the oldest mark cannot be re-run. It is counted in
+// sanigate_violation_late_readings_total and, when an event (a pickup, an
+// alarm), still handled by the rules that need no order. Marks and history
+// are not saved in snapshots: after a restart a device's replay span starts
+// at its first new reading.
+
+// replay is one device's re-run machinery; see above.
+type replay struct {
+	hist  []byte // entries: kind(1) time(8) fingerprint(8) length(uvarint) line
+	marks []mark
+	emits []emission
+	// pending holds late readings waiting for the device's re-run; while
+	// it is not empty, new readings wait with them.
+	pending []entry
+	capture *[]Violation // set during a re-run: what the detectors raise
+}
+
+// mark is the device's state before any reading at or after at.
+type mark struct {
+	at     time.Time
+	state  []byte
+	hist   int  // where in hist the readings after the mark start
+	emits  int  // where in emits the emissions after the mark start
+	origin bool // no reading was handled before: valid for any earlier time
+}
+
+// emission is a violation raised while handling readings at time at.
+type emission struct {
+	at time.Time
+	v  Violation // without evidence or geometry
+}
+
+const (
+	entryReading byte = 1
+	entryWill    byte = 2
+	entryHeader       = 17
+)
+
+// entry is one decoded history entry.
+type entry struct {
+	kind byte
+	t    time.Time
+	fp   uint64
+	line []byte
+}
+
+func appendEntry(buf []byte, en entry) []byte {
+	buf = append(buf, en.kind)
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(en.t.UnixNano()))
+	buf = binary.LittleEndian.AppendUint64(buf, en.fp)
+	buf = binary.AppendUvarint(buf, uint64(len(en.line)))
+	return append(buf, en.line...)
+}
+
+// nextEntry decodes the entry at b[off:] and returns the offset after it.
+func nextEntry(b []byte, off int) (entry, int) {
+	en := entry{kind: b[off], t: time.Unix(0, int64(binary.LittleEndian.Uint64(b[off+1:]))),
+		fp: binary.LittleEndian.Uint64(b[off+9:])}
+	n, k := binary.Uvarint(b[off+entryHeader:])
+	start := off + entryHeader + k
+	en.line = b[start : start+int(n)]
+	return en, start + int(n)
+}
+
+// fingerprint identifies a reading for duplicate detection: its time, event
+// and values, leaving out what ingest adds on a resend (a duplicate-fix mark
+// from the GPS filters, place tags).
+func fingerprint(r *telemetry.Reading) uint64 {
+	h := fnv.New64a()
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(r.Time.UnixNano()))
+	h.Write(b[:])
+	h.Write([]byte(r.Event))
+	for _, f := range r.Fields {
+		if f.Name == "gps_filter" {
+			continue
+		}
+		h.Write([]byte(f.Name))
+		binary.LittleEndian.PutUint64(b[:], math.Float64bits(f.Num))
+		h.Write(b[:])
+		h.Write([]byte(f.Str))
+	}
+	return h.Sum64()
+}
+
+// seen reports whether a reading with fingerprint fp at t is in the history.
+func (rp *replay) seen(t time.Time, fp uint64) bool {
+	for off := 0; off < len(rp.hist); {
+		en, next := nextEntry(rp.hist, off)
+		if en.kind == entryReading && en.fp == fp && en.t.Equal(t) {
+			return true
+		}
+		off = next
+	}
+	for _, en := range rp.pending {
+		if en.kind == entryReading && en.fp == fp && en.t.Equal(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// covers reports whether a re-run can start at or before t.
+func (rp *replay) covers(t time.Time) bool {
+	if len(rp.marks) == 0 {
+		return false
+	}
+	return rp.marks[0].origin || !rp.marks[0].at.After(t)
+}
+
+// markFor is the index of the newest mark a re-run from t starts at.
+func (rp *replay) markFor(t time.Time) int {
+	i := sort.Search(len(rp.marks), func(i int) bool { return rp.marks[i].at.After(t) })
+	return max(i-1, 0)
+}
+
+func encodeState(d *deviceState) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(d); err != nil {
+		return nil, fmt.Errorf("violations: encode state of %s: %w", d.ID, err)
+	}
+	return buf.Bytes(), nil
+}
+
+func decodeState(b []byte) (*deviceState, error) {
+	d := &deviceState{}
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(d); err != nil {
+		return nil, fmt.Errorf("violations: decode state: %w", err)
+	}
+	return d, nil
+}
+
+// takeMark records d's state before handling a reading at t, when one is due.
+func (s *shard) takeMark(d *deviceState, t time.Time) {
+	rp := d.rp
+	budget := s.e.dc.replayBytes()
+	if n := len(rp.marks); n > 0 {
+		last := rp.marks[n-1]
+		if t.Before(last.at) || t.Sub(last.at) < s.e.dc.markEvery() && len(rp.hist)-last.hist < budget/4 {
+			return
+		}
+	}
+	b, err := encodeState(d)
+	if err != nil {
+		s.e.log.Warn("no replay mark", "device", d.ID, "error", err)
+		return
+	}
+	rp.marks = append(rp.marks, mark{at: t, state: b, hist: len(rp.hist), emits: len(rp.emits),
+		origin: d.LastSeen.IsZero() && d.Since.IsZero()})
+	s.e.m.marks.Inc()
+	s.trim(d)
+}
+
+// trim drops the oldest marks with their readings and emissions while the
+// device is over its budget, or while the next mark is old enough to start
+// any re-run MaxAge allows.
+func (s *shard) trim(d *deviceState) {
+	rp := d.rp
+	budget := s.e.dc.replayBytes()
+	horizon := d.Done.Add(-s.e.opts.MaxAge)
+	drop := 0
+	for drop+1 < len(rp.marks) {
+		if rp.marks[drop+1].at.After(horizon) && rp.sizeFrom(drop) <= budget {
+			break
+		}
+		drop++
+	}
+	if drop == 0 {
+		return
+	}
+	m := rp.marks[drop]
+	rp.hist = append(rp.hist[:0:0], rp.hist[m.hist:]...)
+	rp.emits = append([]emission(nil), rp.emits[m.emits:]...)
+	marks := append([]mark(nil), rp.marks[drop:]...)
+	for i := range marks {
+		marks[i].hist -= m.hist
+		marks[i].emits -= m.emits
+	}
+	rp.marks = marks
+}
+
+// sizeFrom is what the replay would hold when kept from mark i on.
+func (rp *replay) sizeFrom(i int) int {
+	n := len(rp.hist) - rp.marks[i].hist
+	for _, m := range rp.marks[i:] {
+		n += len(m.state)
+	}
+	return n
+}
+
+// process handles one in-order entry: mark, history, clock, detectors.
+func (s *shard) process(e *env, en entry, r *telemetry.Reading) {
+	d := e.state
+	s.takeMark(d, en.t)
+	d.rp.hist = appendEntry(d.rp.hist, en)
+	d.dirty = true
+	if en.kind == entryWill {
+		d.Offline.will(e, en.t)
+		return
+	}
+	if r.Time.After(d.MaxTime) {
+		d.MaxTime = r.Time
+	}
+	d.tick(e, r.Time)
+	d.handle(e, r)
+	if len(d.rp.hist) > s.e.dc.replayBytes() {
+		s.trim(d)
+	}
+}
+
+// receive takes one reading of d as it arrives.
+func (s *shard) receive(e *env, r *telemetry.Reading) {
+	d := e.state
+	fp := fingerprint(r)
+	en := entry{kind: entryReading, t: r.Time, fp: fp}
+	inOrder := !r.Time.Before(d.Done) && len(d.rp.pending) == 0
+	if d.rp.seen(r.Time, fp) {
+		s.e.m.duplicates.Inc()
+		return
+	}
+	en.line = telemetry.AppendLine(nil, r)
+	if inOrder {
+		s.process(e, en, r)
+		return
+	}
+	if !d.rp.covers(r.Time) || (s.e.opts.MaxAge > 0 && d.Done.Sub(r.Time) > s.e.opts.MaxAge) {
+		s.tooLate(e, r)
+		return
+	}
+	if urgent[r.Event] {
+		// A fire alarm or a help button is raised at once; the re-run
+		// finds the same key and leaves it alone.
+		d.lateEvent(e, r)
+	}
+	d.rp.pending = append(d.rp.pending, en)
+	if len(d.rp.pending) >= maxPending {
+		s.rerun(e.ctx, d)
+	}
+}
+
+// maxPending bounds the late readings a device holds before it re-runs.
+const maxPending = 4096
+
+// tooLate handles a reading older than the device's replay span.
+func (s *shard) tooLate(e *env, r *telemetry.Reading) {
+	d := e.state
+	if r.Event != "" {
+		// Events are facts at a time (a pickup, a button): they still
+		// count with the rules that need no order.
+		d.lateEvent(e, r)
+		return
+	}
+	s.e.late.Add(1)
+	s.e.m.late.WithLabelValues(r.Kind).Inc()
+	s.e.lateLog(*r, d)
+}
+
+// rerun runs d again from the mark before its oldest pending reading, over
+// the kept readings and the pending ones, then reconciles what it raised.
+func (s *shard) rerun(ctx context.Context, d *deviceState) {
+	rp := d.rp
+	pend := rp.pending
+	rp.pending = nil
+	if len(pend) == 0 {
+		return
+	}
+	sort.SliceStable(pend, func(i, j int) bool { return pend[i].t.Before(pend[j].t) })
+	mi := rp.markFor(pend[0].t)
+	m := rp.marks[mi]
+	nd, err := decodeState(m.state)
+	if err != nil {
+		s.e.log.Error("replay mark unreadable: late readings left out", "device", d.ID, "error", err)
+		return
+	}
+	started := time.Now()
+	// The kept readings after the mark, merged with the pending ones.
+	var kept []entry
+	for off := m.hist; off < len(rp.hist); {
+		en, next := nextEntry(rp.hist, off)
+		kept = append(kept, en)
+		off = next
+	}
+	hist := rp.hist // the entries reference it; process appends to a new one
+	merged := make([]entry, 0, len(kept)+len(pend))
+	i, j := 0, 0
+	for i < len(kept) || j < len(pend) {
+		if j == len(pend) || (i < len(kept) && !kept[i].t.After(pend[j].t)) {
+			merged = append(merged, kept[i])
+			i++
+		} else {
+			merged = append(merged, pend[j])
+			j++
+		}
+	}
+	before := map[string]bool{}
+	for _, em := range rp.emits[:m.emits] {
+		before[em.v.Key] = true
+	}
+	orig := append([]emission(nil), rp.emits[m.emits:]...)
+	rp.hist = append(hist[:m.hist:m.hist], make([]byte, 0, len(hist)-m.hist)...)
+	rp.emits = rp.emits[:m.emits:m.emits]
+	rp.marks = rp.marks[:mi]
+	oldDone := d.Done
+	nd.rp, nd.dirty = rp, true
+	s.devices[d.ID] = nd
+	var got []Violation
+	rp.capture = &got
+	env := s.env(ctx, nd)
+	for _, en := range merged {
+		var r telemetry.Reading
+		if en.kind == entryReading {
+			rs, err := telemetry.ParseLines(en.line)
+			if err != nil || len(rs) != 1 {
+				continue
+			}
+			r = rs[0]
+		}
+		s.process(env, en, &r)
+	}
+	if oldDone.After(nd.Done) {
+		nd.tick(env, oldDone)
+	}
+	rp.capture = nil
+	s.reconcile(env, before, orig, got)
+	s.e.m.reruns.Inc()
+	s.e.m.rerunReadings.Add(float64(len(merged)))
+	s.e.m.rerunSeconds.Observe(time.Since(started).Seconds())
+}
+
+// reconcile hands on what a re-run raised that the first run did not, and
+// withdraws what the first run raised that the re-run no longer supports.
+func (s *shard) reconcile(e *env, before map[string]bool, orig []emission, got []Violation) {
+	id := func(v *Violation) string { return fmt.Sprintf("%s|%t", v.Key, v.Resolved) }
+	had := map[string]bool{}
+	for i := range orig {
+		had[id(&orig[i].v)] = true
+	}
+	now := map[string]bool{}
+	for i := range got {
+		now[got[i].Key] = true
+		if !had[id(&got[i])] {
+			s.raise(e.ctx, got[i])
+		}
+	}
+	done := map[string]bool{}
+	for _, em := range orig {
+		k := em.v.Key
+		if now[k] || before[k] || done[k] || em.v.Resolved {
+			continue
+		}
+		done[k] = true
+		s.withdraw(e.ctx, em.v)
+	}
+}
+
+// out records v as raised while handling d and hands it to the sink, or to
+// the re-run's capture.
+func (s *shard) out(ctx context.Context, d *deviceState, v Violation) {
+	d.dirty = true
+	if d.rp != nil {
+		slim := v
+		slim.Evidence, slim.Geometry = nil, nil
+		d.rp.emits = append(d.rp.emits, emission{at: d.Done, v: slim})
+		if d.rp.capture != nil {
+			*d.rp.capture = append(*d.rp.capture, v)
+			return
+		}
+	}
+	s.raise(ctx, v)
+}
