@@ -35,6 +35,9 @@ func (s *sweeperState) handle(e *env, r *telemetry.Reading) {
 	if r.Event != "" {
 		return
 	}
+	if s.Gap.Last.T.Equal(r.Time) {
+		return // the same reading again (a QoS 1 resend)
+	}
 	s.Gap.step(e, r, math.NaN())
 	lat, lon, ok := position(r)
 	if !ok {

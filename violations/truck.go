@@ -61,6 +61,9 @@ func (t *truckState) handle(e *env, r *telemetry.Reading) {
 		t.event(e, r)
 		return
 	}
+	if t.Gap.Last.T.Equal(r.Time) {
+		return // the same reading again (a QoS 1 resend): the load is not counted twice
+	}
 	if sil := t.Gap.silence(r); sil >= e.dc.TrackingGap.ResetAfter.D() && e.dc.TrackingGap.ResetAfter > 0 {
 		before := math.NaN()
 		if n := min(len(t.Raw), max(e.dc.UnaccountedLoad.Samples, 1)); n > 0 {
