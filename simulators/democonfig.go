@@ -141,7 +141,7 @@ func demoCases() string {
     escalation_unit: city-office
     rules:
 `)
-	for _, t := range []string{"illegal_dumping", "spillage", "overload"} {
+	for _, t := range []string{"illegal_dumping", "spillage", "overload", "tracking_gap", "unaccounted_load"} {
 		for _, d := range []string{"north", "central", "south"} {
 			fmt.Fprintf(&b, "      - {type: %s, district: %s, unit: enforcement-%s}\n", t, d, d)
 		}

@@ -254,10 +254,20 @@ func (p *Pipeline) enrich(dev *fleet.Device, r *Reading) {
 		fix.HDOP, _ = r.Num("hdop")
 		fix.SpeedKmh, _ = r.Num("speed_kmh")
 		if ok, reason := st.track.Push(fix, time.Now()); !ok {
-			r.SetString("gps_filter", reason)
 			if p.metrics != nil {
 				p.metrics.GPSFiltered.WithLabelValues(reason).Inc()
 			}
+			if reason == fleet.GPSDuplicate {
+				// The same fix again (a QoS 1 resend): it is placed as the
+				// first one was, unmarked, so its line is the same point of
+				// the same series and overwrites itself in storage.
+				if st.district != "" {
+					r.District = st.district
+				}
+				r.Site = st.site
+				return
+			}
+			r.SetString("gps_filter", reason)
 			if st.district != "" {
 				r.District = st.district
 			}

@@ -13,7 +13,7 @@ import (
 type binState struct {
 	Over   overflowRun
 	Fire   fireRun
-	Tilt   episode
+	Tilt   spell
 	Move   episode
 	Contam episode
 	Batt   episode
@@ -63,12 +63,12 @@ func (ep *episode) raise(e *env, v Violation, subject string) {
 	e.emit(v)
 }
 
-// overflowRun follows a full bin: at or over MinFillPct on two readings in a
-// row starts it; emptying, or falling under ClearFillPct, ends it.
+// overflowRun follows a full bin as a spell: fill_pct at or over MinFillPct
+// begins it, readings at or over ClearFillPct keep it, readings under
+// ClearFillPct for ClearAfter, or an emptied event, end it.
 type overflowRun struct {
-	episode
-	Major bool    `json:",omitempty"`
-	Peak  float64 `json:",omitempty"`
+	spell
+	Major bool `json:",omitempty"`
 }
 
 // fireRun follows the temperatures of the last RiseWindow.
@@ -115,19 +115,21 @@ func (b *binState) overflowStep(e *env, r *telemetry.Reading, fill float64) {
 	if c.Disabled {
 		return
 	}
+	lv := under
 	switch {
 	case fill >= c.MinFillPct:
-		if o.Hits < 2 {
-			o.hit(r.Time)
-		}
-		if fill > o.Peak {
-			o.Peak = fill
-		}
-	case o.Hits >= 2 && fill >= c.ClearFillPct:
-		// hovering just under the limit: still full
-	default:
-		b.overflowEnd(e, r, fmt.Sprintf("fill %.0f %%", fill))
+		lv = over
+	case fill >= c.ClearFillPct:
+		lv = band
 	}
+	if o.step(r.Time, lv, true, e.holdFor(), c.ClearAfter.D()) {
+		b.overflowEnd(e, r, fmt.Sprintf("fill %.0f %%", fill))
+		return
+	}
+	if o.active() && fill > o.Peak {
+		o.Peak = fill
+	}
+	b.overflowJudge(e, r.Time)
 }
 
 func (b *binState) overflowEnd(e *env, r *telemetry.Reading, why string) {
@@ -137,7 +139,11 @@ func (b *binState) overflowEnd(e *env, r *telemetry.Reading, why string) {
 		if o.Major {
 			sev = Major
 		}
-		o.resolve(e, Violation{Type: BinOverflow, Severity: sev, End: r.Time,
+		end := r.Time
+		if !o.Under.IsZero() && r.Event == "" {
+			end = o.Under
+		}
+		e.emit(Violation{Key: o.Key, Type: BinOverflow, Severity: sev, Start: o.Start, End: end, Resolved: true,
 			Summary:  fmt.Sprintf("%s no longer full (%s)", e.state.ID, why),
 			Evidence: []Evidence{evidence(r, why)}})
 	}
@@ -145,18 +151,28 @@ func (b *binState) overflowEnd(e *env, r *telemetry.Reading, why string) {
 }
 
 func (b *binState) tick(e *env, t time.Time) {
-	c := &e.dc.BinOverflow
-	o := &b.Over
-	if c.Disabled || o.Hits < 2 {
+	if e.dc.BinOverflow.Disabled || !b.Over.active() {
 		return
 	}
+	b.overflowJudge(e, t)
+}
+
+// overflowJudge raises the overflow once the time counted reaches
+// MinDuration, and makes it major at MajorAfter; from the clock, a full
+// bin's last readings count up to the gap bound after them.
+func (b *binState) overflowJudge(e *env, now time.Time) {
+	c := &e.dc.BinOverflow
+	o := &b.Over
+	full := o.clockCounted(now, e.holdFor())
 	ev := []Evidence{{Time: o.Start, Fields: map[string]float64{"fill_pct": o.Peak}, Note: "full since"}}
-	if !o.Raised && t.Sub(o.Start) >= c.MinDuration.D() {
-		o.raise(e, Violation{Type: BinOverflow, Severity: Minor, End: o.Start.Add(c.MinDuration.D()), Evidence: ev,
-			Summary: fmt.Sprintf("%s at or over %.0f %% full for %s without being emptied", e.state.ID, c.MinFillPct, c.MinDuration.D())},
-			e.state.ID)
+	if !o.Raised && full >= c.MinDuration.D() {
+		o.Raised = true
+		o.Key = makeKey(BinOverflow, e.state.ID, o.Start)
+		e.emit(Violation{Key: o.Key, Type: BinOverflow, Severity: Minor, Start: o.Start, End: o.Start.Add(c.MinDuration.D()),
+			Evidence: ev, Summary: fmt.Sprintf("%s at or over %.0f %% full for %s without being emptied", e.state.ID,
+				c.MinFillPct, c.MinDuration.D())})
 	}
-	if o.Raised && !o.Major && t.Sub(o.Start) >= c.MajorAfter.D() {
+	if o.Raised && !o.Major && full >= c.MajorAfter.D() {
 		o.Major = true
 		e.emit(Violation{Key: o.Key, Type: BinOverflow, Severity: Major, Start: o.Start, End: o.Start.Add(c.MajorAfter.D()),
 			Evidence: ev, Summary: fmt.Sprintf("%s full for %s without being emptied", e.state.ID, c.MajorAfter.D())})
@@ -225,29 +241,37 @@ func (b *binState) fireStep(e *env, r *telemetry.Reading, temp float64) {
 
 func (b *binState) tiltStep(e *env, r *telemetry.Reading, tilt float64) {
 	c := &e.dc.BinDamaged
-	ep := &b.Tilt
+	sp := &b.Tilt
 	if c.Disabled {
 		return
 	}
-	if ep.Raised {
-		if tilt < c.ClearTiltDeg {
-			ep.resolve(e, Violation{Type: BinDamaged, Severity: Minor, End: r.Time,
+	lv := under
+	switch {
+	case tilt >= c.MaxTiltDeg:
+		lv = over
+	case tilt >= c.ClearTiltDeg:
+		lv = band
+	}
+	if sp.step(r.Time, lv, true, e.holdFor(), c.ClearAfter.D()) {
+		if sp.Raised {
+			e.emit(Violation{Key: sp.Key, Type: BinDamaged, Severity: Minor, Start: sp.Start, End: sp.Under, Resolved: true,
 				Summary: fmt.Sprintf("%s upright again", e.state.ID), Evidence: []Evidence{evidence(r, "upright")}})
 		}
+		*sp = spell{}
 		return
 	}
-	if tilt < c.MaxTiltDeg {
-		ep.miss()
+	if !sp.active() || sp.Raised {
 		return
 	}
-	ep.hit(r.Time)
-	ep.Curve = appendCapped(ep.Curve, sample{r.Time, tilt}, 16)
-	if r.Time.Sub(ep.Start) < c.MinDuration.D() {
+	sp.Curve = appendCapped(sp.Curve, sample{r.Time, tilt}, 16)
+	if sp.counted() < c.MinDuration.D() {
 		return
 	}
-	ep.raise(e, Violation{Type: BinDamaged, Severity: Minor, End: ep.Start.Add(c.MinDuration.D()),
-		Evidence: samplesEvidence("tilt_deg", ep.Curve, 8, "tilt"),
-		Summary:  fmt.Sprintf("%s tilted %.0f degrees for %s (knocked over)", e.state.ID, tilt, c.MinDuration.D())}, e.state.ID)
+	sp.Raised = true
+	sp.Key = makeKey(BinDamaged, e.state.ID, sp.Start)
+	e.emit(Violation{Key: sp.Key, Type: BinDamaged, Severity: Minor, Start: sp.Start, End: sp.Start.Add(c.MinDuration.D()),
+		Evidence: samplesEvidence("tilt_deg", sp.Curve, 8, "tilt"),
+		Summary:  fmt.Sprintf("%s tilted %.0f degrees for %s (knocked over)", e.state.ID, tilt, c.MinDuration.D())})
 }
 
 func (b *binState) moveStep(e *env, r *telemetry.Reading, lat, lon float64) {

@@ -79,6 +79,8 @@ type Config struct {
 	ToiletCold           ToiletColdConfig           `yaml:"toilet_cold"`
 	DeviceOffline        DeviceOfflineConfig        `yaml:"device_offline"`
 	LowBattery           LowBatteryConfig           `yaml:"low_battery"`
+	TrackingGap          TrackingGapConfig          `yaml:"tracking_gap"`
+	UnaccountedLoad      UnaccountedLoadConfig      `yaml:"unaccounted_load"`
 }
 
 // RuleConfig is what every rule has: a switch to turn it off.
@@ -150,6 +152,8 @@ type BinOverflowConfig struct {
 	MinDuration  Duration `yaml:"min_duration"`
 	MajorAfter   Duration `yaml:"major_after"`
 	ClearFillPct float64  `yaml:"clear_fill_pct"`
+	// ClearAfter is how long readings must stay under ClearFillPct to end it.
+	ClearAfter Duration `yaml:"clear_after"`
 }
 
 // BinFireConfig: temp_c at or over MaxTempC, or a rise of MinRiseC within
@@ -170,6 +174,8 @@ type BinDamagedConfig struct {
 	MinDuration  Duration `yaml:"min_duration"`
 	MaxMoveM     float64  `yaml:"max_move_m"`
 	ClearTiltDeg float64  `yaml:"clear_tilt_deg"`
+	// ClearAfter is how long readings must stay under ClearTiltDeg to end it.
+	ClearAfter Duration `yaml:"clear_after"`
 }
 
 // SortingContaminationConfig: contamination_pct at or over MinPct on
@@ -224,6 +230,9 @@ type ToiletColdConfig struct {
 	MinTempClass1C float64  `yaml:"min_temp_class1_c"`
 	MinDuration    Duration `yaml:"min_duration"`
 	ClearMarginC   float64  `yaml:"clear_margin_c"`
+	// ClearAfter is how long readings must stay ClearMarginC above the
+	// limit to end it.
+	ClearAfter Duration `yaml:"clear_after"`
 }
 
 // DeviceOfflineConfig: nothing for Factor x the device's expected interval,
@@ -239,6 +248,34 @@ type LowBatteryConfig struct {
 	Disabled bool    `yaml:"disabled"`
 	MinPct   float64 `yaml:"min_pct"`
 	ClearPct float64 `yaml:"clear_pct"`
+}
+
+// TrackingGapConfig: a truck or sweeper silent for MinSilence or longer
+// during a trip: ignition on (for a sweeper without ignition: moving or
+// brushing) at both ends, or the ends at least MinDistanceM apart.
+type TrackingGapConfig struct {
+	Disabled     bool     `yaml:"disabled"`
+	MinSilence   Duration `yaml:"min_silence"`
+	MinDistanceM float64  `yaml:"min_distance_m"`
+	// ResetAfter is the silence from which the load rules start afresh: no
+	// running median, stop or drive is carried across it.
+	ResetAfter Duration `yaml:"reset_after"`
+}
+
+// UnaccountedLoadConfig: a truck's load lower by MinDropKG after a tracking
+// gap, with no site accepting its category within reach. A site is within
+// reach when the truck could drive from the last position before the gap to
+// the site and on to the first position after it at SpeedKmh, with
+// UnloadTime to spare: dist(before, site) + dist(site, after) <=
+// SpeedKmh x (gap - UnloadTime), an ellipse around the two ends.
+type UnaccountedLoadConfig struct {
+	Disabled   bool     `yaml:"disabled"`
+	MinDropKG  float64  `yaml:"min_drop_kg"`
+	SpeedKmh   float64  `yaml:"speed_kmh"`
+	UnloadTime Duration `yaml:"unload_time"`
+	// Samples is how many load readings on each side of the gap give the
+	// load before and after it (their median).
+	Samples int `yaml:"samples"`
 }
 
 // DefaultConfig returns the thresholds of DOMAIN.md's violation table, and
@@ -263,7 +300,7 @@ func DefaultConfig() Config {
 		},
 		SweepingQuality: SweepingQualityConfig{MaxBadFraction: 0.2},
 		BinOverflow: BinOverflowConfig{MinFillPct: 90, MinDuration: Duration(2 * time.Hour),
-			MajorAfter: Duration(8 * time.Hour), ClearFillPct: 80},
+			MajorAfter: Duration(8 * time.Hour), ClearFillPct: 80, ClearAfter: Duration(5 * time.Minute)},
 		BinFire: BinFireConfig{MaxTempC: 70, MinRiseC: 15, RiseWindow: Duration(10 * time.Minute), ClearTempC: 50},
 		BinDamaged: BinDamagedConfig{MaxTiltDeg: 45, MinDuration: Duration(5 * time.Minute), MaxMoveM: 50,
 			ClearTiltDeg: 30},
@@ -274,9 +311,12 @@ func DefaultConfig() Config {
 		ToiletSafety:      ToiletSafetyConfig{MaxOccupied: Duration(30 * time.Minute)},
 		ToiletLeak:        ToiletLeakConfig{Window: "00:00-05:00", MinDuration: Duration(30 * time.Minute), MinLitres: 5},
 		ToiletCold: ToiletColdConfig{MinTempC: 10, MinTempClass1C: 14, MinDuration: Duration(30 * time.Minute),
-			ClearMarginC: 1},
+			ClearMarginC: 1, ClearAfter: Duration(2 * time.Minute)},
 		DeviceOffline: DeviceOfflineConfig{Factor: 3},
 		LowBattery:    LowBatteryConfig{MinPct: 15, ClearPct: 20},
+		TrackingGap: TrackingGapConfig{MinSilence: Duration(10 * time.Minute), MinDistanceM: 500,
+			ResetAfter: Duration(2 * time.Minute)},
+		UnaccountedLoad: UnaccountedLoadConfig{MinDropKG: 300, SpeedKmh: 30, UnloadTime: Duration(10 * time.Minute), Samples: 5},
 	}
 }
 

@@ -49,8 +49,26 @@ func (o *offlineState) tick(e *env, t time.Time) {
 func (o *offlineState) open(e *env, start, end time.Time, summary string) {
 	o.Open, o.Start, o.After = true, start, start
 	o.Key = makeKey(DeviceOffline, e.state.ID, start)
-	e.emit(Violation{Key: o.Key, Type: DeviceOffline, Severity: Minor, Start: start, End: end, Summary: summary,
-		Evidence: []Evidence{{Time: start, Device: e.state.ID, Note: "last reading before the gap"}}})
+	v := Violation{Key: o.Key, Type: DeviceOffline, Severity: Minor, Start: start, End: end, Summary: summary,
+		Evidence: []Evidence{{Time: start, Device: e.state.ID, Note: "last reading before the gap"}}}
+	if f := e.lastFix(); f.ok() {
+		// A vehicle is placed, and dispatched, where it was last seen.
+		v.Lat, v.Lon, v.HasPos = f.Lat, f.Lon, true
+		v.Evidence = append(v.Evidence, Evidence{Time: f.T, Device: e.state.ID,
+			Fields: map[string]float64{"lat": f.Lat, "lon": f.Lon}, Note: "last known position"})
+	}
+	e.emit(v)
+}
+
+// lastFix is the last accepted GPS fix of a truck or sweeper.
+func (e *env) lastFix() fixPoint {
+	switch {
+	case e.state.Truck != nil:
+		return e.state.Truck.Fix
+	case e.state.Sweeper != nil:
+		return e.state.Sweeper.Fix
+	}
+	return fixPoint{}
 }
 
 // will is the broker's last will: the device is gone now.

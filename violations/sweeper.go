@@ -15,6 +15,10 @@ import (
 // of the distance driven along the route with the brush off or too fast).
 type sweeperState struct {
 	Routes map[string]*sweepRun `json:",omitempty"`
+	// Fix is the last position the GPS filters accepted.
+	Fix fixPoint `json:",omitempty"`
+	// Gap watches for tracking gaps.
+	Gap gapWatch
 }
 
 // sweepRun is one occurrence of a sweeping route's window and the track
@@ -31,10 +35,15 @@ func (s *sweeperState) handle(e *env, r *telemetry.Reading) {
 	if r.Event != "" {
 		return
 	}
+	if s.Gap.Last.T.Equal(r.Time) {
+		return // the same reading again (a QoS 1 resend)
+	}
+	s.Gap.step(e, r, math.NaN())
 	lat, lon, ok := position(r)
 	if !ok {
 		return
 	}
+	s.Fix = fixPoint{T: r.Time, Lat: lat, Lon: lon}
 	speed, _ := r.Num("speed_kmh")
 	brush, _ := r.Num("brush_on")
 	for _, run := range s.Routes {
@@ -45,6 +54,7 @@ func (s *sweeperState) handle(e *env, r *telemetry.Reading) {
 }
 
 func (s *sweeperState) tick(e *env, now time.Time) {
+	s.Gap.tick(e, now)
 	if e.cfg == nil || e.cfg.Map == nil {
 		return
 	}

@@ -2,6 +2,8 @@ package violations
 
 import (
 	"fmt"
+	"math"
+	"strings"
 	"time"
 
 	"github.com/sanigate/sanigate/telemetry"
@@ -10,16 +12,26 @@ import (
 // toiletState holds the toilet detectors: toilet_odour, toilet_consumables,
 // toilet_safety, toilet_leak and toilet_cold.
 type toiletState struct {
-	Odour   episode
-	OdourOK time.Time `json:",omitempty"` // under the limits since, while raised
-	Supply  episode
-	Help    time.Time `json:",omitempty"` // last help button raised
-	Occ     episode
-	People  float64 `json:",omitempty"` // people_in when the occupancy began
-	Leak    episode
-	LeakL0  float64 `json:",omitempty"`
-	Cold    episode
-	Prev    toiletPrev
+	Odour  odourRun
+	Supply episode
+	Help   time.Time `json:",omitempty"` // last help button raised
+	Occ    spell
+	People float64 `json:",omitempty"` // people_in when the occupancy began
+	Leak   episode
+	LeakL0 float64 `json:",omitempty"`
+	Cold   spell
+	Prev   toiletPrev
+}
+
+// odourRun is the odour spell and the highest value of each gas in it, so
+// that the case names the gas that crossed its limit.
+type odourRun struct {
+	spell
+	NH3 []sample `json:",omitempty"`
+	H2S []sample `json:",omitempty"`
+	// MaxNH3 and MaxH2S are the highest readings of the spell.
+	MaxNH3 float64 `json:",omitempty"`
+	MaxH2S float64 `json:",omitempty"`
 }
 
 // toiletPrev is the previous telemetry reading's meters.
@@ -48,7 +60,7 @@ func (t *toiletState) handle(e *env, r *telemetry.Reading) {
 	nh3, okN := r.Num("nh3_mgm3")
 	h2s, okH := r.Num("h2s_mgm3")
 	if okN || okH {
-		t.odourStep(e, r, nh3, h2s)
+		t.odourStep(e, r, nh3, h2s, okN, okH)
 	}
 	paper, okP := r.Num("paper_pct")
 	soap, okS := r.Num("soap_pct")
@@ -75,48 +87,71 @@ func (t *toiletState) handle(e *env, r *telemetry.Reading) {
 	}
 }
 
-func (t *toiletState) odourStep(e *env, r *telemetry.Reading, nh3, h2s float64) {
+func (t *toiletState) odourStep(e *env, r *telemetry.Reading, nh3, h2s float64, okN, okH bool) {
 	c := &e.dc.ToiletOdour
-	ep := &t.Odour
+	o := &t.Odour
 	if c.Disabled {
 		return
 	}
 	limit := c.MaxNH3[e.class()]
-	over := nh3 > limit || h2s > c.MaxH2S
-	ok := nh3 <= limit*0.9 && h2s <= c.MaxH2S*0.9
-	if ep.Raised {
-		ep.Curve = appendCapped(ep.Curve, sample{r.Time, nh3}, 240)
-		if !ok {
-			t.OdourOK = time.Time{}
-			return
+	overN, overH := okN && nh3 > limit, okH && h2s > c.MaxH2S
+	lv := band
+	switch {
+	case overN || overH:
+		lv = over
+	case (!okN || nh3 <= limit*0.9) && (!okH || h2s <= c.MaxH2S*0.9):
+		lv = under
+	}
+	if o.step(r.Time, lv, true, e.holdFor(), c.ClearDuration.D()) {
+		if o.Raised {
+			e.emit(Violation{Key: o.Key, Type: ToiletOdour, Severity: Major, Start: o.Start, End: o.Under, Resolved: true,
+				Summary:  fmt.Sprintf("%s under the odour limits for %s", e.state.ID, c.ClearDuration.D()),
+				Evidence: append(t.odourEvidence(), evidence(r, "under the limits"))})
 		}
-		if t.OdourOK.IsZero() {
-			t.OdourOK = r.Time
-		}
-		if r.Time.Sub(t.OdourOK) >= c.ClearDuration.D() {
-			ep.resolve(e, Violation{Type: ToiletOdour, Severity: Major, End: t.OdourOK,
-				Summary: fmt.Sprintf("%s under the odour limits for %s", e.state.ID, c.ClearDuration.D()),
-				Evidence: append(samplesEvidence("nh3_mgm3", ep.Curve, 24, "ammonia"),
-					evidence(r, "under the limits"))})
-			t.OdourOK = time.Time{}
-		}
+		t.Odour = odourRun{}
 		return
 	}
-	if !over {
-		ep.miss()
+	if !o.active() {
 		return
 	}
-	ep.hit(r.Time)
-	ep.Curve = appendCapped(ep.Curve, sample{r.Time, nh3}, 240)
-	if r.Time.Sub(ep.Start) < c.MinDuration.D() {
+	if okN {
+		o.NH3 = appendCapped(o.NH3, sample{r.Time, nh3}, 240)
+		o.MaxNH3 = math.Max(o.MaxNH3, nh3)
+	}
+	if okH {
+		o.H2S = appendCapped(o.H2S, sample{r.Time, h2s}, 240)
+		o.MaxH2S = math.Max(o.MaxH2S, h2s)
+	}
+	if o.Raised || o.counted() < c.MinDuration.D() {
 		return
 	}
-	ev := samplesEvidence("nh3_mgm3", ep.Curve, 24, "ammonia over the limit")
-	ev = append(ev, evidence(r, "latest reading"))
-	t.OdourOK = time.Time{}
-	ep.raise(e, Violation{Type: ToiletOdour, Severity: Major, End: ep.Start.Add(c.MinDuration.D()), Evidence: ev,
-		Summary: fmt.Sprintf("%s (class %d) over the odour limits (NH3 %.2f > %.2f mg/m3 or H2S %.3f > %.3f) for %s",
-			e.state.ID, e.class(), nh3, limit, h2s, c.MaxH2S, c.MinDuration.D())}, e.state.ID)
+	// Name the gas (or both) that crossed its limit, with the highest value.
+	var crossed []string
+	if o.MaxNH3 > limit {
+		crossed = append(crossed, fmt.Sprintf("NH3 %.2f > %.2f mg/m3", o.MaxNH3, limit))
+	}
+	if o.MaxH2S > c.MaxH2S {
+		crossed = append(crossed, fmt.Sprintf("H2S %.3f > %.3f mg/m3", o.MaxH2S, c.MaxH2S))
+	}
+	o.Raised = true
+	o.Key = makeKey(ToiletOdour, e.state.ID, o.Start)
+	e.emit(Violation{Key: o.Key, Type: ToiletOdour, Severity: Major, Start: o.Start, End: o.Start.Add(c.MinDuration.D()),
+		Evidence: append(t.odourEvidence(), evidence(r, "latest reading")),
+		Summary: fmt.Sprintf("%s (class %d) over the odour limit for %s: %s", e.state.ID, e.class(), c.MinDuration.D(),
+			strings.Join(crossed, " and "))})
+}
+
+// odourEvidence is the curve of each gas that crossed its limit.
+func (t *toiletState) odourEvidence() []Evidence {
+	o := &t.Odour
+	var ev []Evidence
+	if len(o.NH3) > 0 && o.MaxNH3 > 0 {
+		ev = append(ev, samplesEvidence("nh3_mgm3", o.NH3, 24, "ammonia")...)
+	}
+	if len(o.H2S) > 0 && o.MaxH2S > 0 {
+		ev = append(ev, samplesEvidence("h2s_mgm3", o.H2S, 24, "hydrogen sulphide")...)
+	}
+	return ev
 }
 
 func (t *toiletState) supplyStep(e *env, r *telemetry.Reading, paper, soap float64) {
@@ -160,39 +195,39 @@ func (t *toiletState) help(e *env, r *telemetry.Reading) {
 
 // occupiedStep: with only a count of occupied stalls, a stall is known to be
 // occupied by one person for the whole span when a stall stays occupied and
-// nobody has entered since (people_in unchanged).
+// nobody has entered since (people_in unchanged). The time counts between
+// readings that both show it, bridging no gap longer than the hold.
 func (t *toiletState) occupiedStep(e *env, r *telemetry.Reading, stalls, people float64) {
 	c := &e.dc.ToiletSafety
-	ep := &t.Occ
+	sp := &t.Occ
 	if c.Disabled {
 		return
 	}
 	if stalls < 1 {
-		if ep.Raised {
-			ep.resolve(e, Violation{Type: ToiletSafety, Severity: Critical, End: r.Time,
+		if sp.Raised {
+			e.emit(Violation{Key: sp.Key, Type: ToiletSafety, Severity: Critical, Start: sp.Start, End: r.Time, Resolved: true,
 				Summary: fmt.Sprintf("%s: no stall occupied any more", e.state.ID), Evidence: []Evidence{evidence(r, "stalls free")}})
 		}
-		*ep = episode{}
+		*sp = spell{}
 		return
 	}
-	if ep.Raised {
+	if sp.Raised {
 		return
 	}
-	if ep.Hits == 0 || people != t.People {
-		*ep = episode{}
-		ep.hit(r.Time)
+	if !sp.active() || people != t.People {
+		*sp = spell{}
 		t.People = people
+	}
+	sp.step(r.Time, over, true, e.holdFor(), 0)
+	if sp.counted() < c.MaxOccupied.D() {
 		return
 	}
-	ep.Hits++
-	if r.Time.Sub(ep.Start) < c.MaxOccupied.D() {
-		return
-	}
-	ep.raise(e, Violation{Type: ToiletSafety, Severity: Critical, End: ep.Start.Add(c.MaxOccupied.D()),
-		Evidence: []Evidence{{Time: ep.Start, Fields: map[string]float64{"stalls_occupied": stalls, "people_in": people},
+	sp.Raised = true
+	sp.Key = makeKey(ToiletSafety, e.state.ID+"/occupied", sp.Start)
+	e.emit(Violation{Key: sp.Key, Type: ToiletSafety, Severity: Critical, Start: sp.Start, End: sp.Start.Add(c.MaxOccupied.D()),
+		Evidence: []Evidence{{Time: sp.Start, Fields: map[string]float64{"stalls_occupied": stalls, "people_in": people},
 			Note: "occupied since, nobody entered after"}, evidence(r, "still occupied")},
-		Summary: fmt.Sprintf("%s: a stall occupied for %s with nobody entering", e.state.ID, c.MaxOccupied.D())},
-		e.state.ID+"/occupied")
+		Summary: fmt.Sprintf("%s: a stall occupied for %s with nobody entering", e.state.ID, c.MaxOccupied.D())})
 }
 
 // inNight reports whether t falls in the leak window, in city time.
@@ -252,7 +287,7 @@ func (t *toiletState) leakStep(e *env, r *telemetry.Reading, water, people, stal
 
 func (t *toiletState) coldStep(e *env, r *telemetry.Reading, temp float64) {
 	c := &e.dc.ToiletCold
-	ep := &t.Cold
+	sp := &t.Cold
 	if c.Disabled {
 		return
 	}
@@ -260,29 +295,32 @@ func (t *toiletState) coldStep(e *env, r *telemetry.Reading, temp float64) {
 	if e.class() == 1 {
 		limit = c.MinTempClass1C
 	}
-	if ep.Raised {
-		if temp >= limit+c.ClearMarginC {
-			ep.Clear++
-			if ep.Clear >= 2 {
-				ep.resolve(e, Violation{Type: ToiletCold, Severity: Minor, End: r.Time,
-					Summary: fmt.Sprintf("%s warm again (%.1f C)", e.state.ID, temp), Evidence: []Evidence{evidence(r, "warm")}})
-			}
-		} else {
-			ep.Clear = 0
+	lv := band
+	switch {
+	case temp < limit:
+		lv = over
+	case temp >= limit+c.ClearMarginC:
+		lv = under
+	}
+	if sp.step(r.Time, lv, true, e.holdFor(), c.ClearAfter.D()) {
+		if sp.Raised {
+			e.emit(Violation{Key: sp.Key, Type: ToiletCold, Severity: Minor, Start: sp.Start, End: sp.Under, Resolved: true,
+				Summary: fmt.Sprintf("%s warm again (%.1f C)", e.state.ID, temp), Evidence: []Evidence{evidence(r, "warm")}})
 		}
+		*sp = spell{}
 		return
 	}
-	if temp >= limit {
-		ep.miss()
+	if !sp.active() || sp.Raised {
 		return
 	}
-	ep.hit(r.Time)
-	ep.Curve = appendCapped(ep.Curve, sample{r.Time, temp}, 120)
-	if r.Time.Sub(ep.Start) < c.MinDuration.D() {
+	sp.Curve = appendCapped(sp.Curve, sample{r.Time, temp}, 120)
+	if sp.counted() < c.MinDuration.D() {
 		return
 	}
-	ep.raise(e, Violation{Type: ToiletCold, Severity: Minor, End: ep.Start.Add(c.MinDuration.D()),
-		Evidence: samplesEvidence("temp_c", ep.Curve, 12, "room temperature"),
+	sp.Raised = true
+	sp.Key = makeKey(ToiletCold, e.state.ID, sp.Start)
+	e.emit(Violation{Key: sp.Key, Type: ToiletCold, Severity: Minor, Start: sp.Start, End: sp.Start.Add(c.MinDuration.D()),
+		Evidence: samplesEvidence("temp_c", sp.Curve, 12, "room temperature"),
 		Summary: fmt.Sprintf("%s (class %d) at %.1f C, under %.0f C for %s", e.state.ID, e.class(), temp, limit,
-			c.MinDuration.D())}, e.state.ID)
+			c.MinDuration.D())})
 }

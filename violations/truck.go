@@ -27,6 +27,8 @@ type truckState struct {
 	Seg    driveRun
 	Over   overRun
 	Routes map[string]*collectRun `json:",omitempty"`
+	// Gap watches for tracking gaps and the load across them.
+	Gap gapWatch
 }
 
 type fixPoint struct {
@@ -59,6 +61,19 @@ func (t *truckState) handle(e *env, r *telemetry.Reading) {
 		t.event(e, r)
 		return
 	}
+	if t.Gap.Last.T.Equal(r.Time) {
+		return // the same reading again (a QoS 1 resend): the load is not counted twice
+	}
+	if sil := t.Gap.silence(r); sil >= e.dc.TrackingGap.ResetAfter.D() && e.dc.TrackingGap.ResetAfter > 0 {
+		before := math.NaN()
+		if n := min(len(t.Raw), max(e.dc.UnaccountedLoad.Samples, 1)); n > 0 {
+			before = median(t.Raw, n)
+		}
+		t.resetLoad(e)
+		t.Gap.step(e, r, before)
+	} else {
+		t.Gap.step(e, r, math.NaN())
+	}
 	if lat, lon, ok := position(r); ok {
 		t.Fix = fixPoint{T: r.Time, Lat: lat, Lon: lon}
 	}
@@ -78,6 +93,18 @@ func (t *truckState) handle(e *env, r *telemetry.Reading) {
 	t.stopStep(e, r, speed, smooth, tipper != 0)
 	t.driveStep(e, r, speed, load, tipper != 0)
 	t.overStep(e, r, speed, smooth)
+}
+
+// resetLoad forgets the load history after a gap in the data: no running
+// median, stop or drive is carried across it, and a drop found before the
+// gap is judged on what was read before it.
+func (t *truckState) resetLoad(e *env) {
+	if t.Stop.Drop != nil {
+		t.finishDrop(e, t.Gap.Last.T)
+	}
+	t.Raw = nil
+	t.Stop = stopRun{}
+	t.Seg = driveRun{}
 }
 
 // stopRun follows a stop (speed under IllegalDumping.MaxSpeedKmh) and the
@@ -348,13 +375,12 @@ func (t *truckState) driveStep(e *env, r *telemetry.Reading, speed, load float64
 			e.state.ID, drop, (p.DistM-top.DistM)/1000)})
 }
 
-// overRun follows an overload: the smoothed load over capacity x Factor
-// while moving, for MinDuration; it ends under capacity x ClearFactor.
+// overRun follows an overload as a spell: it begins with a moving sample
+// whose smoothed load is over capacity x Factor; the time counts while the
+// truck moves (at MovingKmh or more) with the load over capacity x
+// ClearFactor, and it ends with a sample under that.
 type overRun struct {
-	Start  time.Time `json:",omitempty"`
-	Raised bool      `json:",omitempty"`
-	Key    string    `json:",omitempty"`
-	Peak   float64   `json:",omitempty"`
+	spell
 }
 
 func (t *truckState) overStep(e *env, r *telemetry.Reading, speed, smooth float64) {
@@ -364,25 +390,31 @@ func (t *truckState) overStep(e *env, r *telemetry.Reading, speed, smooth float6
 	}
 	o := &t.Over
 	capKG := e.dev.CapacityKG
-	if o.Raised {
-		o.Peak = math.Max(o.Peak, smooth)
-		if smooth < capKG*c.ClearFactor {
+	moving := speed >= c.MovingKmh
+	lv := under
+	switch {
+	case smooth > capKG*c.Factor:
+		lv = over
+	case smooth >= capKG*c.ClearFactor:
+		lv = band
+	}
+	if !o.active() && !moving {
+		return // it begins on the road
+	}
+	if o.step(r.Time, lv, moving, e.holdFor(), 0) {
+		if o.Raised {
 			e.emit(Violation{Key: o.Key, Type: Overload, Severity: Major, Start: o.Start, End: r.Time, Resolved: true,
 				Summary:  fmt.Sprintf("%s back under its capacity (%.0f kg)", e.state.ID, smooth),
 				Evidence: []Evidence{evidence(r, "first reading under capacity")}})
-			*o = overRun{}
 		}
+		*o = overRun{}
 		return
 	}
-	if speed < c.MovingKmh || smooth <= capKG*c.Factor {
-		o.Start = time.Time{}
+	if !o.active() {
 		return
-	}
-	if o.Start.IsZero() {
-		o.Start, o.Peak = r.Time, smooth
 	}
 	o.Peak = math.Max(o.Peak, smooth)
-	if r.Time.Sub(o.Start) < c.MinDuration.D() {
+	if o.Raised || o.counted() < c.MinDuration.D() {
 		return
 	}
 	o.Raised = true
@@ -446,6 +478,7 @@ type collectRun struct {
 }
 
 func (t *truckState) tick(e *env, now time.Time) {
+	t.Gap.tick(e, now)
 	if e.cfg == nil || e.cfg.Map == nil {
 		return
 	}

@@ -28,12 +28,14 @@ const (
 	ToiletCold           = "toilet_cold"
 	DeviceOffline        = "device_offline"
 	LowBattery           = "low_battery"
+	TrackingGap          = "tracking_gap"
+	UnaccountedLoad      = "unaccounted_load"
 )
 
 // Types lists every violation type.
 var Types = []string{IllegalDumping, WrongSite, Spillage, Overload, MissedRoute, SweepingQuality, MixedCollection,
 	BinOverflow, BinFire, BinDamaged, SortingContamination, ToiletOdour, ToiletConsumables, ToiletSafety, ToiletLeak,
-	ToiletCold, DeviceOffline, LowBattery}
+	ToiletCold, DeviceOffline, LowBattery, TrackingGap, UnaccountedLoad}
 
 // Severities, from least to most urgent.
 const (

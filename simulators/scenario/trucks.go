@@ -75,9 +75,35 @@ func (g *gen) trucks() {
 			inj[rest[i].ID] = name
 		}
 	}
+	gaps := g.assignGaps(inj)
 	for _, d := range g.devicesOf("truck") {
-		g.truckDay(d, inj[d.ID])
+		g.truckDay(d, inj[d.ID], gaps[d.ID])
 	}
+}
+
+// assignGaps gives the tracking-gap injections to trucks whose own
+// injection leaves room for one, where the city has places that fit.
+func (g *gen) assignGaps(inj map[string]string) map[string]string {
+	out := map[string]string{}
+	trucks := g.devicesOf("truck")
+	g.shuffle(trucks)
+	for _, name := range []string{injGapFarm, injGapLoad, injGap} {
+		for _, d := range trucks {
+			if _, taken := out[d.ID]; taken {
+				continue
+			}
+			switch inj[d.ID] {
+			case injOffline, injFarmDump, injRoadDump, injWrongSite, injOverload:
+				continue
+			}
+			if name != injGap && len(g.gapPlaces(d.Category, name == injGapFarm)) == 0 {
+				continue
+			}
+			out[d.ID] = name
+			break
+		}
+	}
+	return out
 }
 
 // truckRoute is the truck's collection route that runs on the day.
@@ -118,7 +144,7 @@ func binKG(category string, r float64) float64 {
 	}
 }
 
-func (g *gen) truckDay(d *fleet.Device, inj string) {
+func (g *gen) truckDay(d *fleet.Device, inj, gap string) {
 	depot := g.siteCenter("depot")
 	if depot == (point{}) {
 		depot = point{39.907, 116.353}
@@ -139,11 +165,14 @@ func (g *gen) truckDay(d *fleet.Device, inj string) {
 		v.load = 1500 + 1000*v.rng.Float64()
 		v.stop(6, nil)
 		g.loadedDrive(v, d, inj)
+		if gap != "" {
+			g.gapTrip(v, d, gap)
+		}
 		g.unload(v, d, inj, driveOpts{kmh: 35, lights: true})
 		v.drive(home, driveOpts{kmh: 35, lights: true})
 		v.ignition = false
 		v.park(g.to)
-		g.truckOffline(v)
+		g.truckOffline(v, inj)
 		return
 	}
 	v.park(wa.Add(-20 * time.Minute))
@@ -194,6 +223,9 @@ func (g *gen) truckDay(d *fleet.Device, inj string) {
 		}
 	}
 	g.loadedDrive(v, d, inj)
+	if gap != "" {
+		g.gapTrip(v, d, gap)
+	}
 	switch inj {
 	case injFarmDump, injRoadDump:
 		var at point
@@ -223,11 +255,11 @@ func (g *gen) truckDay(d *fleet.Device, inj string) {
 	v.drive(home, lights)
 	v.ignition = false
 	v.park(g.to)
-	g.truckOffline(v)
+	g.truckOffline(v, inj)
 }
 
-func (g *gen) truckOffline(v *vehicle) {
-	if v.silentFrom.IsZero() {
+func (g *gen) truckOffline(v *vehicle, inj string) {
+	if inj != injOffline || v.silentFrom.IsZero() {
 		return
 	}
 	last := v.silentFrom.Add(-step)
