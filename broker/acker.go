@@ -1,127 +1,178 @@
 package broker
 
 import (
-	"errors"
+	"runtime"
 	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 )
 
-// acker sends one client's PUBACKs once the gateway has made each message
-// durable. mochi would acknowledge a QoS 1 publish as soon as its hook
-// returned, so the hook would have to block the client's read loop for a whole
-// group commit per message; instead the hook returns at once (mochi sends
-// nothing) and the acker answers later. Acknowledgements leave in the order
-// the publishes arrived ([MQTT-4.6.0-2]), and those that are ready together
-// leave in one write.
-type acker struct {
-	cl   *mqtt.Client
-	v5   bool
-	b    *Broker
-	wake chan struct{}
-	stop chan struct{}
+// ackWriteTimeout bounds one write of acknowledgements to a client. A client
+// that does not read its PUBACKs for that long is disconnected: while its
+// write blocks, the other clients of its shard wait.
+const ackWriteTimeout = 5 * time.Second
 
+// ackers sends PUBACKs once the gateway has made each message durable. mochi
+// would acknowledge a QoS 1 publish as soon as its hook returned, so the hook
+// would have to block the client's read loop for a whole group commit per
+// message; instead the hook returns at once (mochi sends nothing) and an
+// acker answers later. Acknowledgements leave in the order the publishes
+// arrived ([MQTT-4.6.0-2]), and those of a client that are ready together
+// leave in one write. A few shard goroutines serve every connection: an idle
+// connection costs no goroutine here.
+type ackers struct {
+	b      *Broker
+	shards []*ackShard
+	next   uint32
+	mu     sync.Mutex
+	once   sync.Once
+	stop   chan struct{}
+}
+
+// ackShard is one sending goroutine and the clients with answers ready.
+type ackShard struct {
 	mu    sync.Mutex
-	queue []*ackSlot
+	ready []*acker
+	wake  chan struct{}
+}
+
+// acker is one client's queue of publishes waiting for their verdict.
+type acker struct {
+	cl    *mqtt.Client
+	v5    bool
+	shard *ackShard
+
+	mu     sync.Mutex
+	queue  []*ackSlot
+	queued bool // in its shard's ready list
 }
 
 // ackSlot is one QoS 1 publish waiting for its verdict.
 type ackSlot struct {
+	a     *acker
 	id    uint16
 	ready bool
 	err   error
 }
 
-func newAcker(b *Broker, cl *mqtt.Client) *acker {
-	a := &acker{cl: cl, v5: cl.Properties.ProtocolVersion == 5, b: b, wake: make(chan struct{}, 1), stop: make(chan struct{})}
-	go a.run()
-	return a
+// done records the publish's verdict; it never blocks.
+func (s *ackSlot) done(err error) { s.a.complete(s, err) }
+
+func newAckers(b *Broker) *ackers {
+	n := max(8, 4*runtime.GOMAXPROCS(0))
+	as := &ackers{b: b, stop: make(chan struct{})}
+	for range n {
+		as.shards = append(as.shards, &ackShard{wake: make(chan struct{}, 1)})
+	}
+	return as
+}
+
+// start runs the shard goroutines; close stops them.
+func (as *ackers) start() {
+	as.once.Do(func() {
+		for _, s := range as.shards {
+			go as.run(s)
+		}
+	})
+}
+
+func (as *ackers) close() {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	select {
+	case <-as.stop:
+	default:
+		close(as.stop)
+	}
+}
+
+// add gives a client its acker, on the next shard in turn.
+func (as *ackers) add(cl *mqtt.Client) *acker {
+	as.mu.Lock()
+	s := as.shards[as.next%uint32(len(as.shards))]
+	as.next++
+	as.mu.Unlock()
+	return &acker{cl: cl, v5: cl.Properties.ProtocolVersion == 5, shard: s}
 }
 
 // reserve takes the next place in the acknowledgement order.
 func (a *acker) reserve(id uint16) *ackSlot {
-	s := &ackSlot{id: id}
+	s := &ackSlot{a: a, id: id}
 	a.mu.Lock()
 	a.queue = append(a.queue, s)
 	a.mu.Unlock()
 	return s
 }
 
-// complete records a publish's verdict; it never blocks.
+// complete records a publish's verdict and, when the head of the client's
+// queue may now be answered, hands the client to its shard.
 func (a *acker) complete(s *ackSlot, err error) {
 	a.mu.Lock()
 	s.ready, s.err = true, err
+	push := !a.queued && len(a.queue) > 0 && a.queue[0].ready
+	if push {
+		a.queued = true
+	}
 	a.mu.Unlock()
+	if !push {
+		return
+	}
+	sh := a.shard
+	sh.mu.Lock()
+	sh.ready = append(sh.ready, a)
+	sh.mu.Unlock()
 	select {
-	case a.wake <- struct{}{}:
+	case sh.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (a *acker) close() { close(a.stop) }
-
-func (a *acker) run() {
+func (as *ackers) run(s *ackShard) {
 	buf := make([]byte, 0, 256)
+	var batch []*acker
 	for {
 		select {
-		case <-a.stop:
+		case <-as.stop:
 			return
-		case <-a.wake:
+		case <-s.wake:
 		}
-		buf = buf[:0]
-		a.mu.Lock()
-		k := 0
-		for ; k < len(a.queue) && a.queue[k].ready; k++ {
-			buf = a.encode(buf, a.queue[k])
+		s.mu.Lock()
+		batch, s.ready = s.ready, batch[:0]
+		s.mu.Unlock()
+		for i, a := range batch {
+			buf = as.flush(a, buf[:0])
+			batch[i] = nil
 		}
-		a.queue = a.queue[k:]
-		a.mu.Unlock()
-		if len(buf) == 0 {
+	}
+}
+
+// flush sends the answers at the head of a's queue that are ready.
+func (as *ackers) flush(a *acker, buf []byte) []byte {
+	a.mu.Lock()
+	a.queued = false
+	k := 0
+	for ; k < len(a.queue) && a.queue[k].ready; k++ {
+		ack := pubackFor(a.queue[k].err, a.v5)
+		if !ack.send {
 			continue
 		}
-		if err := a.write(buf); err != nil {
-			a.b.log.Debug("mqtt: cannot send acknowledgements; closing the connection", "device", string(a.cl.Properties.Username), "error", err)
-			a.cl.Stop(err)
-			return
+		if ack.reason != "" {
+			as.b.metrics.negativeAcks.WithLabelValues(ack.reason).Inc()
 		}
+		buf = appendPuback(buf, a.queue[k].id, ack)
+		a.queue[k] = nil
 	}
-}
-
-// encode appends the PUBACK for s, or nothing when the client must not get
-// one (a 3.1.1 client whose message could not be stored resends it).
-func (a *acker) encode(buf []byte, s *ackSlot) []byte {
-	var code byte
-	switch {
-	case s.err == nil:
-	case errors.Is(s.err, ErrPayloadRejected):
-		if !a.v5 {
-			break // 3.1.1 has no negative PUBACK, and resending cannot help
-		}
-		code = 0x99 // payload format invalid
-	case !a.v5:
-		return buf // no PUBACK: the client keeps the message and resends it
-	case errors.Is(s.err, ErrQuota):
-		code = 0x97 // quota exceeded
-	default:
-		code = 0x80 // unspecified error
+	a.queue = append(a.queue[:0], a.queue[k:]...)
+	a.mu.Unlock()
+	if len(buf) == 0 {
+		return buf
 	}
-	if code == 0 {
-		return append(buf, 0x40, 0x02, byte(s.id>>8), byte(s.id))
+	if err := a.write(buf); err != nil {
+		as.b.log.Debug("mqtt: cannot send acknowledgements; closing the connection", "device", string(a.cl.Properties.Username), "error", err)
+		a.cl.Stop(err)
 	}
-	a.b.metrics.negativeAcks.WithLabelValues(ackReason(code)).Inc()
-	return append(buf, 0x40, 0x03, byte(s.id>>8), byte(s.id), code)
-}
-
-func ackReason(code byte) string {
-	switch code {
-	case 0x99:
-		return "payload_format_invalid"
-	case 0x97:
-		return "quota_exceeded"
-	default:
-		return "unspecified_error"
-	}
+	return buf
 }
 
 // write sends raw PUBACK packets under the client's lock, which mochi also
@@ -136,7 +187,7 @@ func (a *acker) write(buf []byte) error {
 	if conn == nil {
 		return mqtt.ErrConnectionClosed
 	}
-	_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_ = conn.SetWriteDeadline(time.Now().Add(ackWriteTimeout))
 	_, err := conn.Write(buf)
 	_ = conn.SetWriteDeadline(time.Time{})
 	return err

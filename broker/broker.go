@@ -13,7 +13,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sanigate/sanigate/telemetry"
 )
@@ -28,9 +27,9 @@ const TopicPrefix = "sanigate/v1/devices/"
 // for QoS 1 (done not nil) it calls done once the message is durable (nil) or
 // could not be made so, without blocking: done releases the PUBACK.
 //
-// An error decides the acknowledgement: ErrPayloadRejected for a message
-// refused for its content, ErrQuota when storage is full; any other error is
-// treated as a transient failure.
+// An error decides the acknowledgement (see pubackFor): ErrPayloadRejected
+// for a message refused for its content, ErrFull when storage is full; any
+// other error is treated as a transient failure.
 type Handler interface {
 	HandlePublish(device, channel string, payload []byte, done func(error)) error
 }
@@ -46,9 +45,6 @@ var (
 	// PUBACK 0x99 (payload format invalid); 3.1.1 clients get a PUBACK, since
 	// resending the same bytes cannot succeed.
 	ErrPayloadRejected = telemetry.ErrRefused
-	// ErrQuota: storage is full. MQTT 5 clients get PUBACK 0x97 (quota
-	// exceeded); 3.1.1 clients get no PUBACK, so they resend later.
-	ErrQuota = telemetry.ErrBackpressure
 )
 
 // Options configure a Broker.
@@ -62,6 +58,8 @@ type Options struct {
 	// OnLastWill, if set, is called when a device's last connection ends
 	// without a DISCONNECT (its last will): the device_offline signal.
 	OnLastWill func(device string)
+	// Login throttles failed logins per device id and source address.
+	Login LoginLimits
 }
 
 // Broker is the embedded MQTT broker.
@@ -71,6 +69,8 @@ type Broker struct {
 	ln      *listener
 	log     *slog.Logger
 	metrics *metrics
+	acks    *ackers
+	logins  *loginThrottle
 	started atomic.Bool
 }
 
@@ -100,14 +100,19 @@ func New(opts Options) (*Broker, error) {
 	caps.MaximumSessionExpiryInterval = 24 * 60 * 60
 	caps.MaximumMessageExpiryInterval = 24 * 60 * 60
 	caps.MaximumQos = 1 // QoS 2 adds a round trip and nothing durable beyond QoS 1 here
+	sizeForDevices(caps)
 	// mochi logs every client error at warn level; keep its chatter at error.
 	mlog := slog.New(levelFloor{h: opts.Logger.Handler(), min: slog.LevelError})
 	srv := mqtt.New(&mqtt.Options{
-		Capabilities: caps,
-		Logger:       mlog,
-		InlineClient: true,
+		Capabilities:             caps,
+		Logger:                   mlog,
+		InlineClient:             true,
+		ClientNetReadBufferSize:  clientReadBuffer,
+		ClientNetWriteBufferSize: clientWriteBuffer,
 	})
 	b := &Broker{srv: srv, log: opts.Logger, metrics: m}
+	b.acks = newAckers(b)
+	b.logins = newLoginThrottle(opts.Login)
 	h := &hook{b: b, auth: opts.Auth, handler: opts.Handler, onWill: opts.OnLastWill}
 	b.hook = h
 	if err := srv.AddHook(h, nil); err != nil {
@@ -122,6 +127,7 @@ func New(opts Options) (*Broker, error) {
 
 // Start begins accepting connections. It returns once the listener is open.
 func (b *Broker) Start() error {
+	b.acks.start()
 	if err := b.srv.Serve(); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
@@ -158,7 +164,11 @@ func (b *Broker) ConnectedDevices() int64 {
 // connection goroutines, bounded by ctx.
 func (b *Broker) Close(ctx context.Context) error {
 	done := make(chan error, 1)
-	go func() { done <- b.srv.Close() }()
+	go func() {
+		err := b.srv.Close()
+		b.acks.close()
+		done <- err
+	}()
 	select {
 	case err := <-done:
 		return err
@@ -180,17 +190,5 @@ func (b *Broker) recoverConn(r any, conn net.Conn) {
 			b.srv.UnsubscribeClient(cl)
 			b.srv.Clients.Delete(id)
 		}
-	}
-}
-
-// codeFor maps a handler error to the MQTT 5 reason code the client gets.
-func codeFor(err error) packets.Code {
-	switch {
-	case errors.Is(err, ErrQuota):
-		return packets.ErrQuotaExceeded
-	case errors.Is(err, ErrPayloadRejected):
-		return packets.ErrPayloadFormatInvalid
-	default:
-		return packets.ErrUnspecifiedError
 	}
 }

@@ -57,7 +57,8 @@ func (h *hook) recovered(where string, cl *mqtt.Client) {
 }
 
 // OnConnectAuthenticate accepts a client whose username is a registered device
-// id and whose password matches that device's hash.
+// id and whose password matches that device's hash, unless failed logins have
+// throttled the id or the source address (auth.go).
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) (ok bool) {
 	defer h.recovered("connect", cl)
 	device := string(pk.Connect.Username)
@@ -65,12 +66,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) (ok boo
 		h.b.metrics.authFailures.WithLabelValues("no_credentials").Inc()
 		return false
 	}
-	if !h.auth.Authenticate(device, string(pk.Connect.Password)) {
-		h.b.metrics.authFailures.WithLabelValues("bad_credentials").Inc()
-		h.b.logLimited("auth", "mqtt authentication refused", "device", device, "remote", cl.Net.Remote)
-		return false
-	}
-	return true
+	return h.login(device, string(pk.Connect.Password), cl.Net.Remote)
 }
 
 // OnSessionEstablished counts the device as connected.
@@ -81,7 +77,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		h.online = map[*mqtt.Client]*acker{}
 	}
 	if _, ok := h.online[cl]; !ok {
-		h.online[cl] = newAcker(h.b, cl)
+		h.online[cl] = h.b.acks.add(cl)
 		if h.devices == nil {
 			h.devices = map[string]int{}
 		}
@@ -100,8 +96,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		h.b.logLimited("too_large", "mqtt packet over the size limit; client disconnected", "device", string(cl.Properties.Username))
 	}
 	h.mu.Lock()
-	if a, ok := h.online[cl]; ok {
-		a.close()
+	if _, ok := h.online[cl]; ok {
 		delete(h.online, cl)
 		id := string(cl.Properties.Username)
 		if h.devices[id]--; h.devices[id] <= 0 {
@@ -138,26 +133,21 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) (ok bool) {
 	return true
 }
 
-// OnPublish hands an authorised publish to the Handler and turns its verdict
-// into mochi's acknowledgement choice.
+// OnPublish hands an authorised publish to the Handler. mochi sends no
+// acknowledgement: a QoS 1 publish takes its place in the client's acker at
+// once, and is answered there once its outcome is known (pubackFor).
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (out packets.Packet, err error) {
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	var (
-		a    *acker
-		slot *ackSlot
-	)
+	var slot *ackSlot
 	defer func() {
 		if r := recover(); r != nil {
 			h.recoveredValue("publish", cl, r)
-			if slot != nil {
-				// Keep the acknowledgement order moving.
-				a.complete(slot, errInternal)
-				out, err = pk, packets.ErrRejectPacket
-				return
+			if slot != nil && !slot.ready {
+				slot.done(errInternal) // keep the acknowledgement order moving
 			}
-			out, err = pk, h.refuse(cl, pk, errInternal)
+			out, err = pk, packets.ErrRejectPacket
 		}
 	}()
 	device := string(cl.Properties.Username)
@@ -172,44 +162,28 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (out packets.Packet
 		}
 		return pk, packets.CodeSuccessIgnore
 	}
-	h.mu.Lock()
-	a = h.online[cl]
-	h.mu.Unlock()
-	if a == nil {
-		// Not established (cannot happen after CONNACK); answer the old way.
-		if herr := h.handler.HandlePublish(device, channel, pk.Payload, nil); herr != nil {
-			return pk, h.refuse(cl, pk, herr)
-		}
-		return pk, packets.CodeSuccessIgnore
-	}
-	// The acker answers once the message is durable; mochi sends nothing.
-	slot = a.reserve(pk.PacketID)
-	if herr := h.handler.HandlePublish(device, channel, pk.Payload, func(err error) { a.complete(slot, err) }); herr != nil {
-		a.complete(slot, herr)
+	slot = h.ackerOf(cl).reserve(pk.PacketID)
+	if herr := h.handler.HandlePublish(device, channel, pk.Payload, slot.done); herr != nil {
+		slot.done(herr)
 	}
 	return pk, packets.ErrRejectPacket
+}
+
+// ackerOf returns the client's acker; one made for the occasion if the
+// session is not counted yet (which mochi does not allow after CONNACK).
+func (h *hook) ackerOf(cl *mqtt.Client) *acker {
+	h.mu.Lock()
+	a := h.online[cl]
+	h.mu.Unlock()
+	if a == nil {
+		a = h.b.acks.add(cl)
+	}
+	return a
 }
 
 func (h *hook) recoveredValue(where string, cl *mqtt.Client, r any) {
 	h.b.metrics.panics.WithLabelValues(where).Inc()
 	h.b.log.Error("recovered panic in mqtt hook", "hook", where, "device", string(cl.Properties.Username), "panic", fmt.Sprint(r))
-}
-
-// refuse chooses how a publish the handler did not store is answered.
-func (h *hook) refuse(cl *mqtt.Client, pk packets.Packet, herr error) error {
-	v5 := cl.Properties.ProtocolVersion == 5
-	if errors.Is(herr, ErrPayloadRejected) && !v5 {
-		// 3.1.1 has no negative PUBACK; resending cannot help, so acknowledge.
-		return packets.CodeSuccessIgnore
-	}
-	if pk.FixedHeader.Qos == 0 {
-		return packets.ErrRejectPacket
-	}
-	if v5 {
-		return codeFor(herr)
-	}
-	// No PUBACK: the 3.1.1 client keeps the message and resends it.
-	return packets.ErrRejectPacket
 }
 
 // levelFloor drops mochi's records below min, and its "publish packet

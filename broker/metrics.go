@@ -14,6 +14,9 @@ type metrics struct {
 	panics       *prometheus.CounterVec
 	rejected     *prometheus.CounterVec
 	negativeAcks *prometheus.CounterVec
+	// loginsThrottled counts CONNECTs refused unverified while failed
+	// logins keep their device id or source address closed.
+	loginsThrottled *prometheus.CounterVec
 
 	logMu   sync.Mutex
 	logNext map[string]time.Time
@@ -40,10 +43,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		negativeAcks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sanigate_mqtt_negative_acks_total", Help: "MQTT 5 PUBACKs with a failure reason code, by reason.",
 		}, []string{"reason"}),
+		loginsThrottled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sanigate_mqtt_logins_throttled_total", Help: "MQTT CONNECTs refused without verification after repeated failed logins, by what was throttled (device or address).",
+		}, []string{"by"}),
 		logNext: map[string]time.Time{},
 		logSkip: map[string]int{},
 	}
-	for _, c := range []prometheus.Collector{m.connected, m.authFailures, m.aclDenied, m.panics, m.rejected, m.negativeAcks} {
+	for _, c := range []prometheus.Collector{m.connected, m.authFailures, m.aclDenied, m.panics, m.rejected, m.negativeAcks, m.loginsThrottled} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

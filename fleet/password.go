@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -28,10 +27,14 @@ func HashPassword(password string, cost int) (string, error) {
 	return string(h), nil
 }
 
-// CheckHashFormat tells whether hash is a bcrypt ($2a$, $2b$, $2y$) or an
-// argon2id ($argon2id$v=19$m=..,t=..,p=..$salt$key) hash.
+// CheckHashFormat tells whether hash is a bcrypt ($2a$, $2b$, $2y$), an
+// argon2id ($argon2id$v=19$m=..,t=..,p=..$salt$key) or, for generated
+// secrets, an $hmac-sha256$ hash.
 func CheckHashFormat(hash string) error {
 	switch {
+	case strings.HasPrefix(hash, SecretPrefix):
+		_, _, err := parseSecretHash(hash)
+		return err
 	case strings.HasPrefix(hash, "$2a$"), strings.HasPrefix(hash, "$2b$"), strings.HasPrefix(hash, "$2y$"):
 		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
 			return fmt.Errorf("not a valid bcrypt hash: %v", err)
@@ -41,12 +44,16 @@ func CheckHashFormat(hash string) error {
 		_, _, _, _, err := parseArgon2id(hash)
 		return err
 	default:
-		return errors.New("not a bcrypt or argon2id hash (a plain password is never accepted here)")
+		return errors.New("not a bcrypt, argon2id or $hmac-sha256$ hash (a plain password is never accepted here)")
 	}
 }
 
-// VerifyPassword checks password against a bcrypt or argon2id hash.
+// VerifyPassword checks password against a bcrypt, argon2id or $hmac-sha256$
+// hash.
 func VerifyPassword(hash, password string) error {
+	if strings.HasPrefix(hash, SecretPrefix) {
+		return verifySecret(hash, password)
+	}
 	if strings.HasPrefix(hash, "$argon2id$") {
 		p, salt, key, version, err := parseArgon2id(hash)
 		if err != nil {
@@ -97,10 +104,4 @@ func parseArgon2id(hash string) (argonParams, []byte, []byte, int, error) {
 		return p, nil, nil, 0, errors.New("not a valid argon2id hash: key")
 	}
 	return p, salt, key, version, nil
-}
-
-// passwordDigest is what a verified password is remembered by, so that a
-// reconnecting device does not pay for bcrypt again.
-func passwordDigest(id, password string) [32]byte {
-	return sha256.Sum256([]byte(id + "\x00" + password))
 }

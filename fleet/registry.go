@@ -1,29 +1,23 @@
 package fleet
 
-import (
-	"crypto/subtle"
-	"sync"
-)
-
 // Registry answers questions about registered devices. It is safe for
 // concurrent use; devices are fixed when it is built.
 type Registry struct {
 	devices map[string]*Device
-
-	mu       sync.Mutex
-	verified map[string][32]byte // device id -> digest of its last good password
+	auth    *verifier
 }
 
 // NewRegistry indexes devices by id. Later duplicates are ignored (Load
 // refuses them).
 func NewRegistry(devices []Device) *Registry {
-	r := &Registry{devices: make(map[string]*Device, len(devices)), verified: map[string][32]byte{}}
+	r := &Registry{devices: make(map[string]*Device, len(devices))}
 	for i := range devices {
 		d := &devices[i]
 		if _, dup := r.devices[d.ID]; !dup {
 			r.devices[d.ID] = d
 		}
 	}
+	r.auth = newVerifier(r.devices, 0)
 	return r
 }
 
@@ -45,26 +39,15 @@ func (r *Registry) Devices() []*Device {
 	return out
 }
 
-// Authenticate checks a device's password against its stored hash. A password
-// that passed once is remembered by its SHA-256 digest, so that reconnect
-// storms do not cost one bcrypt each.
+// Authenticate checks a device's password against its stored hash. A
+// password that passed once is remembered (by a keyed digest of the hash, the
+// id and the password), so that reconnect storms do not pay for bcrypt again;
+// slow verifications run at most GOMAXPROCS at once, in arrival order; an
+// unknown id costs what a known one with a wrong password costs.
 func (r *Registry) Authenticate(id, password string) bool {
-	d, ok := r.devices[id]
-	if !ok {
-		return false
+	hash := ""
+	if d, ok := r.devices[id]; ok {
+		hash = d.PasswordHash
 	}
-	digest := passwordDigest(id, password)
-	r.mu.Lock()
-	known, seen := r.verified[id]
-	r.mu.Unlock()
-	if seen && subtle.ConstantTimeCompare(known[:], digest[:]) == 1 {
-		return true
-	}
-	if VerifyPassword(d.PasswordHash, password) != nil {
-		return false
-	}
-	r.mu.Lock()
-	r.verified[id] = digest
-	r.mu.Unlock()
-	return true
+	return r.auth.check(id, hash, password)
 }

@@ -27,7 +27,10 @@ type Placer interface {
 	Place(lat, lon float64) (district string, sites []string)
 }
 
-// ErrFull is what a Sink's refusal for lack of room is matched by.
+// ErrFull is the outcome "storage is full, retry later": what a Sink's
+// refusal for lack of room is matched by, and what HandlePublish and Emit
+// return (wrapped) then. It is the spool's own error, under one name from the
+// spool up to the transports.
 var ErrFull = spool.ErrFull
 
 // Pipeline decodes, validates, enriches and stores device messages. It is
@@ -125,9 +128,8 @@ func NewPipeline(o PipelineOptions) *Pipeline {
 // Errors of HandlePublish and Emit, for the transports to choose their answer.
 var (
 	// ErrRefused wraps a *RejectError: the message is bad and is not stored.
+	// Storage being full is ErrFull.
 	ErrRefused = errors.New("refused")
-	// ErrBackpressure: storage is full; the sender should retry later.
-	ErrBackpressure = errors.New("backpressure: spool full")
 )
 
 // HandlePublish ingests one MQTT message from device on channel ("telemetry"
@@ -212,7 +214,10 @@ func (p *Pipeline) store(dev *fleet.Device, rs []Reading, done func(error), tran
 			if n, ok := p.limiter.allow("full"); ok {
 				p.log.Warn("spool full: pushing back on senders", "device", dev.ID, "transport", transport, "error", err.Error(), "suppressed", n)
 			}
-			return fmt.Errorf("%w: %w", ErrBackpressure, err)
+			if !errors.Is(err, ErrFull) {
+				err = fmt.Errorf("%w: %w", ErrFull, err)
+			}
+			return fmt.Errorf("telemetry: store %s: %w", dev.ID, err)
 		}
 		return fmt.Errorf("telemetry: store %s: %w", dev.ID, err)
 	}

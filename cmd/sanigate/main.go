@@ -3,6 +3,7 @@
 //	sanigate -config sanigate.yaml          run the gateway
 //	sanigate -config sanigate.yaml -check   check the configuration and exit
 //	sanigate hash-password                  read a password on stdin, print its bcrypt hash
+//	sanigate hash-password -generate        print a new 128-bit device secret, then its hash
 package main
 
 import (
@@ -39,6 +40,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 Usage:
   sanigate [flags]              run the gateway
   sanigate hash-password [-cost N]   read a password on stdin and print its bcrypt hash
+  sanigate hash-password -generate   print a new random device secret and its hash
 
 Flags override the configuration file; SANIGATE_* environment variables
 (SANIGATE_MQTT_ADDRESS, SANIGATE_HTTP_ADDRESS, SANIGATE_INFLUXDB_URL,
@@ -144,8 +146,18 @@ func hashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	fs := flag.NewFlagSet("hash-password", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cost := fs.Int("cost", 10, "bcrypt `cost` (4-31)")
+	generate := fs.Bool("generate", false, "generate a 128-bit random device secret; print it, then its $hmac-sha256$ hash")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *generate {
+		secret, h, err := fleet.GenerateSecret()
+		if err != nil {
+			fmt.Fprintf(stderr, "sanigate: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s\n%s\n", secret, h)
+		return 0
 	}
 	line, err := bufio.NewReader(stdin).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/sanigate/sanigate/fleet"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,5 +44,19 @@ func TestHashPassword(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "$2a$04$") {
 		t.Errorf("got %q, want a bcrypt hash", out.String())
+	}
+}
+
+func TestHashPasswordGenerate(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"hash-password", "-generate"}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || len(lines[0]) != 22 || !strings.HasPrefix(lines[1], fleet.SecretPrefix) {
+		t.Fatalf("got %q, want a 22-character secret and its hash", out.String())
+	}
+	if err := fleet.VerifyPassword(lines[1], lines[0]); err != nil {
+		t.Errorf("printed hash does not verify the printed secret: %v", err)
 	}
 }

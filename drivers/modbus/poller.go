@@ -30,7 +30,8 @@ type Emitter interface {
 // ErrBackpressure is the error, wrapped or bare, an Emitter returns when it
 // cannot take readings now (the spool is at its quota). The poller treats any
 // Emit error the same way, but logs this one as back-pressure, not a fault.
-var ErrBackpressure = errors.New("modbus: pipeline is full")
+// It is the pipeline's telemetry.ErrFull, so the gateway's pipeline matches.
+var ErrBackpressure = telemetry.ErrFull
 
 // ErrClosed is returned by Run on a Poller that was closed or already run.
 var ErrClosed = errors.New("modbus: poller closed")
