@@ -92,6 +92,9 @@ type UnitConfig struct {
 	// Escalation is the unit notified when one of this unit's cases misses
 	// a deadline (default: dispatch.escalation_unit).
 	Escalation string `yaml:"escalation"`
+	// Robots are chat group robots (DingTalk, WeCom, Feishu) that get the
+	// same notifications, as Chinese text.
+	Robots []RobotConfig `yaml:"robots"`
 }
 
 // DispatchConfig maps (violation type, district) to the responsible unit.
@@ -237,6 +240,7 @@ func (c Config) Validate() fleet.Problems {
 		if u.MQTTTopic != "" && (strings.ContainsAny(u.MQTTTopic, "+#") || strings.HasPrefix(u.MQTTTopic, "$")) {
 			add(f+".mqtt_topic", "%q is not a topic to publish on (no wildcards, no $ topics)", u.MQTTTopic)
 		}
+		validateRobots(&ps, f, u.Robots)
 	}
 	for i, u := range c.Units {
 		if u.Escalation != "" && !units[u.Escalation] {

@@ -89,7 +89,11 @@ func (s *Service) notify(ctx context.Context, tx *sql.Tx, c *Case, unit, event s
 	if err != nil {
 		return err
 	}
-	for _, ch := range []struct{ channel, target string }{{ChannelWebhook, u.WebhookURL}, {ChannelMQTT, u.MQTTTopic}} {
+	channels := []struct{ channel, target string }{{ChannelWebhook, u.WebhookURL}, {ChannelMQTT, u.MQTTTopic}}
+	for _, r := range u.Robots {
+		channels = append(channels, struct{ channel, target string }{r.Kind, r.name()})
+	}
+	for _, ch := range channels {
 		if ch.target == "" {
 			continue
 		}
@@ -357,6 +361,8 @@ func (s *Service) send(ctx context.Context, p pending) (int, error) {
 			return 0, errors.New("no MQTT publisher")
 		}
 		return 0, s.pub.Publish(topic, []byte(p.payload), false, 1)
+	case ChannelDingTalk, ChannelWeCom, ChannelFeishu:
+		return s.sendRobot(ctx, p)
 	}
 	return 0, fmt.Errorf("unknown channel %q", p.channel)
 }

@@ -82,6 +82,7 @@ type Service struct {
 	st      *store
 	units   map[string]UnitConfig
 	secrets map[string][]byte
+	robots  map[string]map[string]robot // unit -> robot name -> robot
 	tokens  tokens
 	cal     *fleet.Calendar
 	loc     *time.Location
@@ -141,7 +142,7 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		deps.HTTPClient = &http.Client{Timeout: cfg.Outbox.Timeout}
 	}
 	s := &Service{
-		cfg: cfg, units: map[string]UnitConfig{}, secrets: map[string][]byte{}, tokens: newTokens(cfg.Tokens),
+		cfg: cfg, units: map[string]UnitConfig{}, secrets: map[string][]byte{}, robots: map[string]map[string]robot{}, tokens: newTokens(cfg.Tokens),
 		cal: deps.Calendar, loc: deps.Location, pub: deps.Publisher, points: deps.Points, devices: deps.Devices,
 		log: deps.Logger, now: deps.Clock, client: deps.HTTPClient, kick: make(chan struct{}, 1),
 	}
@@ -153,6 +154,16 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		}
 		if sec != nil {
 			s.secrets[u.ID] = sec
+		}
+		for _, rc := range u.Robots {
+			r, err := loadRobot(u.ID, rc, deps.Dir, deps.Getenv)
+			if err != nil {
+				return nil, fmt.Errorf("cases: %w", err)
+			}
+			if s.robots[u.ID] == nil {
+				s.robots[u.ID] = map[string]robot{}
+			}
+			s.robots[u.ID][rc.name()] = r
 		}
 		if u.MQTTTopic != "" && s.pub == nil {
 			return nil, fmt.Errorf("cases: unit %s has an mqtt_topic but no MQTT publisher was given", u.ID)

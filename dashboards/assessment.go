@@ -31,7 +31,7 @@ func Assessment() *Dashboard {
 	b.row("排名 Ranking")
 	for _, r := range rates {
 		p := b.add(6, 9, bargauge(r.title+"(按单位) by unit", "percentunit",
-			influxTable(fmt.Sprintf(`SELECT sum("%s") / sum("due") AS "%s" FROM "case_kpi" WHERE $timeFilter AND %s GROUP BY "unit"`, r.num, r.field, k))).
+			influxTable(fmt.Sprintf(`SELECT sum("%s") / sum("due") AS "%s" FROM "forever"."case_kpi" WHERE $timeFilter AND %s GROUP BY "unit"`, r.num, r.field, k))).
 			minmax(0, 1).sortBy(r.field, !r.lowIsGood).hide("Time"))
 		if r.lowIsGood {
 			p.thresholds("green", 0.05, "orange", 0.1, "red")
@@ -45,7 +45,7 @@ func Assessment() *Dashboard {
 			`sum("closed") / sum("due") AS "closure_rate", sum("closed_on_time") / sum("due") AS "on_time_rate", ` +
 			`sum("reworked") / sum("due") AS "rework_rate", sum("extended") / sum("due") AS "extension_rate", ` +
 			`mean("mean_accept_s") AS "mean_accept_s", mean("mean_close_s") AS "mean_close_s", sum("recurrences") AS "recurrences" ` +
-			`FROM "case_kpi" WHERE $timeFilter AND ` + k + ` GROUP BY "` + group + `"`)
+			`FROM "forever"."case_kpi" WHERE $timeFilter AND ` + k + ` GROUP BY "` + group + `"`)
 	}
 	named := func(p *Panel) *Panel {
 		p.rename("due", "应结案 due", "").rename("closed", "结案 closed", "").rename("closed_on_time", "按期结案 on time", "").
@@ -63,25 +63,25 @@ func Assessment() *Dashboard {
 	b.row("趋势 Over time")
 	for _, r := range rates[:2] {
 		b.add(12, 8, timeseries(r.title+"趋势 per day by unit", "percentunit",
-			influx(fmt.Sprintf(`SELECT sum("%s") / sum("due") FROM "case_kpi" WHERE $timeFilter AND %s GROUP BY time(1d), "unit" fill(none) tz('Asia/Shanghai')`, r.num, k)).alias("$tag_unit")).
+			influx(fmt.Sprintf(`SELECT sum("%s") / sum("due") FROM "forever"."case_kpi" WHERE $timeFilter AND %s GROUP BY time(1d), "unit" fill(none) tz('Asia/Shanghai')`, r.num, k)).alias("$tag_unit")).
 			minmax(0, 1).thresholds("red", 0.9, "green").thresholdLines())
 	}
 	var lows []*Target
 	for _, r := range rates[2:] {
-		lows = append(lows, influx(fmt.Sprintf(`SELECT sum("%s") / sum("due") FROM "case_kpi" WHERE $timeFilter AND %s GROUP BY time(1d) fill(none) tz('Asia/Shanghai')`, r.num, k)).alias(r.title))
+		lows = append(lows, influx(fmt.Sprintf(`SELECT sum("%s") / sum("due") FROM "forever"."case_kpi" WHERE $timeFilter AND %s GROUP BY time(1d) fill(none) tz('Asia/Shanghai')`, r.num, k)).alias(r.title))
 	}
 	b.add(12, 8, timeseries("返工率与延期率 Rework and extension rates per day", "percentunit", lows...).minmax(0, 1))
 	b.add(12, 8, timeseries("平均受理与结案时长 Mean time to accept and to close", "s",
-		influx(`SELECT mean("mean_accept_s") FROM "case_kpi" WHERE $timeFilter AND `+k+` GROUP BY time(1d) fill(none) tz('Asia/Shanghai')`).alias("受理 accept"),
-		influx(`SELECT mean("mean_close_s") FROM "case_kpi" WHERE $timeFilter AND `+k+` GROUP BY time(1d) fill(none) tz('Asia/Shanghai')`).alias("结案 close")))
+		influx(`SELECT mean("mean_accept_s") FROM "forever"."case_kpi" WHERE $timeFilter AND `+k+` GROUP BY time(1d) fill(none) tz('Asia/Shanghai')`).alias("受理 accept"),
+		influx(`SELECT mean("mean_close_s") FROM "forever"."case_kpi" WHERE $timeFilter AND `+k+` GROUP BY time(1d) fill(none) tz('Asia/Shanghai')`).alias("结案 close")))
 	b.add(12, 8, bars("每日案件动态 Case actions per day", "short", true,
-		influx(`SELECT count("count") FROM "case" WHERE $timeFilter AND `+k+` GROUP BY time(1d), "action" fill(0) tz('Asia/Shanghai')`).alias("$tag_action")))
+		influx(`SELECT count("count") FROM "forever"."case" WHERE $timeFilter AND `+k+` GROUP BY time(1d), "action" fill(0) tz('Asia/Shanghai')`).alias("$tag_action")))
 	b.add(12, 8, bars("未结与超期 Open and overdue cases", "short", false,
-		influx(`SELECT sum("open") FROM "case_kpi" WHERE $timeFilter AND `+k+` GROUP BY time(1d) fill(none) tz('Asia/Shanghai')`).alias("未结 open"),
-		influx(`SELECT sum("overdue") FROM "case_kpi" WHERE $timeFilter AND `+k+` GROUP BY time(1d) fill(none) tz('Asia/Shanghai')`).alias("超期 overdue"),
-		influx(`SELECT sum("recurrences") FROM "case_kpi" WHERE $timeFilter AND `+k+` GROUP BY time(1d) fill(none) tz('Asia/Shanghai')`).alias("重复发生 recurrences")))
+		influx(`SELECT sum("open") FROM "forever"."case_kpi" WHERE $timeFilter AND `+k+` GROUP BY time(1d) fill(none) tz('Asia/Shanghai')`).alias("未结 open"),
+		influx(`SELECT sum("overdue") FROM "forever"."case_kpi" WHERE $timeFilter AND `+k+` GROUP BY time(1d) fill(none) tz('Asia/Shanghai')`).alias("超期 overdue"),
+		influx(`SELECT sum("recurrences") FROM "forever"."case_kpi" WHERE $timeFilter AND `+k+` GROUP BY time(1d) fill(none) tz('Asia/Shanghai')`).alias("重复发生 recurrences")))
 	b.add(24, 8, table("超期案件 Overdue cases", "",
-		influxTable(`SELECT "case_id", "type", "severity", "unit", "district", "elapsed_s" FROM "case" WHERE "action" = 'overdue' AND $timeFilter AND `+k)).
+		influxTable(`SELECT "case_id", "type", "severity", "unit", "district", "elapsed_s" FROM "forever"."case" WHERE "action" = 'overdue' AND $timeFilter AND `+k)).
 		rename("elapsed_s", "已用时 elapsed", "s"))
 	return b.build()
 }

@@ -44,12 +44,12 @@ func Bins() *Dashboard {
 
 	b.row("满溢与起火 Overflow and fire")
 	b.add(12, 8, bars("满溢与起火违规 Overflow and fire violations", "short", true,
-		influx(`SELECT count("count") FROM "violation" WHERE "type" =~ /^(bin_overflow|bin_fire)$/ AND $timeFilter AND `+f+` GROUP BY time(1h), "type" fill(0)`).alias("$tag_type")))
+		influx(`SELECT count("count") FROM "forever"."violation" WHERE "type" =~ /^(bin_overflow|bin_fire)$/ AND $timeFilter AND `+f+` GROUP BY time(1h), "type" fill(0)`).alias("$tag_type")))
 	b.add(12, 8, table("满溢与起火记录 Overflow and fire violations", "",
-		influxTable(`SELECT "type", "severity", "device", "district", "summary", "duration_s", "resolved" FROM "violation" WHERE "type" =~ /^(bin_overflow|bin_fire)$/ AND $timeFilter AND `+f)).
+		influxTable(`SELECT "type", "severity", "device", "district", "summary", "duration_s", "resolved" FROM "forever"."violation" WHERE "type" =~ /^(bin_overflow|bin_fire)$/ AND $timeFilter AND `+f)).
 		rename("duration_s", "时长 duration", "s"))
 	b.add(24, 6, table("起火报警与开盖事件 Fire alarms and lid-open events", "",
-		influxTable(`SELECT "event", "device", "district", "temp_c", "fill_pct" FROM "event" WHERE "kind" = 'bin' AND "event" =~ /^(fire_alarm|lid_open)$/ AND $timeFilter AND `+f)).
+		influxTable(`SELECT "event", "device", "district", "temp_c", "fill_pct" FROM "forever"."event" WHERE "kind" = 'bin' AND "event" =~ /^(fire_alarm|lid_open)$/ AND $timeFilter AND `+f)).
 		rename("temp_c", "温度 temperature", "celsius").rename("fill_pct", "满溢 fill", "percent"))
 
 	b.row("分类 Sorting")
@@ -62,15 +62,17 @@ func Bins() *Dashboard {
 		opt("reduceOptions", map[string]any{"calcs": []string{"lastNotNull"}, "fields": "", "values": false}).
 		minmax(0, 40).thresholds("green", 10, "orange", 20, "red"))
 	b.add(6, 8, bars("分类不准违规 Contamination violations per day", "short", true,
-		influx(`SELECT count("count") FROM "violation" WHERE "type" = 'sorting_contamination' AND $timeFilter AND `+f+` GROUP BY time(1d), "district" fill(0) tz('Asia/Shanghai')`).alias("$tag_district")).
+		influx(`SELECT count("count") FROM "forever"."violation" WHERE "type" = 'sorting_contamination' AND $timeFilter AND `+f+` GROUP BY time(1d), "district" fill(0) tz('Asia/Shanghai')`).alias("$tag_district")).
 		from("7d"))
 
 	b.row("收运 Collection")
 	b.add(12, 8, bars("每日清运(按区) Bins emptied per day by district", "short", true,
-		influx(`SELECT count("fill_pct") FROM "event" WHERE "event" = 'emptied' AND "kind" = 'bin' AND $timeFilter AND `+f+` GROUP BY time(1d), "district" fill(0) tz('Asia/Shanghai')`).alias("$tag_district")).
+		influx(`SELECT count("fill_pct") FROM "forever"."event" WHERE "event" = 'emptied' AND "kind" = 'bin' AND $timeFilter AND `+f+` GROUP BY time(1d), "district" fill(0) tz('Asia/Shanghai')`).alias("$tag_district")).
 		from("7d"))
 	b.add(12, 8, bars("每日收运(按类别) Truck pickups per day by category", "short", true,
-		influx(`SELECT count("load_kg") FROM "event" WHERE "event" = 'pickup' AND $timeFilter AND `+match("district", "contractor", "category")+` GROUP BY time(1d), "category" fill(0) tz('Asia/Shanghai')`).alias("$tag_category")).
+		influx(`SELECT count("load_kg") FROM "forever"."event" WHERE "event" = 'pickup' AND $timeFilter AND `+match("district", "contractor", "category")+` GROUP BY time(1d), "category" fill(0) tz('Asia/Shanghai')`).alias("$tag_category")).
 		from("7d").describe("Bins lifted by trucks (pickup events), by the truck's category."))
+	b.longRange("bin", f, [3]string{"fill_pct", "平均满溢率(90天) Mean fill level, 90 days", "percent"},
+		[3]string{"contamination_pct", "分类不准(90天) Sorting contamination, 90 days", "percent"})
 	return b.build()
 }

@@ -318,7 +318,7 @@ func toFloat(v any) float64 {
 func tagVar(name, label, measurement, where string) *Variable {
 	q := `SHOW TAG VALUES`
 	if measurement != "" {
-		q += fmt.Sprintf(` FROM "%s"`, measurement)
+		q += " FROM " + source(measurement)
 	}
 	q += fmt.Sprintf(` WITH KEY = "%s"`, name)
 	if where != "" {

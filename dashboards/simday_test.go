@@ -2,6 +2,7 @@ package dashboards
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -57,7 +58,16 @@ func loadSimDay(t *testing.T, s *influxtest.Server) *simDay {
 	d.violations()
 	d.cases()
 	d.kpis()
+	// The retention layout the gateway keeps, durations aside (a fixed day
+	// must not fall out of a 90-day policy as the calendar moves on).
+	admin := &telemetry.InfluxAdmin{URL: s.URL, Database: "sanigate"}
+	if err := admin.Ensure(context.Background(), telemetry.Retention{Raw: "INF", Rollup: "INF", Forever: "INF"}); err != nil {
+		t.Fatal(err)
+	}
 	write(t, s, d.lines.Bytes())
+	if err := admin.Backfill(context.Background(), d.start, d.now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	return d
 }
 
@@ -429,15 +439,34 @@ func (d *simDay) kpis() {
 	}
 }
 
-// write posts line protocol to InfluxDB in bodies of about 4 MB.
+// write posts line protocol to InfluxDB in bodies of about 4 MB, each line
+// to the retention policy the gateway's writer routes it to.
 func write(t *testing.T, s *influxtest.Server, lines []byte) {
+	t.Helper()
+	route := telemetry.RouteBucket("sanigate")
+	parts := map[string][]byte{}
+	for _, l := range bytes.SplitAfter(lines, []byte("\n")) {
+		m, _, _ := bytes.Cut(l, []byte(","))
+		m, _, _ = bytes.Cut(m, []byte(" "))
+		rp := "raw"
+		if route(string(m)) != "" {
+			rp = telemetry.RPForever
+		}
+		parts[rp] = append(parts[rp], l...)
+	}
+	for rp, lines := range parts {
+		writeRP(t, s, rp, lines)
+	}
+}
+
+func writeRP(t *testing.T, s *influxtest.Server, rp string, lines []byte) {
 	t.Helper()
 	for len(lines) > 0 {
 		n := len(lines)
 		if n > 4<<20 {
 			n = bytes.LastIndexByte(lines[:4<<20], '\n') + 1
 		}
-		resp, err := http.Post(s.URL+"/write?db=sanigate&precision=ns", "text/plain", bytes.NewReader(lines[:n]))
+		resp, err := http.Post(s.URL+"/write?db=sanigate&precision=ns&rp="+rp, "text/plain", bytes.NewReader(lines[:n]))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,24 +17,24 @@ func Sweepers() *Dashboard {
 
 	b.row("覆盖率 Coverage")
 	b.add(14, 9, bars("每日清扫覆盖率 Route coverage per day", "percentunit", false,
-		influx(`SELECT mean("fraction") FROM "coverage" WHERE $timeFilter AND `+cov+` GROUP BY time(1d), "route" fill(none) tz('Asia/Shanghai')`).alias("$tag_route")).
+		influx(`SELECT mean("fraction") FROM "forever"."coverage" WHERE $timeFilter AND `+cov+` GROUP BY time(1d), "route" fill(none) tz('Asia/Shanghai')`).alias("$tag_route")).
 		from("7d").minmax(0, 1).thresholds("red", 0.9, "green").thresholdLines().
 		describe("Share of each route covered within 15 m with the brush on at or under the sweeping speed, per sweeping window; under 90 % raises missed_route."))
 	b.add(10, 9, bargauge("最近覆盖率 Latest coverage by route", "percentunit",
-		influx(`SELECT last("fraction") FROM "coverage" WHERE $timeFilter AND `+cov+` GROUP BY "route"`).alias("$tag_route")).
+		influx(`SELECT last("fraction") FROM "forever"."coverage" WHERE $timeFilter AND `+cov+` GROUP BY "route"`).alias("$tag_route")).
 		opt("reduceOptions", perRoute).minmax(0, 1).thresholds("red", 0.9, "green"))
 	b.add(12, 9, bars("刷盘未开与超速里程 Brush-off and over-speed distance per day", "lengthm", true,
-		influx(`SELECT sum("brush_off_m") FROM "coverage" WHERE $timeFilter AND `+cov+` GROUP BY time(1d), "route" fill(none) tz('Asia/Shanghai')`).alias("刷盘未开 brush off $tag_route"),
-		influx(`SELECT sum("over_speed_m") FROM "coverage" WHERE $timeFilter AND `+cov+` GROUP BY time(1d), "route" fill(none) tz('Asia/Shanghai')`).alias("超速 over speed $tag_route")).
+		influx(`SELECT sum("brush_off_m") FROM "forever"."coverage" WHERE $timeFilter AND `+cov+` GROUP BY time(1d), "route" fill(none) tz('Asia/Shanghai')`).alias("刷盘未开 brush off $tag_route"),
+		influx(`SELECT sum("over_speed_m") FROM "forever"."coverage" WHERE $timeFilter AND `+cov+` GROUP BY time(1d), "route" fill(none) tz('Asia/Shanghai')`).alias("超速 over speed $tag_route")).
 		from("7d").describe("Route length the sweeper passed with the brush off, or faster than the route's sweeping speed; over 20 % of the covered length raises sweeping_quality."))
 	b.add(12, 9, table("覆盖明细 Coverage by route and window", "",
-		influxTable(`SELECT "route", "device", "fraction", "length_m", "covered_m", "brush_off_m", "over_speed_m" FROM "coverage" WHERE $timeFilter AND `+cov)).
+		influxTable(`SELECT "route", "device", "fraction", "length_m", "covered_m", "brush_off_m", "over_speed_m" FROM "forever"."coverage" WHERE $timeFilter AND `+cov)).
 		from("7d").sortBy("fraction", false).
 		rename("fraction", "覆盖率 coverage", "percentunit").rename("length_m", "线路长 length", "lengthm").
 		rename("covered_m", "已覆盖 covered", "lengthm").rename("brush_off_m", "刷盘未开 brush off", "lengthm").
 		rename("over_speed_m", "超速 over speed", "lengthm").thresholds("red", 0.9, "green").cellColor("fraction"))
 	b.add(24, 7, table("漏扫与作业不规范 Missed routes and sweeping quality", "",
-		influxTable(`SELECT "type", "severity", "route", "device", "summary", "duration_s" FROM "violation" WHERE "type" =~ /^(missed_route|sweeping_quality)$/ AND $timeFilter AND `+match("district", "contractor", "route"))).
+		influxTable(`SELECT "type", "severity", "route", "device", "summary", "duration_s" FROM "forever"."violation" WHERE "type" =~ /^(missed_route|sweeping_quality)$/ AND $timeFilter AND `+match("district", "contractor", "route"))).
 		from("7d").rename("duration_s", "时长 duration", "s"))
 
 	b.row("作业 Operation")

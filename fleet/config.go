@@ -82,6 +82,8 @@ type InfluxConfig struct {
 	BatchSize     int      `yaml:"batch_size"`
 	FlushInterval Duration `yaml:"flush_interval"`
 	Timeout       Duration `yaml:"timeout"`
+	// Retention is the retention layout the gateway keeps on InfluxDB 1.x.
+	Retention RetentionConfig `yaml:"retention"`
 }
 
 // SpoolConfig configures the durable log between ingest and its consumers.

@@ -41,7 +41,7 @@ func TestEndToEnd(t *testing.T) {
 	eventually(t, 15*time.Second, "all readings in InfluxDB", func() bool {
 		return h.influx.Count(t, "truck", "load_kg", "") == 10 && h.influx.Count(t, "toilet", "nh3_mgm3", "") == 1 &&
 			h.influx.Count(t, "sweeper", "speed_kmh", "") == 1 && h.influx.Count(t, "bin", "fill_pct", "") == 1 &&
-			h.influx.Count(t, "event", "count", "") >= 0 && len(h.influx.Rows(t, `SELECT * FROM "event"`)) == 2
+			h.influx.Count(t, "event", "count", "") >= 0 && len(h.influx.Rows(t, `SELECT * FROM "forever"."event"`)) == 2
 	})
 
 	num := func(v any) float64 {
@@ -120,7 +120,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("sweeper: got %v", rows)
 	}
 
-	rows = h.influx.Rows(t, `SELECT * FROM "event" ORDER BY time`)
+	rows = h.influx.Rows(t, `SELECT * FROM "forever"."event" ORDER BY time`)
 	if len(rows) != 2 {
 		t.Fatalf("events: got %d, want 2", len(rows))
 	}

@@ -56,6 +56,8 @@ type Gateway struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	retentionStop context.CancelFunc
+
 	readyMu  sync.Mutex
 	influxOK error
 
@@ -168,11 +170,16 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	route, err := g.ensureRetention(token)
+	if err != nil {
+		return err
+	}
 	g.writer = telemetry.NewWriter(cons, telemetry.WriterOptions{
 		URL: cfg.InfluxDB.URL, Org: cfg.InfluxDB.Org, Bucket: cfg.InfluxDB.Bucket, Token: token,
 		BatchSize: cfg.InfluxDB.BatchSize, FlushInterval: cfg.InfluxDB.FlushInterval.D(), Timeout: cfg.InfluxDB.Timeout.D(),
 		DeadLetterFile: filepath.Join(dir, "dead-letter.lp"),
 		Metrics:        tm, Logger: g.log.With("component", "writer"),
+		Route: route,
 	})
 
 	codec := telemetry.NewCodec()
@@ -328,6 +335,9 @@ func (g *Gateway) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("cases: %w", err))
 		}
 		g.cases = nil
+	}
+	if g.retentionStop != nil {
+		g.retentionStop()
 	}
 	if g.cancel != nil {
 		g.log.Info("stopping writer")

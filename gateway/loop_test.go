@@ -176,7 +176,7 @@ func checkLoop(t *testing.T, h *harness, secret []byte, mu *sync.Mutex, got *[]m
 	}
 	// The violation itself is in InfluxDB, for Grafana.
 	eventually(t, 15*time.Second, "the violation in InfluxDB", func() bool {
-		return len(h.influx.Rows(t, `SELECT * FROM "violation" WHERE "type"='illegal_dumping'`)) == 1
+		return len(h.influx.Rows(t, `SELECT * FROM "forever"."violation" WHERE "type"='illegal_dumping'`)) == 1
 	})
 }
 

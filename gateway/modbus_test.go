@@ -81,9 +81,9 @@ func TestModbusReadingsReachInfluxDB(t *testing.T) {
 	}
 	// The weighbridge reports its weighings as events, tagged with its site.
 	eventually(t, 10*time.Second, "a weighing event", func() bool {
-		return len(h.influx.Rows(t, `SELECT * FROM "event" WHERE "event"='weighing'`)) >= 1
+		return len(h.influx.Rows(t, `SELECT * FROM "forever"."event" WHERE "event"='weighing'`)) >= 1
 	})
-	ev := h.influx.Rows(t, `SELECT * FROM "event" WHERE "event"='weighing'`)[0]
+	ev := h.influx.Rows(t, `SELECT * FROM "forever"."event" WHERE "event"='weighing'`)[0]
 	if ev["device"] != "weighbridge-01" || ev["kind"] != "weighbridge" || ev["site"] != "kw-plant" {
 		t.Errorf("weighing event: got %v", ev)
 	}

@@ -27,8 +27,11 @@ type WriterOptions struct {
 	Timeout                 time.Duration // per request; default 10s
 	DeadLetterFile          string        // lines InfluxDB refuses go here
 	MaxBackoff              time.Duration // default 30s
-	Metrics                 *Metrics
-	Logger                  *slog.Logger
+	// Route returns the bucket a measurement's lines go to, "" for Bucket
+	// (see RouteBucket); nil sends every line to Bucket.
+	Route   func(measurement string) string
+	Metrics *Metrics
+	Logger  *slog.Logger
 }
 
 // Writer is the spool consumer that delivers readings to InfluxDB through
@@ -41,6 +44,7 @@ type Writer struct {
 	opts   WriterOptions
 	client influxdb2.Client
 	api    api.WriteAPIBlocking
+	apis   map[string]api.WriteAPIBlocking // by bucket, for Route
 	cons   *spool.Consumer
 	log    *slog.Logger
 	m      *Metrics
@@ -73,7 +77,8 @@ func NewWriter(cons *spool.Consumer, o WriterOptions) *Writer {
 		SetHTTPRequestTimeout(uint((o.Timeout + time.Second - 1) / time.Second)).
 		SetMaxRetries(0)
 	c := influxdb2.NewClientWithOptions(o.URL, o.Token, opts)
-	w := &Writer{opts: o, client: c, api: c.WriteAPIBlocking(o.Org, o.Bucket), cons: cons, log: o.Logger, m: o.Metrics}
+	w := &Writer{opts: o, client: c, api: c.WriteAPIBlocking(o.Org, o.Bucket), apis: map[string]api.WriteAPIBlocking{},
+		cons: cons, log: o.Logger, m: o.Metrics}
 	w.lastErr.Store("")
 	return w
 }
@@ -112,7 +117,7 @@ func (w *Writer) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		if err := w.deliver(ctx, batch); err != nil {
+		if err := w.deliverRouted(ctx, batch); err != nil {
 			w.cons.Rewind()
 			return nil // ctx ended while retrying
 		}
@@ -194,13 +199,13 @@ func class(err error) (name string, retry, split bool) {
 
 // deliver writes body, retrying and splitting as needed. It returns an error
 // only when ctx ends.
-func (w *Writer) deliver(ctx context.Context, body []byte) error {
+func (w *Writer) deliver(ctx context.Context, to api.WriteAPIBlocking, body []byte) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		err := w.write(ctx, body)
+		err := w.write(ctx, to, body)
 		if err == nil {
 			w.failing.Store(false)
 			if w.m != nil {
@@ -218,7 +223,7 @@ func (w *Writer) deliver(ctx context.Context, body []byte) error {
 		w.failing.Store(true)
 		w.lastErr.Store(err.Error())
 		if split || !retry {
-			return w.split(ctx, body, err)
+			return w.split(ctx, to, body, err)
 		}
 		if attempt == 0 || attempt%10 == 0 {
 			w.log.Warn("influxdb write failed; retrying", "class", name, "attempt", attempt+1, "error", err)
@@ -246,7 +251,7 @@ func (w *Writer) deliver(ctx context.Context, body []byte) error {
 
 // split isolates the lines InfluxDB refuses: halves are written separately,
 // down to single lines, which go to the dead-letter file with the reason.
-func (w *Writer) split(ctx context.Context, body []byte, cause error) error {
+func (w *Writer) split(ctx context.Context, to api.WriteAPIBlocking, body []byte, cause error) error {
 	lines := bytes.SplitAfter(bytes.TrimRight(body, "\n"), []byte{'\n'})
 	if len(lines) <= 1 {
 		w.deadLetter(body, cause)
@@ -254,16 +259,16 @@ func (w *Writer) split(ctx context.Context, body []byte, cause error) error {
 	}
 	mid := len(lines) / 2
 	for _, half := range [][][]byte{lines[:mid], lines[mid:]} {
-		if err := w.deliver(ctx, bytes.Join(half, nil)); err != nil {
+		if err := w.deliver(ctx, to, bytes.Join(half, nil)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (w *Writer) write(ctx context.Context, body []byte) error {
+func (w *Writer) write(ctx context.Context, to api.WriteAPIBlocking, body []byte) error {
 	start := time.Now()
-	err := w.api.WriteRecord(ctx, string(bytes.TrimRight(body, "\n")))
+	err := to.WriteRecord(ctx, string(bytes.TrimRight(body, "\n")))
 	if w.m != nil {
 		w.m.WriteLatency.Observe(time.Since(start).Seconds())
 	}
