@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/sanigate/sanigate/telemetry"
 )
 
 // KPI is the evaluation (考核评价) of a unit, a district, or both, over a
@@ -246,19 +246,29 @@ func (s *Service) KPILines(ctx context.Context, day time.Time) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var b strings.Builder
-	i := func(n int) string { return strconv.Itoa(n) + "i" }
+	var buf []byte
 	for _, k := range rows {
-		writePoint(&b, "case_kpi", map[string]string{"unit": k.Unit, "district": k.District, "period": "day"}, []field{
-			{"due", i(k.Due)}, {"closed", i(k.Closed)}, {"closed_on_time", i(k.ClosedOnTime)},
-			{"reworked", i(k.Reworked)}, {"extended", i(k.Extended)}, {"open", i(k.Open)},
-			{"overdue", i(k.Overdue)}, {"recurrences", i(k.Recurrences)},
-			{"closure_rate", fmtFloat(k.ClosureRate)}, {"on_time_rate", fmtFloat(k.OnTimeRate)},
-			{"rework_rate", fmtFloat(k.ReworkRate)}, {"extension_rate", fmtFloat(k.ExtensionRate)},
-			{"mean_accept_s", fmtFloat(k.MeanAcceptS)}, {"mean_close_s", fmtFloat(k.MeanCloseS)},
-		}, start)
+		l := telemetry.StartLine(buf, "case_kpi")
+		l.Tag("district", k.District)
+		l.Tag("period", "day")
+		l.Tag("unit", k.Unit)
+		for _, f := range []struct {
+			name string
+			n    int
+		}{{"due", k.Due}, {"closed", k.Closed}, {"closed_on_time", k.ClosedOnTime}, {"reworked", k.Reworked},
+			{"extended", k.Extended}, {"open", k.Open}, {"overdue", k.Overdue}, {"recurrences", k.Recurrences}} {
+			l.Int(f.name, int64(f.n))
+		}
+		for _, f := range []struct {
+			name string
+			v    float64
+		}{{"closure_rate", k.ClosureRate}, {"on_time_rate", k.OnTimeRate}, {"rework_rate", k.ReworkRate},
+			{"extension_rate", k.ExtensionRate}, {"mean_accept_s", k.MeanAcceptS}, {"mean_close_s", k.MeanCloseS}} {
+			l.Float(f.name, f.v)
+		}
+		buf = l.End(start)
 	}
-	return []byte(b.String()), nil
+	return buf, nil
 }
 
 // WriteKPIPoints writes the day's case_kpi points to the point writer. A
@@ -272,6 +282,6 @@ func (s *Service) WriteKPIPoints(ctx context.Context, day time.Time) error {
 	if err != nil {
 		return err
 	}
-	s.writeLines(ctx, string(lines))
+	s.writeLines(ctx, lines)
 	return nil
 }

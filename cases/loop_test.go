@@ -151,7 +151,7 @@ func TestWholeLoop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantKPI := "case_kpi,district=east,period=day,unit=enforcement-east due=1i,closed=1i,closed_on_time=1i,reworked=0i,extended=0i,open=0i,overdue=0i,recurrences=0i,closure_rate=1.0,on_time_rate=1.0,rework_rate=0.0,extension_rate=0.0,mean_accept_s=1200.0,mean_close_s=12000.0 " +
+		wantKPI := "case_kpi,district=east,period=day,unit=enforcement-east due=1i,closed=1i,closed_on_time=1i,reworked=0i,extended=0i,open=0i,overdue=0i,recurrences=0i,closure_rate=1,on_time_rate=1,rework_rate=0,extension_rate=0,mean_accept_s=1200,mean_close_s=12000 " +
 			fmt.Sprint(time.Date(2026, 11, 27, 0, 0, 0, 0, cst).UnixNano())
 		if !strings.Contains(string(lines), wantKPI) {
 			t.Errorf("case_kpi lines:\n%s\nwant a line:\n%s", lines, wantKPI)

@@ -1,17 +1,17 @@
 package cases
 
 import (
-	"strings"
 	"testing"
 	"time"
 )
 
-func TestLineProtocolEscaping(t *testing.T) {
-	var b strings.Builder
-	writePoint(&b, "case", map[string]string{"unit": "East bureau, team=2", "district": "", "type": "bin_overflow"},
-		[]field{{"case_id", `"7"`}, {"elapsed_s", fmtFloat(3)}}, time.Unix(1, 5))
-	want := `case,type=bin_overflow,unit=East\ bureau\,\ team\=2 case_id="7",elapsed_s=3.0 1000000005` + "\n"
-	if b.String() != want {
-		t.Fatalf("got  %q\nwant %q", b.String(), want)
+// The case point's shape: the encoder itself is tested in telemetry.
+func TestCasePoint(t *testing.T) {
+	e := event{action: "filed", at: time.Unix(1, 5),
+		c: Case{ID: 7, Type: "bin_overflow", Unit: "East bureau, team=2", FiledAt: time.Unix(0, 5)}}
+	got := string(appendCasePoint(nil, e))
+	want := `case,action=filed,type=bin_overflow,unit=East\ bureau\,\ team\=2 case_id="7",count=1i,overdue=false,elapsed_s=1 1000000005` + "\n"
+	if got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
 	}
 }

@@ -46,7 +46,7 @@ func Bins() *Dashboard {
 	b.add(12, 8, bars("满溢与起火违规 Overflow and fire violations", "short", true,
 		influx(`SELECT count("count") FROM "forever"."violation" WHERE "type" =~ /^(bin_overflow|bin_fire)$/ AND $timeFilter AND `+f+` GROUP BY time(1h), "type" fill(0)`).alias("$tag_type")))
 	b.add(12, 8, table("满溢与起火记录 Overflow and fire violations", "",
-		influxTable(`SELECT "type", "severity", "device", "district", "summary", "duration_s", "resolved" FROM "forever"."violation" WHERE "type" =~ /^(bin_overflow|bin_fire)$/ AND $timeFilter AND `+f)).
+		influxTable(`SELECT "type", "severity", "device", "district", "summary", "duration_s", "resolved" FROM "forever"."violation" WHERE "state" <> 'resolved' AND "type" =~ /^(bin_overflow|bin_fire)$/ AND $timeFilter AND `+f)).
 		rename("duration_s", "时长 duration", "s"))
 	b.add(24, 6, table("起火报警与开盖事件 Fire alarms and lid-open events", "",
 		influxTable(`SELECT "event", "device", "district", "temp_c", "fill_pct" FROM "forever"."event" WHERE "kind" = 'bin' AND "event" =~ /^(fire_alarm|lid_open)$/ AND $timeFilter AND `+f)).

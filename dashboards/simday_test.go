@@ -4,11 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
-	"sort"
-	"strconv"
-	"strings"
+	"slices"
 	"testing"
 	"time"
 
@@ -176,44 +175,28 @@ func (d *simDay) remember(r *telemetry.Reading) {
 	}
 }
 
-// line appends one line of protocol; tags and fields are sorted here.
+// line appends one line of protocol with the gateway's encoder; tags and
+// fields are sorted here.
 func (d *simDay) line(measurement string, tags map[string]string, fields map[string]any, at time.Time) {
-	d.lines.WriteString(measurement)
-	keys := make([]string, 0, len(tags))
-	for k, v := range tags {
-		if v != "" {
-			keys = append(keys, k)
-		}
+	l := telemetry.StartLine(nil, measurement)
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
+		l.Tag(k, tags[k])
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		d.lines.WriteString("," + k + "=" + strings.NewReplacer(" ", `\ `, ",", `\,`, "=", `\=`).Replace(tags[k]))
-	}
-	keys = keys[:0]
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for i, k := range keys {
-		sep := ","
-		if i == 0 {
-			sep = " "
-		}
-		d.lines.WriteString(sep + k + "=")
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		switch v := fields[k].(type) {
 		case string:
-			d.lines.WriteString(strconv.Quote(v))
+			l.String(k, v)
 		case int:
-			d.lines.WriteString(strconv.Itoa(v) + "i")
+			l.Int(k, int64(v))
 		case float64:
-			d.lines.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
+			l.Float(k, v)
 		case bool:
-			d.lines.WriteString(strconv.FormatBool(v))
+			l.Bool(k, v)
 		default:
 			panic(fmt.Sprintf("field %s: %T", k, v))
 		}
 	}
-	d.lines.WriteString(" " + strconv.FormatInt(at.UnixNano(), 10) + "\n")
+	d.lines.Write(l.End(at))
 }
 
 // coverage writes a coverage point per sweeping route, sweeper and window
@@ -356,10 +339,16 @@ func (d *simDay) violations() {
 				tags["route"] = r.ID
 				tags["contractor"] = r.Contractor
 			}
-			d.line("violation", tags, map[string]any{
-				"key": fmt.Sprintf("%s/%s/%d", typ, dev.ID, start.Unix()), "summary": fmt.Sprintf("%s on %s", typ, dev.ID),
-				"duration_s": float64(300 + rng.IntN(7200)), "lat": lat, "lon": lon, "resolved": k != 0, "count": 1,
-			}, start)
+			v := violations.Violation{Key: fmt.Sprintf("%s/%s/%d", typ, dev.ID, start.Unix()), Type: typ, Severity: sev,
+				Device: dev.ID, Kind: dev.Kind, Contractor: tags["contractor"], Category: tags["category"],
+				District: tags["district"], Site: tags["site"], Route: tags["route"],
+				Start: start, End: start.Add(time.Duration(300+rng.IntN(7200)) * time.Second),
+				Lat: lat, Lon: lon, HasPos: true, Summary: fmt.Sprintf("%s on %s", typ, dev.ID)}
+			d.lines.Write(violations.AppendLine(nil, &v))
+			if k != 0 {
+				v.Resolved = true
+				d.lines.Write(violations.AppendLine(nil, &v))
+			}
 		}
 	}
 }

@@ -34,7 +34,7 @@ func Sweepers() *Dashboard {
 		rename("covered_m", "已覆盖 covered", "lengthm").rename("brush_off_m", "刷盘未开 brush off", "lengthm").
 		rename("over_speed_m", "超速 over speed", "lengthm").thresholds("red", 0.9, "green").cellColor("fraction"))
 	b.add(24, 7, table("漏扫与作业不规范 Missed routes and sweeping quality", "",
-		influxTable(`SELECT "type", "severity", "route", "device", "summary", "duration_s" FROM "forever"."violation" WHERE "type" =~ /^(missed_route|sweeping_quality)$/ AND $timeFilter AND `+match("district", "contractor", "route"))).
+		influxTable(`SELECT "type", "severity", "route", "device", "summary", "duration_s" FROM "forever"."violation" WHERE "state" <> 'resolved' AND "type" =~ /^(missed_route|sweeping_quality)$/ AND $timeFilter AND `+match("district", "contractor", "route"))).
 		from("7d").rename("duration_s", "时长 duration", "s"))
 
 	b.row("作业 Operation")

@@ -28,7 +28,7 @@ func Toilets() *Dashboard {
 	b.add(12, 8, bargauge("当前氨气 NH₃ now", "conmgm3", latest("nh3_mgm3")).from("15m").opt("reduceOptions", perDevice).
 		thresholds("green", 0.3, "yellow", 1, "orange", 3, "red"))
 	b.add(12, 8, table("异味超标记录 Odour violations", "",
-		influxTable(`SELECT "severity", "device", "district", "summary", "duration_s", "resolved" FROM "forever"."violation" WHERE "type" = 'toilet_odour' AND $timeFilter AND `+f)).
+		influxTable(`SELECT "severity", "device", "district", "summary", "duration_s", "resolved" FROM "forever"."violation" WHERE "state" <> 'resolved' AND "type" = 'toilet_odour' AND $timeFilter AND `+f)).
 		rename("duration_s", "时长 duration", "s"))
 
 	b.row("耗材 Consumables")
@@ -49,7 +49,7 @@ func Toilets() *Dashboard {
 		influx(`SELECT spread("people_in") FROM "toilet" WHERE $timeFilter AND `+f+` GROUP BY "device"`).alias("$tag_device")).
 		from("now/d").opt("reduceOptions", perDevice))
 	b.add(12, 8, table("如厕安全与故障 Safety, leak, cold and consumables violations", "",
-		influxTable(`SELECT "type", "severity", "device", "district", "summary", "resolved" FROM "forever"."violation" WHERE "type" =~ /^(toilet_safety|toilet_leak|toilet_cold|toilet_consumables)$/ AND $timeFilter AND `+f)))
+		influxTable(`SELECT "type", "severity", "device", "district", "summary", "resolved" FROM "forever"."violation" WHERE "state" <> 'resolved' AND "type" =~ /^(toilet_safety|toilet_leak|toilet_cold|toilet_consumables)$/ AND $timeFilter AND `+f)))
 
 	b.row("水电 Water and power")
 	b.add(4, 8, stat("今日用水 Water today", "litre",

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -51,6 +50,9 @@ type Config struct {
 	Map *Places `yaml:"-"`
 	// WorkCalendar is the city's working calendar, for deadlines.
 	WorkCalendar *Calendar `yaml:"-"`
+
+	// sections holds the decoded sections other packages own, by name.
+	sections map[string]any
 }
 
 // CityConfig holds settings that belong to the city as a whole.
@@ -187,11 +189,11 @@ func Parse(file string, data []byte, getenv func(string) string) (*Config, error
 		ps.Add(file, yamlErrLine(err), "", "%s", msg)
 		return nil, ps
 	}
-	cfg := &Config{File: file, Pos: map[string]int{}}
 	var ps Problems
-	d := decoder{file: file, problems: &ps, pos: cfg.Pos}
+	d := NewDecoder(file, &ps)
+	cfg := &Config{File: file, Pos: d.Pos}
 	if len(root.Content) > 0 {
-		d.decode(&root, reflect.ValueOf(cfg).Elem(), "")
+		d.Decode(&root, cfg, "")
 	}
 	if getenv != nil {
 		applyEnv(cfg, getenv, &ps)
@@ -199,6 +201,7 @@ func Parse(file string, data []byte, getenv func(string) string) (*Config, error
 	cfg.applyDefaults()
 	cfg.validate(&ps)
 	cfg.loadMap(&ps)
+	cfg.parseSections(d)
 	if err := ps.Err(); err != nil {
 		return nil, err
 	}
@@ -338,22 +341,8 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-func (c *Config) line(path string) int {
-	if l, ok := c.Pos[path]; ok {
-		return l
-	}
-	// fall back to the closest enclosing path that has a line
-	for {
-		i := strings.LastIndexAny(path, ".[")
-		if i < 0 {
-			return 0
-		}
-		path = path[:i]
-		if l, ok := c.Pos[path]; ok {
-			return l
-		}
-	}
-}
+// line returns the line of path, or of its closest enclosing path that has one.
+func (c *Config) line(path string) int { return lineOf(c.Pos, path) }
 
 func (c *Config) validate(ps *Problems) {
 	decodeFailed := map[string]bool{}

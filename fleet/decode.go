@@ -12,30 +12,100 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// decoder fills Go values from a YAML node tree, continuing past mistakes so
+// Decoder fills Go values from a YAML node tree, continuing past mistakes so
 // that every problem in a file is reported at once, each with its line and the
-// dotted path of its field. It knows the yaml struct tags and refuses unknown
-// keys, which catch misspelt settings.
-type decoder struct {
-	file     string
-	problems *Problems
-	pos      map[string]int // field path -> line
+// dotted path of its field, in one wording for every section of the file. It
+// knows the yaml struct tags and refuses unknown keys, which catch misspelt
+// settings. A value already in the destination (a default) stays where the
+// file does not set it; maps are merged into.
+//
+// Every package that owns a section of sanigate.yaml decodes it with a
+// Decoder, so that fleet, cases, violations and drivers/modbus report their
+// mistakes alike.
+type Decoder struct {
+	// File names the configuration file in problems.
+	File string
+	// Problems collects every mistake found.
+	Problems *Problems
+	// Pos maps a field path ("devices[3].kind") to its line in File.
+	Pos map[string]int
+}
+
+// NewDecoder returns a Decoder for file that adds its problems to ps.
+func NewDecoder(file string, ps *Problems) *Decoder {
+	return &Decoder{File: file, Problems: ps, Pos: map[string]int{}}
 }
 
 var (
-	durationType = reflect.TypeOf(Duration(0))
-	nodeType     = reflect.TypeOf(yaml.Node{})
+	durationType     = reflect.TypeOf(Duration(0))
+	timeDurationType = reflect.TypeOf(time.Duration(0))
+	nodeType         = reflect.TypeOf(yaml.Node{})
 )
 
-func (d *decoder) add(n *yaml.Node, path, format string, args ...any) {
+// Decode fills the value v points to from n; path is the dotted path of n in
+// the file ("cases"), prefixed to every field of its problems.
+func (d *Decoder) Decode(n *yaml.Node, v any, path string) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		panic("fleet: Decode needs a non-nil pointer")
+	}
+	if n == nil || n.Kind == 0 {
+		return
+	}
+	d.decode(n, rv.Elem(), path)
+}
+
+// AddAt reports a problem at the line of node n.
+func (d *Decoder) AddAt(n *yaml.Node, path, format string, args ...any) {
 	line := 0
 	if n != nil {
 		line = n.Line
 	}
-	d.problems.Add(d.file, line, path, format, args...)
+	d.Problems.Add(d.File, line, path, format, args...)
 }
 
-func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+// Add reports a problem at the line of path, or of its nearest enclosing
+// field that the file sets.
+func (d *Decoder) Add(path, format string, args ...any) {
+	d.Problems.Add(d.File, d.Line(path), path, format, args...)
+}
+
+// Has reports whether the file sets the field at path.
+func (d *Decoder) Has(path string) bool {
+	_, ok := d.Pos[path]
+	return ok
+}
+
+// Line returns the line of path, or of its nearest enclosing field that the
+// file sets (0 when none is).
+func (d *Decoder) Line(path string) int { return lineOf(d.Pos, path) }
+
+// Failed reports whether a problem was already reported for path, so that
+// a validation does not report an unreadable value a second time.
+func (d *Decoder) Failed(path string) bool {
+	for _, p := range *d.Problems {
+		if p.Field == path && p.File == d.File {
+			return true
+		}
+	}
+	return false
+}
+
+// lineOf finds the line of a field, or of its nearest enclosing one.
+func lineOf(pos map[string]int, path string) int {
+	for {
+		if l, ok := pos[path]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			return 0
+		}
+		path = path[:i]
+	}
+}
+
+func (d *Decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 0 {
 			return
@@ -45,7 +115,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
-	d.pos[path] = n.Line
+	d.Pos[path] = n.Line
 	if v.Type() == nodeType {
 		v.Set(reflect.ValueOf(*n))
 		return
@@ -55,14 +125,15 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	switch v.Kind() {
 	case reflect.Pointer:
-		nv := reflect.New(v.Type().Elem())
-		d.decode(n, nv.Elem(), path)
-		v.Set(nv)
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.decode(n, v.Elem(), path)
 	case reflect.Struct:
 		d.decodeStruct(n, v, path)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			d.add(n, path, "expected a list, got %s", describe(n))
+			d.AddAt(n, path, "expected a list, got %s", describe(n))
 			return
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
@@ -71,26 +142,39 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		v.Set(s)
 	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			d.add(n, path, "expected a mapping, got %s", describe(n))
-			return
-		}
-		m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, val := n.Content[i], n.Content[i+1]
-			ev := reflect.New(v.Type().Elem()).Elem()
-			d.decode(val, ev, join(path, k.Value))
-			m.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), ev)
-		}
-		v.Set(m)
+		d.decodeMap(n, v, path)
 	default:
 		d.decodeScalar(n, v, path)
 	}
 }
 
-func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+func (d *Decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
-		d.add(n, path, "expected a mapping, got %s", describe(n))
+		d.AddAt(n, path, "expected a mapping, got %s", describe(n))
+		return
+	}
+	if v.IsNil() {
+		v.Set(reflect.MakeMapWithSize(v.Type(), len(n.Content)/2))
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		fp := join(path, k.Value)
+		kv := reflect.New(v.Type().Key()).Elem()
+		if !d.decodeScalar(k, kv, fp) {
+			continue
+		}
+		ev := reflect.New(v.Type().Elem()).Elem()
+		if old := v.MapIndex(kv); old.IsValid() {
+			ev.Set(old)
+		}
+		d.decode(val, ev, fp)
+		v.SetMapIndex(kv, ev)
+	}
+}
+
+func (d *Decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.AddAt(n, path, "expected a mapping, got %s", describe(n))
 		return
 	}
 	fields := map[string]int{}
@@ -109,11 +193,11 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		fp := join(path, k.Value)
 		idx, ok := fields[k.Value]
 		if !ok {
-			d.add(k, fp, "unknown setting %q%s", k.Value, suggest(k.Value, fields))
+			d.AddAt(k, fp, "unknown setting %q%s", k.Value, suggest(k.Value, fields))
 			continue
 		}
 		if seen[k.Value] {
-			d.add(k, fp, "set twice")
+			d.AddAt(k, fp, "set twice")
 			continue
 		}
 		seen[k.Value] = true
@@ -121,20 +205,21 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	}
 }
 
-func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
+// decodeScalar sets v from a scalar node; it reports false after a problem.
+func (d *Decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) bool {
 	if n.Kind != yaml.ScalarNode {
-		d.add(n, path, "expected a single value, got %s", describe(n))
-		return
+		d.AddAt(n, path, "expected a single value, got %s", describe(n))
+		return false
 	}
 	s := n.Value
-	if v.Type() == durationType {
+	if v.Type() == durationType || v.Type() == timeDurationType {
 		dur, err := time.ParseDuration(s)
 		if err != nil {
-			d.add(n, path, "%q is not a duration (use for example 30s, 5m, 1h)", s)
-			return
+			d.AddAt(n, path, "%q is not a duration (use for example 30s, 5m, 1h)", s)
+			return false
 		}
 		v.SetInt(int64(dur))
-		return
+		return true
 	}
 	switch v.Kind() {
 	case reflect.String:
@@ -142,35 +227,40 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {
-			d.add(n, path, "%q is not true or false", s)
-			return
+			d.AddAt(n, path, "%q is not true or false", s)
+			return false
 		}
 		v.SetBool(b)
-	case reflect.Int, reflect.Int64, reflect.Int32:
-		i, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 0, 64)
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Int16, reflect.Int8:
+		i, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 0, v.Type().Bits())
 		if err != nil {
-			d.add(n, path, "%q is not a whole number", s)
-			return
+			d.AddAt(n, path, "%q is not a whole number", s)
+			return false
 		}
 		v.SetInt(i)
 	case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uint:
 		i, err := strconv.ParseUint(strings.ReplaceAll(s, "_", ""), 0, v.Type().Bits())
 		if err != nil {
-			d.add(n, path, "%q is not a whole number from 0 to %d", s, uint64(1)<<v.Type().Bits()-1)
-			return
+			d.AddAt(n, path, "%q is not a whole number from 0 to %d", s, uint64(1)<<v.Type().Bits()-1)
+			return false
 		}
 		v.SetUint(i)
 	case reflect.Float64, reflect.Float32:
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			d.add(n, path, "%q is not a finite number", s)
-			return
+			d.AddAt(n, path, "%q is not a finite number", s)
+			return false
 		}
 		v.SetFloat(f)
 	default:
-		d.add(n, path, "cannot hold a value of type %s", v.Type())
+		d.AddAt(n, path, "cannot hold a value of type %s", v.Type())
+		return false
 	}
+	return true
 }
+
+// Describe names what a node holds, for "expected ..., got ..." problems.
+func Describe(n *yaml.Node) string { return describe(n) }
 
 func describe(n *yaml.Node) string {
 	switch n.Kind {
@@ -242,3 +332,6 @@ type Duration time.Duration
 
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalYAML writes the duration as "10m0s".
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }

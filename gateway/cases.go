@@ -11,11 +11,6 @@ import (
 	"github.com/sanigate/sanigate/telemetry/spool"
 )
 
-// CasesConfig parses the cases section of cfg.
-func CasesConfig(cfg *fleet.Config) (cases.Config, error) {
-	return cases.ParseConfig(cfg.File, &cfg.Cases)
-}
-
 // spoolPoints sends case events and KPIs to InfluxDB through the spool, so
 // that they survive an InfluxDB outage like readings do.
 type spoolPoints struct{ sp *spool.Spool }

@@ -65,24 +65,15 @@ type Gateway struct {
 	Profiling bool
 }
 
-// New builds the gateway from a loaded configuration. Nothing listens until Start.
+// New builds the gateway from a configuration loaded by fleet.Load or
+// fleet.Parse, which decoded and checked every section (modbus, cases,
+// violations) in the same pass. Nothing listens until Start.
 func New(cfg *fleet.Config, log *slog.Logger) (*Gateway, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	mc, err := ModbusConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	cc, err := CasesConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	dc, err := ViolationsConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	g := &Gateway{cfg: cfg, log: log, reg: prometheus.NewRegistry(), registry: fleet.NewRegistry(cfg.Devices), modbus: mc, casesCfg: cc, detCfg: dc}
+	g := &Gateway{cfg: cfg, log: log, reg: prometheus.NewRegistry(), registry: fleet.NewRegistry(cfg.Devices),
+		modbus: modbus.FromConfig(cfg), casesCfg: cases.FromConfig(cfg), detCfg: violations.FromConfig(cfg)}
 	g.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g.influxOK = errors.New("not checked yet")
 	return g, nil

@@ -8,15 +8,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sanigate/sanigate/cases"
-	"github.com/sanigate/sanigate/fleet"
 	"github.com/sanigate/sanigate/telemetry/spool"
 	"github.com/sanigate/sanigate/violations"
 )
-
-// ViolationsConfig parses the violations section (detector thresholds) of cfg.
-func ViolationsConfig(cfg *fleet.Config) (violations.Config, error) {
-	return violations.ParseConfig(cfg.File, &cfg.Violations)
-}
 
 // violationSink stores what the detectors raise in InfluxDB (through the
 // spool, so an outage loses nothing) and files it as a case.

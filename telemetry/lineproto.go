@@ -3,84 +3,127 @@ package telemetry
 import (
 	"strconv"
 	"strings"
+	"time"
 )
 
-// AppendLine appends r as one InfluxDB line protocol line (with a trailing
-// newline) to buf, in nanosecond precision. Tags: device, and district,
-// contractor, category, site when set; events also carry kind and event.
+// Line encodes one line of InfluxDB line protocol into a caller's buffer. It
+// is the gateway's one encoder: readings, violations, coverage and case
+// points are all written with it, so they follow the same rules:
+//
+//   - tags with an empty key or value are left out (InfluxDB refuses an empty
+//     tag value; an absent tag reads as "" in InfluxQL);
+//   - commas and spaces are escaped in the measurement; commas, spaces and
+//     equals signs in tag keys, tag values and field keys; double quotes and
+//     backslashes in string field values;
+//   - a newline or carriage return anywhere becomes a space: line protocol
+//     cannot escape them, and the spool and InfluxDB split records at newlines;
+//   - tags are written in the order they are added: add them sorted by key,
+//     as InfluxDB stores them.
+//
+// Use it as StartLine, then Tag for every tag, then the field methods, then
+// End. A line needs at least one field.
+type Line struct {
+	buf    []byte
+	fields int
+}
+
+// StartLine begins a line of measurement m at the end of buf.
+func StartLine(buf []byte, m string) Line {
+	return Line{buf: appendEscaped(buf, m, measurementEsc)}
+}
+
+// Tag adds the tag k=v; an empty key or value is left out.
+func (l *Line) Tag(k, v string) {
+	if k == "" || v == "" {
+		return
+	}
+	l.buf = append(l.buf, ',')
+	l.buf = appendEscaped(l.buf, k, tagEsc)
+	l.buf = append(l.buf, '=')
+	l.buf = appendEscaped(l.buf, v, tagEsc)
+}
+
+func (l *Line) key(k string) {
+	if l.fields == 0 {
+		l.buf = append(l.buf, ' ')
+	} else {
+		l.buf = append(l.buf, ',')
+	}
+	l.fields++
+	l.buf = appendEscaped(l.buf, k, tagEsc)
+	l.buf = append(l.buf, '=')
+}
+
+// Float adds a float field (line protocol types a number without suffix as a
+// float, so 3 is written "3").
+func (l *Line) Float(k string, v float64) {
+	l.key(k)
+	l.buf = strconv.AppendFloat(l.buf, v, 'g', -1, 64)
+}
+
+// Int adds an integer field.
+func (l *Line) Int(k string, v int64) {
+	l.key(k)
+	l.buf = strconv.AppendInt(l.buf, v, 10)
+	l.buf = append(l.buf, 'i')
+}
+
+// Bool adds a boolean field.
+func (l *Line) Bool(k string, v bool) {
+	l.key(k)
+	l.buf = strconv.AppendBool(l.buf, v)
+}
+
+// String adds a string field, quoted and escaped.
+func (l *Line) String(k, v string) {
+	l.key(k)
+	l.buf = append(l.buf, '"')
+	l.buf = appendEscaped(l.buf, v, stringEsc)
+	l.buf = append(l.buf, '"')
+}
+
+// Fields is the number of fields added so far.
+func (l *Line) Fields() int { return l.fields }
+
+// End writes the timestamp t in nanoseconds and the newline, and returns the
+// buffer.
+func (l *Line) End(t time.Time) []byte {
+	l.buf = append(l.buf, ' ')
+	l.buf = strconv.AppendInt(l.buf, t.UnixNano(), 10)
+	return append(l.buf, '\n')
+}
+
+// AppendLine appends r as one line (with a trailing newline) to buf, in
+// nanosecond precision. Tags: device, and district, contractor, category,
+// site when set; events also carry kind and event.
 func AppendLine(buf []byte, r *Reading) []byte {
-	buf = appendEscaped(buf, r.Measurement(), measurementEsc)
-	if r.Category != "" {
-		buf = AppendTag(buf, "category", r.Category)
-	}
-	if r.Contractor != "" {
-		buf = AppendTag(buf, "contractor", r.Contractor)
-	}
-	buf = AppendTag(buf, "device", r.Device)
-	if r.District != "" {
-		buf = AppendTag(buf, "district", r.District)
-	}
+	l := StartLine(buf, r.Measurement())
+	l.Tag("category", r.Category)
+	l.Tag("contractor", r.Contractor)
+	l.Tag("device", r.Device)
+	l.Tag("district", r.District)
 	if r.Event != "" {
-		buf = AppendTag(buf, "event", r.Event)
-		buf = AppendTag(buf, "kind", r.Kind)
+		l.Tag("event", r.Event)
+		l.Tag("kind", r.Kind)
 	}
-	if r.Site != "" {
-		buf = AppendTag(buf, "site", r.Site)
-	}
-	buf = append(buf, ' ')
-	n := 0
+	l.Tag("site", r.Site)
 	for _, f := range r.Fields {
-		if n > 0 {
-			buf = append(buf, ',')
-		}
-		n++
-		buf = appendEscaped(buf, f.Name, tagEsc)
-		buf = append(buf, '=')
 		switch f.Type {
 		case Float:
-			buf = strconv.AppendFloat(buf, f.Num, 'g', -1, 64)
+			l.Float(f.Name, f.Num)
 		case Int:
-			buf = strconv.AppendInt(buf, int64(f.Num), 10)
-			buf = append(buf, 'i')
+			l.Int(f.Name, int64(f.Num))
 		case Bool:
-			if f.Num != 0 {
-				buf = append(buf, 't', 'r', 'u', 'e')
-			} else {
-				buf = append(buf, 'f', 'a', 'l', 's', 'e')
-			}
+			l.Bool(f.Name, f.Num != 0)
 		case String:
-			buf = append(buf, '"')
-			buf = appendEscaped(buf, f.Str, stringEsc)
-			buf = append(buf, '"')
+			l.String(f.Name, f.Str)
 		}
 	}
-	if n == 0 {
+	if l.Fields() == 0 {
 		// An event without fields still needs one field to be stored.
-		buf = append(buf, "count=1i"...)
+		l.Int("count", 1)
 	}
-	buf = append(buf, ' ')
-	buf = strconv.AppendInt(buf, r.Time.UnixNano(), 10)
-	return append(buf, '\n')
-}
-
-// AppendTag appends ",k=v" with line protocol's escaping; an empty value,
-// which line protocol does not allow, is written as "none". Other writers of
-// the gateway's measurements (violations, cases) share it.
-func AppendTag(buf []byte, k, v string) []byte {
-	buf = append(buf, ',')
-	buf = appendEscaped(buf, k, tagEsc)
-	buf = append(buf, '=')
-	if v == "" {
-		v = "none"
-	}
-	return appendEscaped(buf, v, tagEsc)
-}
-
-// AppendQuoted appends s as a line protocol string field value, quoted and escaped.
-func AppendQuoted(buf []byte, s string) []byte {
-	buf = append(buf, '"')
-	buf = appendEscaped(buf, s, stringEsc)
-	return append(buf, '"')
+	return l.End(r.Time)
 }
 
 const (
@@ -90,14 +133,13 @@ const (
 )
 
 func appendEscaped(buf []byte, s, special string) []byte {
-	if !strings.ContainsAny(s, special+"\n") {
+	if !strings.ContainsAny(s, special+"\n\r") {
 		return append(buf, s...)
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c == '\n' {
-			buf = append(buf, ' ') // newlines cannot be escaped in line protocol
-			continue
+		if c == '\n' || c == '\r' {
+			c = ' '
 		}
 		if strings.IndexByte(special, c) >= 0 {
 			buf = append(buf, '\\')

@@ -1,5 +1,7 @@
 package telemetry
 
+import "sort"
+
 // fieldSpec describes one field a device kind may report: its type and the
 // physically possible range of its value. Values outside the range are refused:
 // a bin cannot be 130 % full and a toilet cannot hold -2 people.
@@ -100,4 +102,30 @@ var eventSchemas = map[string]map[string]map[string]fieldSpec{
 func KnownField(kind, name string) bool {
 	_, ok := schemas[kind][name]
 	return ok
+}
+
+// FieldTypeOf returns the type of field name in a kind's readings, or in its
+// event's when event is set, and false when they have no such field. Drivers
+// use it to check their register maps when the configuration is loaded.
+func FieldTypeOf(kind, event, name string) (FieldType, bool) {
+	schema := schemas[kind]
+	if event != "" {
+		schema = eventSchemas[kind][event]
+	}
+	spec, ok := schema[name]
+	return spec.typ, ok
+}
+
+// FieldNames lists the fields of a kind's readings, or of its event's, sorted.
+func FieldNames(kind, event string) []string {
+	schema := schemas[kind]
+	if event != "" {
+		schema = eventSchemas[kind][event]
+	}
+	names := make([]string, 0, len(schema))
+	for n := range schema {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }

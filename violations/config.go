@@ -1,11 +1,7 @@
 package violations
 
 import (
-	"errors"
 	"fmt"
-	"reflect"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,24 +10,9 @@ import (
 	"github.com/sanigate/sanigate/fleet"
 )
 
-// Duration is a time.Duration written in configuration as "30s", "5m" or "2h".
-type Duration time.Duration
-
-// D returns d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
-// UnmarshalYAML reads a duration such as "10m".
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (use for example 30s, 5m, 1h)", n.Line, n.Value)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalYAML writes the duration as "10m0s".
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+// Duration is a time.Duration written in configuration as "30s", "5m" or "2h"
+// (the one configuration duration of the gateway).
+type Duration = fleet.Duration
 
 // Config holds the thresholds of every detector, as the `violations:` section
 // of sanigate.yaml. DefaultConfig gives the defaults of DOMAIN.md; a section
@@ -320,82 +301,45 @@ func DefaultConfig() Config {
 	}
 }
 
+func init() {
+	fleet.RegisterSection("violations", func(d *fleet.Decoder, n *yaml.Node, _ *fleet.Config) any {
+		return parseSection(d, n)
+	})
+}
+
+// FromConfig returns the violations section of a configuration made by
+// fleet.Parse, or the defaults when it has none.
+func FromConfig(cfg *fleet.Config) Config {
+	if c, ok := cfg.Section("violations").(Config); ok {
+		return c
+	}
+	return DefaultConfig()
+}
+
 // ParseConfig reads the `violations:` section of the configuration file
 // named file (a YAML mapping node; nil or empty gives the defaults) over
 // DefaultConfig. Every problem is reported at once as fleet.Problems, each
 // with its line: unknown keys (a misspelt threshold is not silently
 // ignored), values of the wrong type, settings that cannot work.
 func ParseConfig(file string, n *yaml.Node) (Config, error) {
-	c := DefaultConfig()
-	if n == nil || n.Kind == 0 {
-		return c, nil
-	}
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
 	var ps fleet.Problems
-	lines := map[string]int{"violations": n.Line}
-	unknownKeys(file, n, reflect.TypeOf(c), "violations", lines, &ps)
-	if err := n.Decode(&c); err != nil {
-		msgs := []string{strings.TrimPrefix(err.Error(), "yaml: ")}
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			msgs = te.Errors
-		}
-		for _, msg := range msgs {
-			line := n.Line
-			if m := lineRE.FindStringSubmatch(msg); m != nil {
-				line, _ = strconv.Atoi(m[1])
-				msg = strings.TrimSpace(lineRE.ReplaceAllString(msg, ""))
-			}
-			ps.Add(file, line, "violations", "%s", msg)
-		}
+	c := parseSection(fleet.NewDecoder(file, &ps), n)
+	return c, ps.Err()
+}
+
+func parseSection(d *fleet.Decoder, n *yaml.Node) Config {
+	c := DefaultConfig()
+	n = fleet.SectionNode(n)
+	if n == nil {
+		return c
 	}
+	d.Decode(n, &c, "violations")
 	for _, p := range c.check() {
 		field, msg, _ := strings.Cut(p, ": ")
 		first, _, _ := strings.Cut(field, ",")
-		path := "violations." + first
-		line, ok := lines[path]
-		if !ok {
-			line = n.Line
-		}
-		ps.Add(file, line, "violations."+field, "%s", msg)
+		d.Problems.Add(d.File, d.Line("violations."+first), "violations."+field, "%s", msg)
 	}
-	if err := ps.Err(); err != nil {
-		return c, err
-	}
-	return c, nil
-}
-
-var lineRE = regexp.MustCompile(`line (\d+): `)
-
-func unknownKeys(file string, n *yaml.Node, t reflect.Type, path string, lines map[string]int, ps *fleet.Problems) {
-	if n.Kind != yaml.MappingNode || t.Kind() != reflect.Struct {
-		return
-	}
-	fields := map[string]reflect.Type{}
-	var known []string
-	for i := 0; i < t.NumField(); i++ {
-		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
-		if tag != "" && tag != "-" {
-			fields[tag] = t.Field(i).Type
-			known = append(known, tag)
-		}
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k := n.Content[i]
-		ft, ok := fields[k.Value]
-		if !ok {
-			hint := ""
-			if best := fleet.Closest(k.Value, known); best != "" {
-				hint = fmt.Sprintf(" (did you mean %q?)", best)
-			}
-			ps.Add(file, k.Line, path+"."+k.Value, "unknown setting%s", hint)
-			continue
-		}
-		lines[path+"."+k.Value] = k.Line
-		unknownKeys(file, n.Content[i+1], ft, path+"."+k.Value, lines, ps)
-	}
+	return c
 }
 
 // check reports settings that cannot work.

@@ -128,28 +128,6 @@ func fingerprints(vs []violations.Violation) []string {
 	return out
 }
 
-func TestAppendLine(t *testing.T) {
-	v := violations.Violation{Key: "illegal_dumping/truck-01/20260302T000500Z", Type: violations.IllegalDumping,
-		Severity: violations.Critical, Device: "truck-01", Kind: "truck", Start: time.Unix(1772409900, 0),
-		End: time.Unix(1772410020, 0), Lat: 39.856, Lon: 116.49, HasPos: true, District: "south",
-		Contractor: "green clean", Category: "kitchen", Site: "farm-south",
-		Summary: `truck-01 dropped 1500 kg "at" farm-south, a\farm`}
-	got := string(violations.AppendLine(nil, &v))
-	want := `violation,category=kitchen,contractor=green\ clean,device=truck-01,district=south,kind=truck,severity=critical,` +
-		`site=farm-south,type=illegal_dumping key="illegal_dumping/truck-01/20260302T000500Z",summary="truck-01 dropped 1500 kg \"at\" farm-south, a\\farm",` +
-		`duration_s=120,lat=39.856,lon=116.49,resolved=false,count=1i 1772409900000000000` + "\n"
-	if got != want {
-		t.Errorf("got  %s\nwant %s", got, want)
-	}
-	v = violations.Violation{Key: "k", Type: violations.MissedRoute, Severity: violations.Major, Device: "sweeper-04", Kind: "sweeper",
-		Route: "sweep-04", Start: time.Unix(100, 0), End: time.Unix(100, 0), Resolved: true}
-	got = string(violations.AppendLine(nil, &v))
-	want = `violation,device=sweeper-04,kind=sweeper,route=sweep-04,severity=major,type=missed_route key="k",summary="",duration_s=0,resolved=true,count=1i 100000000000` + "\n"
-	if got != want {
-		t.Errorf("got  %s\nwant %s", got, want)
-	}
-}
-
 func TestMetrics(t *testing.T) {
 	cfg := loadDemo(t)
 	reg := prometheus.NewRegistry()

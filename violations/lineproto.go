@@ -1,62 +1,69 @@
 package violations
 
 import (
-	"strconv"
-
 	"github.com/sanigate/sanigate/telemetry"
 )
 
 // Measurement is the InfluxDB measurement violations are written to.
 const Measurement = "violation"
 
-// AppendLine appends v as one InfluxDB line protocol line (with a trailing
-// newline) to buf, in nanosecond precision, in the schema the dashboards
-// read: time is v.Start; tags type, severity, device, kind, and district,
-// contractor, category, site, route when set; fields key, summary,
-// duration_s, lat and lon (when the violation has a position), resolved and
-// count=1i.
+// States of a violation point, its state tag.
+const (
+	StateRaised   = "raised"
+	StateResolved = "resolved"
+)
+
+// AppendLine appends v to buf in line protocol, in the schema the dashboards
+// read. Tags: type, severity, device, kind, state, and district, contractor,
+// category, site, route when set. A raised violation is one point in the
+// raised series at v.Start, with fields key, summary, duration_s, lat and lon
+// (when it has a position), resolved=false and count=1i. A resolved one is
+// two: its own point in the resolved series at v.End (the same fields but
+// count, so that counting "count" counts violations raised), and
+// resolved=true merged into the raise point, which keeps the rest of what it
+// said when raised. So both are kept, and the raise point says whether the
+// violation is still open.
 func AppendLine(buf []byte, v *Violation) []byte {
-	buf = append(buf, Measurement...)
-	if v.Category != "" {
-		buf = appendTag(buf, "category", v.Category)
+	if !v.Resolved {
+		l := startViolation(buf, v, StateRaised)
+		violationFields(&l, v)
+		l.Bool("resolved", false)
+		l.Int("count", 1)
+		return l.End(v.Start)
 	}
-	if v.Contractor != "" {
-		buf = appendTag(buf, "contractor", v.Contractor)
-	}
-	buf = appendTag(buf, "device", v.Device)
-	if v.District != "" {
-		buf = appendTag(buf, "district", v.District)
-	}
-	buf = appendTag(buf, "kind", v.Kind)
-	if v.Route != "" {
-		buf = appendTag(buf, "route", v.Route)
-	}
-	buf = appendTag(buf, "severity", v.Severity)
-	if v.Site != "" {
-		buf = appendTag(buf, "site", v.Site)
-	}
-	buf = appendTag(buf, "type", v.Type)
-	buf = append(buf, " key="...)
-	buf = telemetry.AppendQuoted(buf, v.Key)
-	buf = append(buf, ",summary="...)
-	buf = telemetry.AppendQuoted(buf, v.Summary)
-	buf = append(buf, ",duration_s="...)
-	buf = strconv.AppendFloat(buf, v.End.Sub(v.Start).Seconds(), 'g', -1, 64)
-	if v.HasPos {
-		buf = append(buf, ",lat="...)
-		buf = strconv.AppendFloat(buf, v.Lat, 'g', -1, 64)
-		buf = append(buf, ",lon="...)
-		buf = strconv.AppendFloat(buf, v.Lon, 'g', -1, 64)
-	}
-	buf = append(buf, ",resolved="...)
-	buf = strconv.AppendBool(buf, v.Resolved)
-	buf = append(buf, ",count=1i "...)
-	buf = strconv.AppendInt(buf, v.Start.UnixNano(), 10)
-	return append(buf, '\n')
+	l := startViolation(buf, v, StateResolved)
+	violationFields(&l, v)
+	l.Bool("resolved", true)
+	buf = l.End(v.End)
+	l = startViolation(buf, v, StateRaised)
+	l.Bool("resolved", true)
+	return l.End(v.Start)
 }
 
-// Tags are written sorted by key, as InfluxDB prefers.
-func appendTag(buf []byte, k, v string) []byte { return telemetry.AppendTag(buf, k, v) }
+func startViolation(buf []byte, v *Violation, state string) telemetry.Line {
+	l := telemetry.StartLine(buf, Measurement)
+	l.Tag("category", v.Category)
+	l.Tag("contractor", v.Contractor)
+	l.Tag("device", v.Device)
+	l.Tag("district", v.District)
+	l.Tag("kind", v.Kind)
+	l.Tag("route", v.Route)
+	l.Tag("severity", v.Severity)
+	l.Tag("site", v.Site)
+	l.Tag("state", state)
+	l.Tag("type", v.Type)
+	return l
+}
+
+func violationFields(l *telemetry.Line, v *Violation) {
+	l.String("key", v.Key)
+	l.String("summary", v.Summary)
+	l.Float("duration_s", v.End.Sub(v.Start).Seconds())
+	if v.HasPos {
+		l.Float("lat", v.Lat)
+		l.Float("lon", v.Lon)
+	}
+}
 
 // CoverageMeasurement is the InfluxDB measurement of coverage reports.
 const CoverageMeasurement = "coverage"
@@ -66,29 +73,15 @@ const CoverageMeasurement = "coverage"
 // district (when known) and route; float fields fraction, length_m,
 // covered_m, brush_off_m and over_speed_m.
 func AppendCoverageLine(buf []byte, c *CoverageReport) []byte {
-	buf = append(buf, CoverageMeasurement...)
-	if c.Contractor != "" {
-		buf = appendTag(buf, "contractor", c.Contractor)
-	}
-	buf = appendTag(buf, "device", c.Device)
-	if c.District != "" {
-		buf = appendTag(buf, "district", c.District)
-	}
-	buf = appendTag(buf, "route", c.Route)
-	for i, f := range []struct {
-		name string
-		v    float64
-	}{{"fraction", c.Fraction}, {"length_m", c.LengthM}, {"covered_m", c.CoveredM}, {"brush_off_m", c.BrushOffM}, {"over_speed_m", c.OverSpeedM}} {
-		if i == 0 {
-			buf = append(buf, ' ')
-		} else {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, f.name...)
-		buf = append(buf, '=')
-		buf = strconv.AppendFloat(buf, f.v, 'g', -1, 64)
-	}
-	buf = append(buf, ' ')
-	buf = strconv.AppendInt(buf, c.Start.UnixNano(), 10)
-	return append(buf, '\n')
+	l := telemetry.StartLine(buf, CoverageMeasurement)
+	l.Tag("contractor", c.Contractor)
+	l.Tag("device", c.Device)
+	l.Tag("district", c.District)
+	l.Tag("route", c.Route)
+	l.Float("fraction", c.Fraction)
+	l.Float("length_m", c.LengthM)
+	l.Float("covered_m", c.CoveredM)
+	l.Float("brush_off_m", c.BrushOffM)
+	l.Float("over_speed_m", c.OverSpeedM)
+	return l.End(c.Start)
 }

@@ -101,18 +101,6 @@ Flags:
 			o.set(o.v)
 		}
 	}
-	if _, err := gateway.ModbusConfig(cfg); err != nil {
-		fmt.Fprintf(stderr, "sanigate: %v\n", err)
-		return 1
-	}
-	if _, err := gateway.ViolationsConfig(cfg); err != nil {
-		fmt.Fprintf(stderr, "sanigate: %v\n", err)
-		return 1
-	}
-	if _, err := gateway.CasesConfig(cfg); err != nil {
-		fmt.Fprintf(stderr, "sanigate: %v\n", err)
-		return 1
-	}
 	if *check {
 		fmt.Fprintf(stdout, "%s: configuration is valid (%d devices)\n", *configPath, len(cfg.Devices))
 		return 0

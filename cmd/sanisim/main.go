@@ -20,7 +20,6 @@ import (
 
 	"github.com/sanigate/sanigate/drivers/modbus"
 	"github.com/sanigate/sanigate/fleet"
-	"github.com/sanigate/sanigate/gateway"
 	"github.com/sanigate/sanigate/simulators"
 	"github.com/sanigate/sanigate/simulators/modbussim"
 	"github.com/sanigate/sanigate/simulators/scenario"
@@ -90,11 +89,7 @@ func runFleet(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	devices := simulators.FleetFrom(cfg, *seed)
-	mc, err := gateway.ModbusConfig(cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "sanisim: %v\n", err)
-		return 1
-	}
+	mc := modbus.FromConfig(cfg)
 	for i, d := range mc.Devices {
 		if d.Profile == "" {
 			continue

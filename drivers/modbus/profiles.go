@@ -48,35 +48,21 @@ func loadProfiles() {
 			ps.Add(file, 0, "", "%v", err)
 			continue
 		}
-		w := &walker{file: file, ps: &ps}
-		p := &Profile{}
-		w.mapping(doc.Content[0], "", []string{"name", "kind", "event", "emit_on_change", "max_gap", "registers"},
-			func(k string, v *yaml.Node, pth string) {
-				var i int64
-				switch k {
-				case "name":
-					w.str(v, pth, &p.Name)
-				case "kind":
-					w.str(v, pth, &p.Kind)
-				case "event":
-					w.str(v, pth, &p.Event)
-				case "emit_on_change":
-					w.str(v, pth, &p.EmitOnChange)
-				case "max_gap":
-					if w.integer(v, pth, 0, MaxRegistersPerRequest, &i) {
-						p.MaxGap = int(i)
-					}
-				case "registers":
-					for j, rn := range v.Content {
-						p.Registers = append(p.Registers, w.register(rn, fmt.Sprintf("registers[%d]", j)))
-					}
-				}
-			})
+		dec := fleet.NewDecoder(file, &ps)
+		var spec profileSpec
+		dec.Decode(&doc, &spec, "")
+		p := &Profile{Name: spec.Name, Kind: spec.Kind, Event: spec.Event, EmitOnChange: spec.EmitOnChange}
+		if (setting{dec, ""}).whole("max_gap", spec.MaxGap, 0, MaxRegistersPerRequest) {
+			p.MaxGap = int(spec.MaxGap)
+		}
+		for j, rs := range spec.Registers {
+			p.Registers = append(p.Registers, decodeRegister(dec, rs, fmt.Sprintf("registers[%d]", j)))
+		}
 		if want := strings.TrimSuffix(e.Name(), ".yaml"); p.Name != want {
 			ps.Add(file, 0, "name", "profile %q is in a file named for %q", p.Name, want)
 		}
 		d := Device{Registers: p.Registers, MaxRequestRegisters: MaxRegistersPerRequest}
-		w.checkRegisters(&d)
+		checkRegisters(&ps, &d)
 		profiles[p.Name] = p
 	}
 	profilesErr = ps.Err()
