@@ -80,13 +80,15 @@ type Options struct {
 
 // Broker is the embedded MQTT broker.
 type Broker struct {
-	hook    *hook
-	srv     *mqtt.Server
-	ln      *listener
-	tlsLn   *listener
-	log     *slog.Logger
-	metrics *metrics
-	started atomic.Bool
+	hook      *hook
+	srv       *mqtt.Server
+	ln        *listener
+	tlsLn     *listener
+	wsLn      *wsListener
+	maxPacket int
+	log       *slog.Logger
+	metrics   *metrics
+	started   atomic.Bool
 }
 
 // New builds a broker; Start opens its listener.
@@ -133,6 +135,11 @@ func New(opts Options) (*Broker, error) {
 	b.ln = &listener{id: "tcp", address: opts.Address, onPanic: b.recoverConn, onAcceptError: b.acceptFailed, connectTimeout: 10 * time.Second}
 	if err := srv.AddListener(b.ln); err != nil {
 		return nil, fmt.Errorf("broker: listen on %s: %w", opts.Address, err)
+	}
+	b.maxPacket = opts.MaxPacketBytes
+	b.wsLn = &wsListener{listener{id: "ws", onPanic: b.recoverConn}}
+	if err := srv.AddListener(b.wsLn); err != nil {
+		return nil, fmt.Errorf("broker: websocket: %w", err)
 	}
 	if opts.TLS != nil {
 		if opts.TLSAddress == "" {

@@ -46,7 +46,7 @@ func (g *Gateway) startHTTP() error {
 // newHTTPServer bounds every phase of a request: headers, the whole body,
 // the response and the idle time of a keep-alive connection, and the size
 // of any request body; a slow or idle client cannot hold a descriptor for ever.
-func (g *Gateway) newHTTPServer(mux *http.ServeMux) *http.Server {
+func (g *Gateway) newHTTPServer(mux http.Handler) *http.Server {
 	hc := g.cfg.HTTP
 	return &http.Server{
 		Handler:           limitBody(mux, hc.MaxBodyBytes),

@@ -32,7 +32,8 @@ func (g *Gateway) mqttTLS() (*tls.Config, error) {
 	return cfg, nil
 }
 
-// startHTTPS serves mux over TLS when http.tls_cert_file is set.
+// startHTTPS serves mux over TLS when http.tls_cert_file is set, with MQTT
+// over WebSocket at /mqtt (only here: its passwords must not travel in clear).
 func (g *Gateway) startHTTPS(mux *http.ServeMux) error {
 	hc := g.cfg.HTTP
 	if hc.TLSCertFile == "" {
@@ -51,7 +52,10 @@ func (g *Gateway) startHTTPS(mux *http.ServeMux) error {
 		return fmt.Errorf("https: %w", err)
 	}
 	g.httpsLn = ln
-	g.https = g.newHTTPServer(mux)
+	withWS := http.NewServeMux()
+	withWS.Handle("/", mux)
+	withWS.Handle("GET /mqtt", g.broker.WebSocketHandler())
+	g.https = g.newHTTPServer(withWS)
 	g.https.TLSConfig = tc
 	go func() {
 		if err := g.https.Serve(tls.NewListener(ln, tc)); err != nil && !errors.Is(err, http.ErrServerClosed) {
