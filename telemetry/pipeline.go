@@ -237,7 +237,13 @@ func (p *Pipeline) enrich(dev *fleet.Device, r *Reading) {
 	r.District = dev.District
 	lat, okLat := r.Num("lat")
 	lon, okLon := r.Num("lon")
-	moving := okLat && okLon
+	moving := okLat && okLon && mobile(dev.Kind)
+	if !moving {
+		// A fixed device is placed where it is registered, whatever position
+		// it reports (the raw lat/lon stay on record): a device must not
+		// move itself into another district.
+		okLat, okLon = false, false
+	}
 	if !moving && dev.Lat != nil && dev.Lon != nil {
 		lat, lon, okLat, okLon = *dev.Lat, *dev.Lon, true, true
 	}
@@ -278,6 +284,10 @@ func (p *Pipeline) enrich(dev *fleet.Device, r *Reading) {
 		st.district, st.site = r.District, r.Site
 	}
 }
+
+// mobile reports whether devices of kind move, and so are placed by the
+// positions they report.
+func mobile(kind string) bool { return kind == KindTruck || kind == KindSweeper }
 
 // logLimiter allows one log line per key per period and counts the rest.
 type logLimiter struct {
