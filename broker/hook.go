@@ -46,6 +46,8 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnPublish,
 		mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect,
+		mqtt.OnPacketRead,
+		mqtt.OnPacketEncode,
 	}, []byte{b})
 }
 
