@@ -154,7 +154,28 @@ func (p *Pipeline) HandlePublish(device, channel string, payload []byte, done fu
 		}
 		return err
 	}
+	if re := p.checkRefs(rs); re != nil {
+		return p.refuse(device, dev.Kind, re)
+	}
 	return p.store(dev, rs, done, "mqtt")
+}
+
+// checkRefs refuses an event naming a device the fleet does not have: a
+// pickup must name a registered bin.
+func (p *Pipeline) checkRefs(rs []Reading) *RejectError {
+	for i := range rs {
+		if rs[i].Event != "pickup" {
+			continue
+		}
+		f, ok := rs[i].Get("bin")
+		if !ok {
+			continue
+		}
+		if d, ok := p.fleet.Device(f.Str); !ok || d.Kind != KindBin {
+			return &RejectError{Reason: ReasonUnknownDevice, Index: i, Field: "bin", Detail: fmt.Sprintf("%q is not a registered bin", clip(f.Str))}
+		}
+	}
+	return nil
 }
 
 // Emit stores readings produced by a driver (Modbus) without waiting for
