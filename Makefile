@@ -14,10 +14,11 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# Debian packages the tests talk to: a third-party Modbus stack, socat for a
+# Debian packages the tests talk to: a third-party Modbus stack, mosquitto_pub/_sub
+# as a third-party MQTT (TLS) client, socat for a
 # serial line between pseudo-terminals (PostgreSQL
 # for the case store comes through scripts/install-postgres.sh).
-DEB_PACKAGES := python3-pymodbus python3-serial python3-serial-asyncio socat
+DEB_PACKAGES := python3-pymodbus python3-serial python3-serial-asyncio socat mosquitto-clients
 
 ## tools: install what tests and the demo need (InfluxDB 1.8.10 into .tools/bin, Debian packages)
 tools: $(INFLUXD)

@@ -5,10 +5,10 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync/atomic"
 	"time"
 
@@ -55,6 +55,20 @@ type Options struct {
 	Handler        Handler
 	Logger         *slog.Logger
 	Registerer     prometheus.Registerer
+	// TLSAddress is the MQTT over TLS listener's address, opened when TLS is
+	// set (default ":8883").
+	TLSAddress string
+	// TLS serves the TLS listener; with ClientCAs set, a verified client
+	// certificate naming a device (CN or DNS SAN) logs it in without a password.
+	TLS *tls.Config
+	// Known reports whether a device id is registered (certificate logins).
+	Known func(device string) bool
+	// MaxSubscriptions caps one session's subscriptions (default 16),
+	// MaxFilterBytes a filter's length (default 256), MaxSessionExpiry how
+	// long a session outlives its connection (default 1h).
+	MaxSubscriptions int
+	MaxFilterBytes   int
+	MaxSessionExpiry time.Duration
 	// OnLastWill, if set, is called when a device's last connection ends
 	// without a DISCONNECT (its last will): the device_offline signal.
 	OnLastWill func(device string)
@@ -64,14 +78,17 @@ type Options struct {
 
 // Broker is the embedded MQTT broker.
 type Broker struct {
-	hook    *hook
-	srv     *mqtt.Server
-	ln      *listener
-	log     *slog.Logger
-	metrics *metrics
-	acks    *ackers
-	logins  *loginThrottle
-	started atomic.Bool
+	hook      *hook
+	srv       *mqtt.Server
+	ln        *listener
+	tlsLn     *listener
+	wsLn      *wsListener
+	maxPacket int
+	log       *slog.Logger
+	metrics   *metrics
+	acks      *ackers
+	logins    *loginThrottle
+	started   atomic.Bool
 }
 
 // New builds a broker; Start opens its listener.
@@ -97,7 +114,8 @@ func New(opts Options) (*Broker, error) {
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = uint32(opts.MaxPacketBytes)
-	caps.MaximumSessionExpiryInterval = 24 * 60 * 60
+	opts.applyCapDefaults()
+	caps.MaximumSessionExpiryInterval = uint32(opts.MaxSessionExpiry / time.Second)
 	caps.MaximumMessageExpiryInterval = 24 * 60 * 60
 	caps.MaximumQos = 1 // QoS 2 adds a round trip and nothing durable beyond QoS 1 here
 	sizeForDevices(caps)
@@ -113,14 +131,29 @@ func New(opts Options) (*Broker, error) {
 	b := &Broker{srv: srv, log: opts.Logger, metrics: m}
 	b.acks = newAckers(b)
 	b.logins = newLoginThrottle(opts.Login)
-	h := &hook{b: b, auth: opts.Auth, handler: opts.Handler, onWill: opts.OnLastWill}
+	h := &hook{b: b, auth: opts.Auth, handler: opts.Handler, onWill: opts.OnLastWill, known: opts.Known,
+		maxSubs: opts.MaxSubscriptions, maxFilt: opts.MaxFilterBytes}
 	b.hook = h
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	b.ln = &listener{id: "tcp", address: opts.Address, onPanic: b.recoverConn, connectTimeout: 10 * time.Second}
+	b.ln = &listener{id: "tcp", address: opts.Address, onPanic: b.recoverConn, onAcceptError: b.acceptFailed, connectTimeout: 10 * time.Second}
 	if err := srv.AddListener(b.ln); err != nil {
 		return nil, fmt.Errorf("broker: listen on %s: %w", opts.Address, err)
+	}
+	b.maxPacket = opts.MaxPacketBytes
+	b.wsLn = &wsListener{listener{id: "ws", onPanic: b.recoverConn}}
+	if err := srv.AddListener(b.wsLn); err != nil {
+		return nil, fmt.Errorf("broker: websocket: %w", err)
+	}
+	if opts.TLS != nil {
+		if opts.TLSAddress == "" {
+			opts.TLSAddress = ":8883"
+		}
+		b.tlsLn = &listener{id: "tls", address: opts.TLSAddress, tls: opts.TLS, onPanic: b.recoverConn, onAcceptError: b.acceptFailed, connectTimeout: 10 * time.Second}
+		if err := srv.AddListener(b.tlsLn); err != nil {
+			return nil, fmt.Errorf("broker: listen on %s: %w", opts.TLSAddress, err)
+		}
 	}
 	return b, nil
 }
@@ -139,6 +172,34 @@ func (b *Broker) Start() error {
 // Addr is the address the broker listens on (with the chosen port when the
 // configured one was 0).
 func (b *Broker) Addr() string { return b.ln.Address() }
+
+// TLSAddr is the TLS listener's address, or "" when there is none.
+func (b *Broker) TLSAddr() string {
+	if b.tlsLn == nil {
+		return ""
+	}
+	return b.tlsLn.Address()
+}
+
+// Problems says which listeners are not accepting connections (for readiness).
+func (b *Broker) Problems() []string {
+	var ps []string
+	for _, l := range []*listener{b.ln, b.tlsLn} {
+		if l == nil {
+			continue
+		}
+		if p := l.Problem(); p != "" {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// acceptFailed counts an accept error and logs it at a bounded rate.
+func (b *Broker) acceptFailed(id string, err error) {
+	b.metrics.rejected.WithLabelValues("accept_error").Inc()
+	b.logLimited("accept_"+id, "mqtt listener: accept failed; retrying", "listener", id, "error", err.Error())
+}
 
 // Publish sends a message from the gateway itself (for example to a crew
 // terminal's topic).
@@ -174,21 +235,5 @@ func (b *Broker) Close(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
-	}
-}
-
-// recoverConn is called when a connection goroutine panicked (a decoder bug
-// reached by a malformed packet, as in mochi-mqtt issue 501). The connection is
-// closed and any client left registered on it is removed, so that the process
-// and every other client carry on.
-func (b *Broker) recoverConn(r any, conn net.Conn) {
-	b.metrics.panics.WithLabelValues("connection").Inc()
-	b.log.Error("recovered panic in an mqtt connection; connection closed", "remote", conn.RemoteAddr().String(), "panic", fmt.Sprint(r))
-	_ = conn.Close()
-	for id, cl := range b.srv.Clients.GetAll() {
-		if cl.Net.Conn == conn {
-			b.srv.UnsubscribeClient(cl)
-			b.srv.Clients.Delete(id)
-		}
 	}
 }

@@ -27,6 +27,9 @@ type hook struct {
 	auth    Authenticator
 	handler Handler
 	onWill  func(device string)
+	known   func(device string) bool // registered devices, for certificate logins
+	maxSubs int                      // subscriptions one session may hold
+	maxFilt int                      // bytes in one subscription filter
 
 	mu      sync.Mutex
 	online  map[*mqtt.Client]*acker // authenticated clients -> their PUBACK sender
@@ -37,11 +40,14 @@ func (h *hook) ID() string { return "sanigate-devices" }
 
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
+		mqtt.OnConnect,
 		mqtt.OnConnectAuthenticate,
 		mqtt.OnACLCheck,
 		mqtt.OnPublish,
 		mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect,
+		mqtt.OnPacketRead,
+		mqtt.OnPacketEncode,
 	}, []byte{b})
 }
 
@@ -61,6 +67,9 @@ func (h *hook) recovered(where string, cl *mqtt.Client) {
 // throttled the id or the source address (auth.go).
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) (ok bool) {
 	defer h.recovered("connect", cl)
+	if accept, decided := h.certAuthenticate(cl); decided {
+		return accept
+	}
 	device := string(pk.Connect.Username)
 	if device == "" || !pk.Connect.PasswordFlag {
 		h.b.metrics.authFailures.WithLabelValues("no_credentials").Inc()
@@ -116,6 +125,9 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) (ok bool) {
 	defer h.recovered("acl", cl)
 	device := string(cl.Properties.Username)
+	if !write && !h.subscriptionAllowed(cl, topic) {
+		return false
+	}
 	own := TopicPrefix + device + "/"
 	if device == "" || !strings.HasPrefix(topic, own) {
 		h.b.metrics.aclDenied.Inc()
@@ -131,6 +143,23 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) (ok bool) {
 		}
 	}
 	return true
+}
+
+// subscriptionAllowed applies the caps on filter length and on the number
+// of subscriptions a session holds.
+func (h *hook) subscriptionAllowed(cl *mqtt.Client, filter string) bool {
+	reason := ""
+	if h.maxFilt > 0 && len(filter) > h.maxFilt {
+		reason = "filter_too_long"
+	} else if _, held := cl.State.Subscriptions.Get(filter); !held && h.maxSubs > 0 && cl.State.Subscriptions.Len() >= h.maxSubs {
+		reason = "too_many_subscriptions"
+	}
+	if reason == "" {
+		return true
+	}
+	h.b.metrics.rejected.WithLabelValues(reason).Inc()
+	h.b.logLimited(reason, "mqtt subscription over a cap; refused", "device", string(cl.Properties.Username), "reason", reason)
+	return false
 }
 
 // OnPublish hands an authorised publish to the Handler. mochi sends no

@@ -508,6 +508,9 @@ func (s *Service) Act(ctx context.Context, who Actor, id int64, req ActionReques
 	if _, ok := roles[req.Action]; !ok {
 		return nil, fmt.Errorf("%w: unknown action %q", ErrBadRequest, req.Action)
 	}
+	if err := checkRequest(req); err != nil {
+		return nil, err
+	}
 	var evs []event
 	err := s.st.tx(ctx, func(tx *sql.Tx) error {
 		evs = evs[:0]
@@ -521,7 +524,11 @@ func (s *Service) Act(ctx context.Context, who Actor, id int64, req ActionReques
 		if !contains(roles[req.Action], who.Role) {
 			return fmt.Errorf("%w: a %s token may not %s", ErrForbidden, who.Role, req.Action)
 		}
-		return s.apply(ctx, tx, c, who, req, s.now(), &evs)
+		now := s.now()
+		if err := s.checkLimits(ctx, tx, id, req, now); err != nil {
+			return err
+		}
+		return s.apply(ctx, tx, c, who, req, now, &evs)
 	})
 	if err != nil {
 		return nil, err

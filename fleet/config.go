@@ -65,11 +65,40 @@ type CityConfig struct {
 type MQTTConfig struct {
 	Address        string `yaml:"address"`
 	MaxPacketBytes int    `yaml:"max_packet_bytes"`
+	// TLSAddress is the MQTT over TLS listener, used when TLSCertFile is set
+	// (default ":8883").
+	TLSAddress string `yaml:"tls_address"`
+	// TLSCertFile and TLSKeyFile are PEM files, re-read when they change.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// ClientCAFile, when set, makes the TLS listener ask for client
+	// certificates signed by these CAs; a device presenting one whose CN or a
+	// DNS SAN is its id needs no password.
+	ClientCAFile string `yaml:"client_ca_file"`
+	// MaxSubscriptions caps the subscriptions one client session holds (default 16).
+	MaxSubscriptions int `yaml:"max_subscriptions"`
+	// MaxFilterBytes caps the length of a subscription filter (default 256).
+	MaxFilterBytes int `yaml:"max_filter_bytes"`
+	// MaxSessionExpiry caps how long a session outlives its connection (default 1h).
+	MaxSessionExpiry Duration `yaml:"max_session_expiry"`
 }
 
 // HTTPConfig configures the HTTP server for /metrics, /healthz, /readyz and the API.
 type HTTPConfig struct {
 	Address string `yaml:"address"`
+	// TLSAddress is the HTTPS listener (API and MQTT over WebSocket at
+	// /mqtt), used when TLSCertFile is set (default ":8443").
+	TLSAddress  string `yaml:"tls_address"`
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// ReadTimeout bounds reading a whole request, body included (default 30s);
+	// WriteTimeout bounds writing its response (default 60s); IdleTimeout
+	// closes an idle keep-alive connection (default 60s).
+	ReadTimeout  Duration `yaml:"read_timeout"`
+	WriteTimeout Duration `yaml:"write_timeout"`
+	IdleTimeout  Duration `yaml:"idle_timeout"`
+	// MaxBodyBytes caps a request body on every route (default 1 MiB).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 }
 
 // InfluxConfig is the InfluxDB connection. For InfluxDB 1.8 the bucket is
@@ -283,6 +312,7 @@ func (c *Config) applyDefaults() {
 	if c.HTTP.Address == "" {
 		c.HTTP.Address = ":8080"
 	}
+	c.applyEdgeDefaults()
 	if c.InfluxDB.URL == "" {
 		c.InfluxDB.URL = "http://127.0.0.1:8086"
 	}
@@ -358,6 +388,7 @@ func (c *Config) validate(ps *Problems) {
 	if _, err := time.LoadLocation(c.City.Timezone); err != nil {
 		add("city.timezone", "unknown time zone %q", c.City.Timezone)
 	}
+	c.validateEdge(add)
 	for _, a := range []struct{ path, addr string }{{"mqtt.address", c.MQTT.Address}, {"http.address", c.HTTP.Address}} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			add(a.path, "%q is not a host:port address", a.addr)

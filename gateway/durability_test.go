@@ -171,7 +171,7 @@ func TestQuotaPushesBackAndRecovers(t *testing.T) {
 	h.influx.Stop()
 	ctx := context.Background()
 
-	v5 := connectV5(t, h, "v5-load-1", "load-1")
+	v5 := connectV5(t, h, "load-1-v5", "load-1")
 	// Large buffered uploads fill the 1 MiB quota quickly.
 	base := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
 	batch := func(dev string, n int) []byte {
@@ -218,7 +218,7 @@ func TestQuotaPushesBackAndRecovers(t *testing.T) {
 	// An MQTT 3.1.1 publisher gets no PUBACK, keeps the message, and resends
 	// it after reconnecting once the spool has room again.
 	store := pahomqtt.NewMemoryStore()
-	o := pahomqtt.NewClientOptions().AddBroker("tcp://" + h.g.MQTTAddr()).SetClientID("v3-load-2").
+	o := pahomqtt.NewClientOptions().AddBroker("tcp://" + h.g.MQTTAddr()).SetClientID("load-2-v3").
 		SetUsername("load-2").SetPassword("pw-load-2").SetCleanSession(false).SetStore(store).
 		SetAutoReconnect(false).SetWriteTimeout(5 * time.Second)
 	v3 := pahomqtt.NewClient(o)
@@ -319,7 +319,7 @@ func TestDiskFullPushesBackAndRecovers(t *testing.T) {
 	})
 	h.influx.Stop()
 	ctx := context.Background()
-	v5 := connectV5(t, h, "v5-disk", "load-1")
+	v5 := connectV5(t, h, "load-1-disk", "load-1")
 	base := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
 	upload := func(n int) []byte {
 		var parts []string

@@ -41,6 +41,8 @@ type Gateway struct {
 	broker      *broker.Broker
 	http        *http.Server
 	httpLn      net.Listener
+	https       *http.Server
+	httpsLn     net.Listener
 	sm          *spoolMetrics
 	modbus      *modbus.Config
 	poller      *modbus.Poller
@@ -190,9 +192,17 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		Logger: g.log.With("component", "ingest"), Placer: placer, GPS: fleet.NewGPSFilter(gpsCfg),
 	})
 
+	mqttTLS, err := g.mqttTLS()
+	if err != nil {
+		return err
+	}
 	g.broker, err = broker.New(broker.Options{
 		Address: cfg.MQTT.Address, MaxPacketBytes: cfg.MQTT.MaxPacketBytes,
-		Auth: g.registry, Handler: g.pipeline, Logger: g.log.With("component", "mqtt"), Registerer: g.reg,
+		TLSAddress: cfg.MQTT.TLSAddress, TLS: mqttTLS,
+		Known:            func(id string) bool { _, ok := g.registry.Device(id); return ok },
+		MaxSubscriptions: cfg.MQTT.MaxSubscriptions, MaxFilterBytes: cfg.MQTT.MaxFilterBytes,
+		MaxSessionExpiry: cfg.MQTT.MaxSessionExpiry.D(),
+		Auth:             g.registry, Handler: g.pipeline, Logger: g.log.With("component", "mqtt"), Registerer: g.reg,
 		OnLastWill: func(device string) {
 			if d := g.detectors; d != nil {
 				d.Offline(device, time.Now())
@@ -352,6 +362,12 @@ func (g *Gateway) Close(ctx context.Context) error {
 		_ = g.http.Shutdown(sctx)
 		cancel()
 		g.http = nil
+	}
+	if g.https != nil {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_ = g.https.Shutdown(sctx)
+		cancel()
+		g.https = nil
 	}
 	return errors.Join(errs...)
 }

@@ -143,7 +143,7 @@ func (w syncWriter) Write(p []byte) (int, error) {
 func (h *harness) connect(id, pw string) (pahomqtt.Client, error) {
 	opts := pahomqtt.NewClientOptions().
 		AddBroker("tcp://" + h.g.MQTTAddr()).
-		SetClientID("c-" + id).
+		SetClientID(id + "-c").
 		SetUsername(id).SetPassword(pw).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -33,13 +34,29 @@ func (g *Gateway) startHTTP() error {
 		return err
 	}
 	g.httpLn = ln
-	g.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	g.http = g.newHTTPServer(mux)
 	go func() {
 		if err := g.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			g.log.Error("http server stopped", "error", err)
 		}
 	}()
-	return nil
+	return g.startHTTPS(mux)
+}
+
+// newHTTPServer bounds every phase of a request: headers, the whole body,
+// the response and the idle time of a keep-alive connection, and the size
+// of any request body; a slow or idle client cannot hold a descriptor for ever.
+func (g *Gateway) newHTTPServer(mux http.Handler) *http.Server {
+	hc := g.cfg.HTTP
+	return &http.Server{
+		Handler:           limitBody(mux, hc.MaxBodyBytes),
+		ReadHeaderTimeout: min(10*time.Second, hc.ReadTimeout.D()),
+		ReadTimeout:       hc.ReadTimeout.D(),
+		WriteTimeout:      hc.WriteTimeout.D(),
+		IdleTimeout:       hc.IdleTimeout.D(),
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}
 }
 
 // Ready reports the conditions that make the gateway unready, or none.
@@ -50,6 +67,9 @@ func (g *Gateway) Ready() []string {
 		problems = append(problems, "influxdb unreachable: "+g.influxOK.Error())
 	}
 	g.readyMu.Unlock()
+	if g.broker != nil {
+		problems = append(problems, g.broker.Problems()...)
+	}
 	if g.spool != nil && g.spool.Full() {
 		problems = append(problems, "spool full: publishers are being pushed back until InfluxDB drains it")
 	}
@@ -90,4 +110,18 @@ func (g *Gateway) watchReadiness(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// limitBody refuses a request whose declared body is over max with 413,
+// and cuts any other body (chunked) at max, on every route.
+func limitBody(next http.Handler, max int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			w.Header().Set("Connection", "close")
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, max)
+		next.ServeHTTP(w, r)
+	})
 }

@@ -69,7 +69,7 @@ func (a *ackLog) total() int {
 // from its sequence number. Connection loss ends it.
 func publisher(addr, id string, period time.Duration, base time.Time, log *ackLog, stop <-chan struct{}, wg *sync.WaitGroup) {
 	defer wg.Done()
-	opts := pahomqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("load-" + id).
+	opts := pahomqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id + "-load").
 		SetUsername(id).SetPassword("pw-" + id).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
 		SetWriteTimeout(5 * time.Second).SetMaxResumePubInFlight(100)
 	c := pahomqtt.NewClient(opts)

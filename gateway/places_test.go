@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/sanigate/sanigate/fleet"
 )
 
 // Readings are placed on the city's map: district and site tags come from
@@ -54,6 +56,39 @@ func TestReadingsPlacedOnTheMap(t *testing.T) {
 	for _, reason := range []string{"zero", "jump"} {
 		if got := h.metric("sanigate_gps_fixes_filtered_total", map[string]string{"reason": reason}); got != 1 {
 			t.Errorf("gps filtered %s: got %v, want 1", reason, got)
+		}
+	}
+}
+
+// A fixed device is placed by its registered position: a bin registered in
+// the north that reports a position in the south stays in the north.
+func TestFixedDeviceKeepsItsRegisteredPlace(t *testing.T) {
+	demo, err := filepath.Abs("../examples/demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := fmt.Sprintf(`places:
+  districts: %s
+  sites: %s
+`, filepath.Join(demo, "districts.geojson"), filepath.Join(demo, "sites.geojson"))
+	h := newHarnessYAML(t, "", sections, func(cfg *fleet.Config) {
+		for i := range cfg.Devices {
+			if cfg.Devices[i].ID == "bin-1" {
+				lat, lon := 39.975, 116.35 // north
+				cfg.Devices[i].Lat, cfg.Devices[i].Lon = &lat, &lon
+			}
+		}
+	})
+	c := h.mustConnect("bin-1")
+	c2 := h.mustConnect("bin-2") // registered in the north, no position
+	ts := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano)
+	south := `"lat":39.8615,"lon":116.3115`
+	publish(t, c, topic("bin-1", "telemetry"), 1, fmt.Sprintf(`{"ts":%q,"fill_pct":50,%s}`, ts, south))
+	publish(t, c2, topic("bin-2", "telemetry"), 1, fmt.Sprintf(`{"ts":%q,"fill_pct":51,%s}`, ts, south))
+	eventually(t, 10*time.Second, "two bin readings", func() bool { return h.influx.Count(t, "bin", "fill_pct", "") == 2 })
+	for _, row := range h.influx.Rows(t, `SELECT * FROM "bin"`) {
+		if row["district"] != "north" || row["site"] == "kw-plant" {
+			t.Errorf("%v: district %v site %v, want its registered north", row["device"], row["district"], row["site"])
 		}
 	}
 }

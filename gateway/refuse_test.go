@@ -184,7 +184,7 @@ func mqttConnect(version byte, user, pass string) []byte {
 	if version == 5 {
 		body = append(body, 0x00) // no properties
 	}
-	body = append(body, str("raw-"+user)...)
+	body = append(body, str(user+"-raw")...)
 	body = append(body, str(user)...)
 	body = append(body, str(pass)...)
 	return append([]byte{0x10, byte(len(body))}, body...)

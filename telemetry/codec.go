@@ -141,6 +141,9 @@ func (c *Codec) decodeOne(device, kind string, schema map[string]fieldSpec, even
 		}
 		return Reading{}, malformed(err)
 	}
+	if k, dup := duplicateKey(raw); dup {
+		return Reading{}, reject(ReasonMalformed, idx, k, "key %q appears twice", k)
+	}
 	r := Reading{Device: device, Kind: kind, Fields: make([]Field, 0, len(obj))}
 	tsRaw, ok := obj["ts"]
 	if !ok {
@@ -226,6 +229,9 @@ func decodeField(name string, spec fieldSpec, raw json.RawMessage, idx int) (Fie
 		}
 		if len(f.Str) > 256 {
 			return f, reject(ReasonOutOfRange, idx, name, "string longer than 256 bytes")
+		}
+		if err := badText(f.Str); err != nil {
+			return f, reject(ReasonWrongType, idx, name, "%v", err)
 		}
 		return f, nil
 	}

@@ -156,7 +156,28 @@ func (p *Pipeline) HandlePublish(device, channel string, payload []byte, done fu
 		}
 		return err
 	}
+	if re := p.checkRefs(rs); re != nil {
+		return p.refuse(device, dev.Kind, re)
+	}
 	return p.store(dev, rs, done, "mqtt")
+}
+
+// checkRefs refuses an event naming a device the fleet does not have: a
+// pickup must name a registered bin.
+func (p *Pipeline) checkRefs(rs []Reading) *RejectError {
+	for i := range rs {
+		if rs[i].Event != "pickup" {
+			continue
+		}
+		f, ok := rs[i].Get("bin")
+		if !ok {
+			continue
+		}
+		if d, ok := p.fleet.Device(f.Str); !ok || d.Kind != KindBin {
+			return &RejectError{Reason: ReasonUnknownDevice, Index: i, Field: "bin", Detail: fmt.Sprintf("%q is not a registered bin", clip(f.Str))}
+		}
+	}
+	return nil
 }
 
 // Emit stores readings produced by a driver (Modbus) without waiting for
@@ -242,7 +263,13 @@ func (p *Pipeline) enrich(dev *fleet.Device, r *Reading) {
 	r.District = dev.District
 	lat, okLat := r.Num("lat")
 	lon, okLon := r.Num("lon")
-	moving := okLat && okLon
+	moving := okLat && okLon && mobile(dev.Kind)
+	if !moving {
+		// A fixed device is placed where it is registered, whatever position
+		// it reports (the raw lat/lon stay on record): a device must not
+		// move itself into another district.
+		okLat, okLon = false, false
+	}
 	if !moving && dev.Lat != nil && dev.Lon != nil {
 		lat, lon, okLat, okLon = *dev.Lat, *dev.Lon, true, true
 	}
@@ -293,6 +320,10 @@ func (p *Pipeline) enrich(dev *fleet.Device, r *Reading) {
 		st.district, st.site = r.District, r.Site
 	}
 }
+
+// mobile reports whether devices of kind move, and so are placed by the
+// positions they report.
+func mobile(kind string) bool { return kind == KindTruck || kind == KindSweeper }
 
 // logLimiter allows one log line per key per period and counts the rest.
 type logLimiter struct {

@@ -60,7 +60,7 @@ func Play(ctx context.Context, msgs []Message, o PublishOptions, st *PublishStat
 		if c, ok := clients[id]; ok {
 			return c, nil
 		}
-		opts := pahomqtt.NewClientOptions().AddBroker("tcp://" + o.Broker).SetClientID("scenario-" + id).
+		opts := pahomqtt.NewClientOptions().AddBroker("tcp://" + o.Broker).SetClientID(id + "-scenario").
 			SetUsername(id).SetPassword(o.Password(id)).SetCleanSession(false).SetAutoReconnect(true).
 			SetConnectTimeout(10 * time.Second).SetWriteTimeout(10 * time.Second).SetKeepAlive(30 * time.Second)
 		c := pahomqtt.NewClient(opts)
