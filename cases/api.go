@@ -418,3 +418,18 @@ func parseDay(v string, s *Service) (time.Time, error) {
 	}
 	return t, nil
 }
+
+// DevicesFor lists the devices who may see, with their last readings, by id.
+func (s *Service) DevicesFor(who Actor) []DeviceView {
+	out := []DeviceView{}
+	if s.devices == nil {
+		return out
+	}
+	for _, d := range s.devices.Devices() {
+		if s.seesDevice(who, d) {
+			out = append(out, s.view(d))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}

@@ -154,21 +154,36 @@ func (s *Service) loadCase(ctx context.Context, q querier, id int64, lock bool) 
 
 // Filter selects cases for List. Zero fields select everything.
 type Filter struct {
-	State    []State
-	Type     string
-	District string
-	Unit     string
+	State      []State
+	Type       string
+	Severity   string
+	District   string
+	Unit       string
+	Contractor string
 	// Overdue, when set, selects cases whose overdue flag equals it.
 	Overdue *bool
 	// Open, when set, selects open (true) or finished (false) cases.
 	Open *bool
 	// From and To bound the filing time: From <= filed_at < To.
 	From, To time.Time
-	// Before is the cursor: only cases with an id below it (newest first).
+	// Order is OrderNewest (default), OrderOldest or OrderDue.
+	Order string
+	// Before is the cursor of OrderNewest: only cases with an id below it.
 	Before int64
+	// After is the cursor of OrderOldest (cases with an id above it) and,
+	// with AfterDue, of OrderDue (cases after (AfterDue, After)).
+	After    int64
+	AfterDue time.Time
 	// Limit is the page size (default 50, at most 1000).
 	Limit int
 }
+
+// Orders of a case list; each pages by a keyset on an index.
+const (
+	OrderNewest = "newest" // by id, newest first
+	OrderOldest = "oldest" // by id, oldest first
+	OrderDue    = "due"    // by close deadline, earliest first, then id
+)
 
 // Page is one page of a case list, newest first.
 type Page struct {
@@ -177,8 +192,9 @@ type Page struct {
 	NextCursor string `json:"next_cursor,omitempty"`
 }
 
-// List returns the cases a scope may see that match f, newest first.
-func (s *Service) List(ctx context.Context, who Actor, f Filter) (Page, error) {
+// where builds the SQL condition of f within who's scope; withState false
+// leaves the state filter out (for counts per state).
+func (f Filter) where(who Actor, withState bool) (string, []any) {
 	var where []string
 	var args []any
 	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
@@ -186,7 +202,7 @@ func (s *Service) List(ctx context.Context, who Actor, f Filter) (Page, error) {
 	if scopeCond != "" {
 		add(scopeCond, scopeArgs...)
 	}
-	if len(f.State) > 0 {
+	if withState && len(f.State) > 0 {
 		ph := make([]string, len(f.State))
 		for i, st := range f.State {
 			ph[i] = "?"
@@ -194,14 +210,11 @@ func (s *Service) List(ctx context.Context, who Actor, f Filter) (Page, error) {
 		}
 		where = append(where, "state IN ("+strings.Join(ph, ", ")+")")
 	}
-	if f.Type != "" {
-		add("type = ?", f.Type)
-	}
-	if f.District != "" {
-		add("district = ?", f.District)
-	}
-	if f.Unit != "" {
-		add("unit = ?", f.Unit)
+	for _, eq := range []struct{ col, v string }{{"type", f.Type}, {"severity", f.Severity}, {"district", f.District},
+		{"unit", f.Unit}, {"contractor", f.Contractor}} {
+		if eq.v != "" {
+			add(eq.col+" = ?", eq.v)
+		}
 	}
 	if f.Overdue != nil {
 		add("overdue = ?", b2i(*f.Overdue))
@@ -215,8 +228,42 @@ func (s *Service) List(ctx context.Context, who Actor, f Filter) (Page, error) {
 	if !f.To.IsZero() {
 		add("filed_at < ?", ms(f.To))
 	}
-	if f.Before > 0 {
-		add("id < ?", f.Before)
+	if len(where) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(where, " AND "), args
+}
+
+// List returns the cases a scope may see that match f, in f's order.
+func (s *Service) List(ctx context.Context, who Actor, f Filter) (Page, error) {
+	cond, args := f.where(who, true)
+	page := func(c string, a ...any) {
+		if cond == "" {
+			cond = " WHERE " + c
+		} else {
+			cond += " AND " + c
+		}
+		args = append(args, a...)
+	}
+	order := " ORDER BY id DESC"
+	switch f.Order {
+	case "", OrderNewest:
+		if f.Before > 0 {
+			page("id < ?", f.Before)
+		}
+	case OrderOldest:
+		order = " ORDER BY id"
+		if f.After > 0 {
+			page("id > ?", f.After)
+		}
+	case OrderDue:
+		order = " ORDER BY close_due, id"
+		if f.After > 0 {
+			d := ms(f.AfterDue)
+			page("(close_due > ? OR (close_due = ? AND id > ?))", d, d, f.After)
+		}
+	default:
+		return Page{}, fmt.Errorf("%w: order %q (newest, oldest, due)", ErrBadRequest, f.Order)
 	}
 	limit := f.Limit
 	if limit <= 0 {
@@ -225,32 +272,59 @@ func (s *Service) List(ctx context.Context, who Actor, f Filter) (Page, error) {
 	if limit > 1000 {
 		limit = 1000
 	}
-	q := `SELECT ` + caseColumns + ` FROM cases`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY id DESC LIMIT " + strconv.Itoa(limit+1)
+	q := `SELECT ` + caseColumns + ` FROM cases` + cond + order + " LIMIT " + strconv.Itoa(limit+1)
 	rows, err := s.st.query(ctx, s.st.db, q, args...)
 	if err != nil {
 		return Page{}, fmt.Errorf("cases: list: %w", err)
 	}
 	defer rows.Close()
-	page := Page{Cases: []Case{}}
+	out := Page{Cases: []Case{}}
 	for rows.Next() {
 		c, err := scanCase(rows)
 		if err != nil {
 			return Page{}, err
 		}
-		page.Cases = append(page.Cases, *c)
+		out.Cases = append(out.Cases, *c)
 	}
 	if err := rows.Err(); err != nil {
 		return Page{}, err
 	}
-	if len(page.Cases) > limit {
-		page.Cases = page.Cases[:limit]
-		page.NextCursor = strconv.FormatInt(page.Cases[limit-1].ID, 10)
+	if len(out.Cases) > limit {
+		out.Cases = out.Cases[:limit]
+		out.NextCursor = strconv.FormatInt(out.Cases[limit-1].ID, 10)
 	}
-	return page, nil
+	return out, nil
+}
+
+// CountByState counts the cases who sees that match f (its state filter
+// aside), per state.
+func (s *Service) CountByState(ctx context.Context, who Actor, f Filter) (map[State]int, error) {
+	cond, args := f.where(who, false)
+	rows, err := s.st.query(ctx, s.st.db, `SELECT state, COUNT(*) FROM cases`+cond+` GROUP BY state`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("cases: count by state: %w", err)
+	}
+	defer rows.Close()
+	out := map[State]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[State(st)] = n
+	}
+	return out, rows.Err()
+}
+
+// LatestID is the id of the newest case who sees (0 when none).
+func (s *Service) LatestID(ctx context.Context, who Actor) (int64, error) {
+	cond, args := Filter{}.where(who, false)
+	var id sql.NullInt64
+	if err := s.st.queryRow(ctx, s.st.db, `SELECT MAX(id) FROM cases`+cond, args...).Scan(&id); err != nil {
+		return 0, fmt.Errorf("cases: latest id: %w", err)
+	}
+	return id.Int64, nil
 }
 
 // Get returns one case with its evidence (the latest 100 raises) and full

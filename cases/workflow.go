@@ -153,3 +153,18 @@ func allowed(s State) []Action {
 	}
 	return out
 }
+
+// ActionsFor lists the API actions who may take on c in its state: those
+// Act would not refuse for role or state.
+func ActionsFor(who Actor, c *Case) []Action {
+	if !who.sees(c) {
+		return nil
+	}
+	var out []Action
+	for _, a := range allowed(c.State) {
+		if slices.Contains(roles[a], who.Role) {
+			out = append(out, a)
+		}
+	}
+	return out
+}

@@ -23,6 +23,11 @@ func (g *Gateway) startHTTP() error {
 	mux.HandleFunc("GET /readyz", g.serveReady)
 	if g.cases != nil {
 		mux.Handle("/api/v1/", g.cases.Handler())
+		con, err := g.consoleHandler()
+		if err != nil {
+			return err
+		}
+		mux.Handle("/", con.Handler())
 	}
 	if g.Profiling {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

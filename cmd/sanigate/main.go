@@ -4,6 +4,7 @@
 //	sanigate -config sanigate.yaml -check   check the configuration and exit
 //	sanigate hash-password                  read a password on stdin, print its bcrypt hash
 //	sanigate hash-password -generate        print a new 128-bit device secret, then its hash
+//	sanigate user add -name N -role R       add a console user (password on stdin)
 package main
 
 import (
@@ -32,6 +33,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "hash-password" {
 		return hashPassword(args[1:], stdin, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "user" {
+		return userCmd(args[1:], stdin, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("sanigate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -41,6 +45,9 @@ Usage:
   sanigate [flags]              run the gateway
   sanigate hash-password [-cost N]   read a password on stdin and print its bcrypt hash
   sanigate hash-password -generate   print a new random device secret and its hash
+  sanigate user add -config FILE -name N -role city|district|unit [-district D] [-unit U] [-admin]
+                                add a console user; the password is read on stdin
+  sanigate user list -config FILE   list the console users
 
 Flags override the configuration file; SANIGATE_* environment variables
 (SANIGATE_MQTT_ADDRESS, SANIGATE_HTTP_ADDRESS, SANIGATE_INFLUXDB_URL,

@@ -1,0 +1,36 @@
+// The queue's live updates: new cases arrive as Server-Sent Events, are
+// put on top of the first page, counted in a badge and, if chosen, beeped.
+(function () {
+  "use strict";
+  var body = document.getElementById("queue-body");
+  if (!body || !window.EventSource) { return; }
+  var badge = document.getElementById("live"), count = document.getElementById("live-n");
+  var sound = document.getElementById("sound"), n = 0;
+  if (sound) {
+    sound.checked = localStorage.getItem("sanigate.sound") === "1";
+    sound.addEventListener("change", function () { localStorage.setItem("sanigate.sound", sound.checked ? "1" : "0"); });
+  }
+  function beep() {
+    try {
+      var ctx = new (window.AudioContext || window.webkitAudioContext)(), o = ctx.createOscillator();
+      o.frequency.value = 880; o.connect(ctx.destination); o.start(); o.stop(ctx.currentTime + 0.15);
+    } catch (e) { /* no audio */ }
+  }
+  var es = new EventSource(body.getAttribute("data-events"));
+  es.addEventListener("case", function (ev) {
+    var msg = JSON.parse(ev.data);
+    if (document.querySelector('tr[data-id="' + msg.id + '"]')) { return; }
+    n++;
+    count.textContent = String(n);
+    badge.hidden = false;
+    if (body.getAttribute("data-live") === "1") {
+      var t = document.createElement("tbody");
+      t.innerHTML = msg.html;
+      var row = t.firstElementChild;
+      if (row) { row.classList.add("fresh"); body.insertBefore(row, body.firstChild); }
+      var empty = document.querySelector(".empty");
+      if (empty) { empty.remove(); }
+    }
+    if (sound && sound.checked) { beep(); }
+  });
+})();
