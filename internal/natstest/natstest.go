@@ -299,3 +299,57 @@ func streamCurrent(info *jetstream.StreamInfo) bool {
 	}
 	return true
 }
+
+// Message is one stored message of a stream.
+type Message struct {
+	Seq     uint64
+	Subject string
+	Header  nats.Header
+	Data    []byte
+}
+
+// Messages reads every message of the stream, in sequence order.
+func Messages(t testing.TB, js jetstream.JetStream, stream string) []Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatalf("natstest: stream %s: %v", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatalf("natstest: stream %s: %v", stream, err)
+	}
+	want := info.State.Msgs
+	var out []Message
+	if want == 0 {
+		return nil
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatalf("natstest: ordered consumer on %s: %v", stream, err)
+	}
+	for uint64(len(out)) < want {
+		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatalf("natstest: fetch from %s: %v", stream, err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			md, err := m.Metadata()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, Message{Seq: md.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
+			n++
+		}
+		if err := batch.Error(); err != nil {
+			t.Fatalf("natstest: fetch from %s: %v", stream, err)
+		}
+		if n == 0 && ctx.Err() != nil {
+			t.Fatalf("natstest: read %d of %d messages of %s", len(out), want, stream)
+		}
+	}
+	return out
+}
