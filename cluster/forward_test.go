@@ -52,9 +52,14 @@ type running struct {
 
 func startForwarder(t *testing.T, cons *spool.Consumer, urls []string, so cluster.StreamOptions) *running {
 	t.Helper()
+	return startForwarderWindow(t, cons, urls, so, 64)
+}
+
+func startForwarderWindow(t testing.TB, cons *spool.Consumer, urls []string, so cluster.StreamOptions, window int) *running {
+	t.Helper()
 	r := &running{reg: prometheus.NewRegistry()}
 	f, err := cluster.NewForwarder(cons, cluster.ForwarderOptions{
-		URLs: urls, Stream: so, Select: cluster.SelectReadings, Window: 64,
+		URLs: urls, Stream: so, Select: cluster.SelectReadings, Window: window,
 		AckTimeout: 2 * time.Second, Registerer: r.reg,
 	})
 	if err != nil {
@@ -75,7 +80,7 @@ func (r *running) stop() {
 }
 
 // waitCaughtUp waits until the consumer has committed everything synced.
-func waitCaughtUp(t *testing.T, cons *spool.Consumer) {
+func waitCaughtUp(t testing.TB, cons *spool.Consumer) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for cons.Lag() > 0 {
@@ -115,7 +120,7 @@ func checkStream(t *testing.T, js jetstream.JetStream, so cluster.StreamOptions,
 	}
 }
 
-func openSpool(t *testing.T, dir string) *spool.Spool {
+func openSpool(t testing.TB, dir string) *spool.Spool {
 	t.Helper()
 	sp, _, err := spool.Open(dir, spool.Options{})
 	if err != nil {
@@ -207,7 +212,7 @@ func TestForwardHoldsWhileNATSIsDown(t *testing.T) {
 }
 
 // value is the value of the counter or gauge called name in reg.
-func value(t *testing.T, reg *prometheus.Registry, name string) float64 {
+func value(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {

@@ -50,6 +50,26 @@ func Start(t testing.TB, n int) *Cluster {
 	if !ok {
 		testenv.Missing(t, "nats-server (v2.15)", "run `make tools`, or set SANIGATE_NATS_SERVER")
 	}
+	// A free port may be taken by another program between the moment it is
+	// picked and the moment a node binds it: try again with new ports.
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var c *Cluster
+		c, err = start(t, bin, n)
+		if err == nil {
+			t.Cleanup(c.Stop)
+			return c
+		}
+		c.Stop()
+		if !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
+	t.Fatal(err)
+	return nil
+}
+
+func start(t testing.TB, bin string, n int) (*Cluster, error) {
 	dir := t.TempDir()
 	type ports struct{ client, cluster, monitor int }
 	ps := make([]ports, n)
@@ -61,7 +81,7 @@ func Start(t testing.TB, n int) *Cluster {
 		name := fmt.Sprintf("n%d", i+1)
 		ndir := filepath.Join(dir, name)
 		if err := os.MkdirAll(ndir, 0o755); err != nil {
-			t.Fatal(err)
+			return c, err
 		}
 		conf := fmt.Sprintf("server_name: %s\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\n"+
 			"jetstream {\n  store_dir: %q\n  max_memory_store: 64MB\n  max_file_store: 2GB\n}\n",
@@ -78,7 +98,7 @@ func Start(t testing.TB, n int) *Cluster {
 		}
 		path := filepath.Join(ndir, "nats.conf")
 		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
+			return c, err
 		}
 		c.Nodes = append(c.Nodes, &Node{
 			Name: name, URL: fmt.Sprintf("nats://127.0.0.1:%d", ps[i].client),
@@ -86,21 +106,17 @@ func Start(t testing.TB, n int) *Cluster {
 			bin:     bin, conf: path, logFile: filepath.Join(ndir, "nats.log"),
 		})
 	}
-	t.Cleanup(c.Stop)
 	for _, nd := range c.Nodes {
 		if err := nd.spawn(); err != nil {
-			t.Fatal(err)
+			return c, err
 		}
 	}
 	for _, nd := range c.Nodes {
 		if err := nd.waitReady(60 * time.Second); err != nil {
-			t.Fatal(err)
+			return c, err
 		}
 	}
-	if err := c.waitJetStream(60 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return c, c.waitJetStream(60 * time.Second)
 }
 
 // URLs is the comma-separated list of client URLs, as nats.Connect takes it.
