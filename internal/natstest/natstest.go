@@ -319,6 +319,7 @@ func streamCurrent(info *jetstream.StreamInfo) bool {
 // Message is one stored message of a stream.
 type Message struct {
 	Seq     uint64
+	Stored  time.Time // when the stream stored it
 	Subject string
 	Header  nats.Header
 	Data    []byte
@@ -357,7 +358,7 @@ func Messages(t testing.TB, js jetstream.JetStream, stream string) []Message {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out = append(out, Message{Seq: md.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
+			out = append(out, Message{Seq: md.Sequence.Stream, Stored: md.Timestamp, Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
 			n++
 		}
 		if err := batch.Error(); err != nil {
