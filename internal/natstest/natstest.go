@@ -347,10 +347,16 @@ func Messages(t testing.TB, js jetstream.JetStream, stream string) []Message {
 	if err != nil {
 		t.Fatalf("natstest: ordered consumer on %s: %v", stream, err)
 	}
+	fails := 0
 	for uint64(len(out)) < want {
 		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			t.Fatalf("natstest: fetch from %s: %v", stream, err)
+			// A loaded or recovering cluster may not answer at once.
+			if fails++; fails > 20 || ctx.Err() != nil {
+				t.Fatalf("natstest: fetch from %s: %v", stream, err)
+			}
+			time.Sleep(250 * time.Millisecond)
+			continue
 		}
 		n := 0
 		for m := range batch.Messages() {
@@ -362,7 +368,10 @@ func Messages(t testing.TB, js jetstream.JetStream, stream string) []Message {
 			n++
 		}
 		if err := batch.Error(); err != nil {
-			t.Fatalf("natstest: fetch from %s: %v", stream, err)
+			if fails++; fails > 20 || ctx.Err() != nil {
+				t.Fatalf("natstest: fetch from %s: %v", stream, err)
+			}
+			time.Sleep(250 * time.Millisecond)
 		}
 		if n == 0 && ctx.Err() != nil {
 			t.Fatalf("natstest: read %d of %d messages of %s", len(out), want, stream)
