@@ -27,4 +27,14 @@ type ClusterConfig struct {
 	// AckTimeout is how long a reading may wait for its acknowledgement
 	// before it is sent again (default 5s).
 	AckTimeout Duration `yaml:"ack_timeout"`
+	// LeaseTTL is how long a detector's claim on a partition lives without
+	// renewal: a dead detector's partitions move after about this long
+	// (default 10s).
+	LeaseTTL Duration `yaml:"lease_ttl"`
+	// Replay is how much of a partition a detector taking it over reads
+	// again to rebuild detector state (default 1h).
+	Replay Duration `yaml:"replay"`
+	// DetectorID names this process among the detectors (default: host
+	// name and process id).
+	DetectorID string `yaml:"detector_id"`
 }

@@ -4,12 +4,16 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sanigate/sanigate/cluster"
 	"github.com/sanigate/sanigate/fleet"
+	"github.com/sanigate/sanigate/violations"
 )
 
 // Role is a part of the gateway that cluster mode may run or leave out.
@@ -105,8 +109,14 @@ func ClusterOptions(cfg *fleet.Config) (cluster.ForwarderOptions, bool, error) {
 	if cc.Window < 0 {
 		add("window", "must not be negative")
 	}
-	if cc.DuplicateWindow < 0 || cc.AckTimeout < 0 {
-		add("duplicate_window", "durations must not be negative")
+	for field, d := range map[string]fleet.Duration{"duplicate_window": cc.DuplicateWindow, "ack_timeout": cc.AckTimeout,
+		"lease_ttl": cc.LeaseTTL, "replay": cc.Replay} {
+		if d < 0 {
+			add(field, "must not be negative")
+		}
+	}
+	if cc.LeaseTTL > 0 && cc.LeaseTTL.D() < time.Second {
+		add("lease_ttl", "%s is too short to renew a lease in time (1s at least)", cc.LeaseTTL.D())
 	}
 	if err := ps.Err(); err != nil {
 		return cluster.ForwarderOptions{}, true, err
@@ -131,14 +141,27 @@ func CheckRoles(cfg *fleet.Config, rs Roles) error {
 	return fmt.Errorf("roles %v need cluster mode (cluster.nats in the configuration); alone, a gateway runs every role", rs)
 }
 
-// startForwarder starts forwarding the spool to the cluster's stream when
-// the configuration names NATS servers and the process has the edge role.
-// It runs under g.wg and stops with the writer, before the spool closes.
-func (g *Gateway) startForwarder(ctx context.Context) error {
+// startCluster starts, in cluster mode, the forwarder from the spool to the
+// stream (edge role), which runs under g.wg and stops with the writer, and
+// detection as partition owner (detect role), which stops where the local
+// detectors do.
+func (g *Gateway) startCluster(ctx context.Context) error {
 	fo, on, err := ClusterOptions(g.cfg)
-	if err != nil || !on || !g.Roles.Has(RoleEdge) {
+	if err != nil || !on {
 		return err
 	}
+	if g.Roles.Has(RoleEdge) {
+		if err := g.startForwarder(ctx, fo); err != nil {
+			return err
+		}
+	}
+	if g.Roles.Has(RoleDetect) {
+		return g.startClusterDetector(ctx, fo)
+	}
+	return nil
+}
+
+func (g *Gateway) startForwarder(ctx context.Context, fo cluster.ForwarderOptions) error {
 	cons, err := g.spool.Consumer("cluster")
 	if err != nil {
 		return err
@@ -160,6 +183,52 @@ func (g *Gateway) startForwarder(ctx context.Context) error {
 	return nil
 }
 
+// startClusterDetector runs detection on the partitions this process holds
+// a lease on, with one engine each, raising into the same sink as the
+// single-machine detectors (the spool, for InfluxDB, and the case store).
+func (g *Gateway) startClusterDetector(ctx context.Context, fo cluster.ForwarderOptions) error {
+	raised := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sanigate_violations_total", Help: "Violations the detectors raised, by type and severity.",
+	}, []string{"type", "severity"})
+	g.reg.MustRegister(raised)
+	log := g.log.With("component", "detect")
+	sink := violationSink{sp: g.spool, cases: g.cases, log: g.log.With("component", "violations"), raised: raised}
+	cc := g.cfg.Cluster
+	id := cc.DetectorID
+	if id == "" {
+		host, _ := os.Hostname()
+		id = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	d, err := cluster.NewDetector(cluster.DetectorOptions{
+		URLs: fo.URLs, Stream: fo.Stream, ID: id, LeaseTTL: cc.LeaseTTL.D(), Replay: cc.Replay.D(),
+		Lateness: g.detCfg.Lateness.D(), Sink: sink, Logger: log,
+		Engine: func(p int, s violations.Sink) *violations.Engine {
+			return violations.NewEngine(g.cfg, g.detCfg, s, violations.EngineOptions{
+				Shards: 1, Logger: log.With("partition", p)})
+		},
+	})
+	if err != nil {
+		return err
+	}
+	g.clusterDet = d
+	// Stopped where the single-machine detectors are, before the case store
+	// closes, so that nothing is raised into a closed store.
+	detCtx, detCancel := context.WithCancel(context.WithoutCancel(ctx))
+	g.detCancel = detCancel
+	g.detWG.Add(1)
+	go func() {
+		defer g.detWG.Done()
+		if err := d.Run(detCtx); err != nil {
+			g.log.Error("cluster detection stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
 // Forwarder is the forwarder to the cluster's stream, or nil in
 // single-machine mode.
 func (g *Gateway) Forwarder() *cluster.Forwarder { return g.forwarder }
+
+// ClusterDetector is the partition-owning detector, or nil when this process
+// does not detect in cluster mode.
+func (g *Gateway) ClusterDetector() *cluster.Detector { return g.clusterDet }

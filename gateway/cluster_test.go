@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/sanigate/sanigate/cases"
 	"github.com/sanigate/sanigate/cluster"
 	"github.com/sanigate/sanigate/internal/natstest"
 	"github.com/sanigate/sanigate/internal/testenv"
@@ -260,4 +263,66 @@ func streamLeader(t *testing.T, js jetstream.JetStream, name string) string {
 		t.Fatal("stream has no cluster information")
 	}
 	return info.Cluster.Leader
+}
+
+// The whole loop of TestWholeLoopThroughTheGateway in cluster mode: the
+// gateway forwards the truck's readings to a stream on three nats-server
+// nodes, its detector owns the partitions and raises the dumping from the
+// stream, and the case goes through dispatch, webhook and closure as alone.
+func TestWholeLoopInClusterMode(t *testing.T) {
+	nc := natstest.Start(t, 3)
+	secret := []byte("north-webhook-secret")
+	var mu sync.Mutex
+	var got []map[string]any
+	var sigErrs []error
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if err := cases.VerifySignature(secret, r.Header, body, time.Now(), 5*time.Minute); err != nil {
+			sigErrs = append(sigErrs, err)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var m map[string]any
+		_ = json.Unmarshal(body, &m)
+		got = append(got, m)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer rcv.Close()
+
+	demo, _ := filepath.Abs("../examples/demo")
+	sections := fmt.Sprintf(`places:
+  districts: %s
+  sites: %s
+cases:
+  units:
+    - {id: city-office, name: City office}
+    - {id: enforcement-north, name: North enforcement bureau, webhook_url: %q, secret: %q, escalation: city-office}
+  dispatch:
+    default_unit: city-office
+    rules: [{type: illegal_dumping, district: north, unit: enforcement-north}]
+  outbox: {retry_min: 100ms, retry_max: 1s, poll: 100ms}
+  tokens:
+    - {name: office, role: city, token_hash: %q}
+    - {name: north-crew, role: unit, unit: enforcement-north, token_hash: %q}
+cluster:
+  nats: [%s]
+  partitions: 4
+  lease_ttl: 2s
+`, filepath.Join(demo, "districts.geojson"), filepath.Join(demo, "sites.geojson"), rcv.URL+"/hook", secret,
+		cases.HashToken("city-token"), cases.HashToken("north-token"), strings.Join(nc.URLList(), ", "))
+	h := newHarnessYAML(t, "", sections)
+	if h.g.Forwarder() == nil || h.g.ClusterDetector() == nil || h.g.Detectors() != nil {
+		t.Fatal("cluster mode runs the forwarder and the partition detector, not the local detectors")
+	}
+	eventually(t, 30*time.Second, "the detector to own the partitions", func() bool { return len(h.g.ClusterDetector().Owned()) == 4 })
+
+	c := h.mustConnect("truck-1")
+	start := time.Now().Add(-90 * time.Minute).Truncate(time.Second)
+	publish(t, c, topic("truck-1", "telemetry"), 1, dumpingTrip(start))
+	checkLoop(t, h, secret, &mu, &got, &sigErrs)
+	if n := h.metric("sanigate_cluster_forwarded_total", nil); n < 1 {
+		t.Errorf("forwarded %v readings, want the trip", n)
+	}
 }

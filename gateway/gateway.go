@@ -54,6 +54,7 @@ type Gateway struct {
 	detCancel   context.CancelFunc
 	detWG       sync.WaitGroup
 	forwarder   *cluster.Forwarder
+	clusterDet  *cluster.Detector
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -229,7 +230,7 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		}
 	}()
 
-	if g.Roles.Has(RoleDetect) {
+	if g.Roles.Has(RoleDetect) && len(cfg.Cluster.NATS) == 0 { // in cluster mode, see startCluster
 		detCons, err := sp.Consumer("detectors")
 		if err != nil {
 			return err
@@ -269,7 +270,7 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		g.watchReadiness(runCtx)
 	}()
 
-	if err := g.startForwarder(runCtx); err != nil {
+	if err := g.startCluster(runCtx); err != nil {
 		return err
 	}
 	if err := g.startHTTP(); err != nil {
