@@ -9,7 +9,7 @@ NATS_SERVER_VERSION := v2.15.2
 
 export PATH := $(TOOLS)/bin:$(PATH)
 
-.PHONY: all build run test tools bench bench-modbus lint vet fmt clean demo-config dashboards
+.PHONY: all build run run-cluster test tools bench bench-modbus lint vet fmt clean demo-config dashboards
 
 all: build
 
@@ -40,6 +40,10 @@ $(NATS_SERVER):
 ## run: start InfluxDB, the gateway and the simulated demo fleet; Ctrl-C stops all
 run: tools build
 	@scripts/run.sh
+
+## run-cluster: three NATS nodes, InfluxDB, two gateways in cluster mode and the simulated fleet; Ctrl-C stops all
+run-cluster: tools build
+	@scripts/run-cluster.sh
 
 ## test: install tools, then run every test against the real components
 test: tools

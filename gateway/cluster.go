@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -232,3 +234,30 @@ func (g *Gateway) Forwarder() *cluster.Forwarder { return g.forwarder }
 // ClusterDetector is the partition-owning detector, or nil when this process
 // does not detect in cluster mode.
 func (g *Gateway) ClusterDetector() *cluster.Detector { return g.clusterDet }
+
+// EdgeReady reports what makes this process unfit to take device
+// connections, or nothing: the edge role is off, or the spool is full. It
+// leaves out InfluxDB and NATS, whose outages the spool rides out, so that a
+// load balancer checking /readyz/edge does not turn every gateway away at
+// once when a shared service is down.
+func (g *Gateway) EdgeReady() []string {
+	var problems []string
+	if !g.Roles.Has(RoleEdge) {
+		problems = append(problems, "edge role off: this process takes no device connections")
+	}
+	if g.spool != nil && g.spool.Full() {
+		problems = append(problems, "spool full: publishers are being pushed back")
+	}
+	return problems
+}
+
+func (g *Gateway) serveEdgeReady(w http.ResponseWriter, _ *http.Request) {
+	problems := g.EdgeReady()
+	w.Header().Set("Content-Type", "application/json")
+	status := http.StatusOK
+	if len(problems) > 0 {
+		status = http.StatusServiceUnavailable
+	}
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"ready": len(problems) == 0, "problems": problems})
+}

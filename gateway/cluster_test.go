@@ -173,6 +173,9 @@ func TestClusterForwardingSurvivesNodeLoss(t *testing.T) {
 		t.Fatalf("stream leader %q is none of the nodes", leader)
 	}
 	killed.Kill()
+	if code := getStatus(t, "http://"+httpAddr+"/readyz/edge"); code != http.StatusOK {
+		t.Errorf("/readyz/edge answers %d with one NATS node down, want 200 (the spool holds)", code)
+	}
 	before := log.total()
 	eventually(t, 60*time.Second, "acknowledged load after the kill", func() bool { return log.total() > before+3000 })
 	close(stop)
@@ -324,5 +327,28 @@ cluster:
 	checkLoop(t, h, secret, &mu, &got, &sigErrs)
 	if n := h.metric("sanigate_cluster_forwarded_total", nil); n < 1 {
 		t.Errorf("forwarded %v readings, want the trip", n)
+	}
+}
+
+func getStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// A process without the edge role tells a load balancer not to send devices.
+func TestEdgeReadiness(t *testing.T) {
+	for _, tc := range []struct {
+		roles Roles
+		ready bool
+	}{{nil, true}, {Roles{RoleEdge}, true}, {Roles{RoleDetect, RoleWriter}, false}} {
+		g := &Gateway{Roles: tc.roles}
+		if got := len(g.EdgeReady()) == 0; got != tc.ready {
+			t.Errorf("roles %v: edge ready %v, want %v (%v)", tc.roles, got, tc.ready, g.EdgeReady())
+		}
 	}
 }

@@ -20,6 +20,7 @@ func (g *Gateway) startHTTP() error {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", g.serveReady)
+	mux.HandleFunc("GET /readyz/edge", g.serveEdgeReady)
 	if g.cases != nil && g.Roles.Has(RoleAPI) {
 		mux.Handle("/api/v1/", g.cases.Handler())
 	}
