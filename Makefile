@@ -4,10 +4,12 @@ TOOLS    := $(CURDIR)/.tools
 BIN      := $(CURDIR)/bin
 INFLUXD  := $(TOOLS)/bin/influxd
 INFLUXDB_VERSION := v1.8.10
+NATS_SERVER := $(TOOLS)/bin/nats-server
+NATS_SERVER_VERSION := v2.15.2
 
 export PATH := $(TOOLS)/bin:$(PATH)
 
-.PHONY: all build run test tools bench bench-modbus lint vet fmt clean demo-config dashboards
+.PHONY: all build run run-cluster test tools bench bench-modbus lint vet fmt clean demo-config dashboards
 
 all: build
 
@@ -20,8 +22,8 @@ build:
 # for the case store comes through scripts/install-postgres.sh).
 DEB_PACKAGES := python3-pymodbus python3-serial python3-serial-asyncio socat mosquitto-clients
 
-## tools: install what tests and the demo need (InfluxDB 1.8.10 into .tools/bin, Debian packages)
-tools: $(INFLUXD)
+## tools: install what tests and the demo need (InfluxDB 1.8.10 and nats-server 2.15.2 into .tools/bin, Debian packages)
+tools: $(INFLUXD) $(NATS_SERVER)
 	@scripts/install-packages.sh $(DEB_PACKAGES)
 	@scripts/install-postgres.sh
 
@@ -30,9 +32,19 @@ $(INFLUXD):
 	@mkdir -p $(TOOLS)/bin
 	GOBIN=$(TOOLS)/bin GOFLAGS= $(GO) install github.com/influxdata/influxdb/cmd/influxd@$(INFLUXDB_VERSION)
 
+# nats-server: the JetStream cluster between gateways and detectors in cluster mode.
+$(NATS_SERVER):
+	@echo ">> installing nats-server $(NATS_SERVER_VERSION) into .tools/bin"
+	@mkdir -p $(TOOLS)/bin
+	GOBIN=$(TOOLS)/bin GOFLAGS= $(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
+
 ## run: start InfluxDB, the gateway and the simulated demo fleet; Ctrl-C stops all
 run: tools build
 	@scripts/run.sh
+
+## run-cluster: three NATS nodes, InfluxDB, two gateways in cluster mode and the simulated fleet; Ctrl-C stops all
+run-cluster: tools build
+	@scripts/run-cluster.sh
 
 ## test: install tools, then run every test against the real components
 test: tools

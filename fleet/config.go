@@ -28,6 +28,7 @@ type Config struct {
 	Calendar  CalendarConfig      `yaml:"calendar"`
 	GPS       GPSFilterConfig     `yaml:"gps"`
 	Coverage  CoverageOptions     `yaml:"coverage"`
+	Cluster   ClusterConfig       `yaml:"cluster"`
 
 	// Modbus is the raw modbus section; drivers/modbus parses it so that its
 	// register vocabulary stays with the driver.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sanigate/sanigate/broker"
 	"github.com/sanigate/sanigate/cases"
+	"github.com/sanigate/sanigate/cluster"
 	"github.com/sanigate/sanigate/drivers/modbus"
 	"github.com/sanigate/sanigate/fleet"
 	"github.com/sanigate/sanigate/telemetry"
@@ -54,6 +55,8 @@ type Gateway struct {
 	detectors   *violations.Engine
 	detCancel   context.CancelFunc
 	detWG       sync.WaitGroup
+	forwarder   *cluster.Forwarder
+	clusterDet  *cluster.Detector
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -65,6 +68,8 @@ type Gateway struct {
 
 	// Profiling serves Go's profiler under /debug/pprof/ (set before Start).
 	Profiling bool
+	// Roles are the parts this process runs (set before Start; empty: all).
+	Roles Roles
 }
 
 // New builds the gateway from a configuration loaded by fleet.Load or
@@ -153,27 +158,29 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	}
 	g.spool, g.recovery = sp, rec
 	g.logRecovery(dir, rec)
-	cons, err := sp.Consumer("influxdb")
-	if err != nil {
-		return err
-	}
-	g.sm.watch(sp, cons)
+	if g.Roles.Has(RoleWriter) {
+		cons, err := sp.Consumer("influxdb")
+		if err != nil {
+			return err
+		}
+		g.sm.watch(sp, cons)
 
-	token, err := cfg.InfluxToken()
-	if err != nil {
-		return err
+		token, err := cfg.InfluxToken()
+		if err != nil {
+			return err
+		}
+		route, err := g.ensureRetention(token)
+		if err != nil {
+			return err
+		}
+		g.writer = telemetry.NewWriter(cons, telemetry.WriterOptions{
+			URL: cfg.InfluxDB.URL, Org: cfg.InfluxDB.Org, Bucket: cfg.InfluxDB.Bucket, Token: token,
+			BatchSize: cfg.InfluxDB.BatchSize, FlushInterval: cfg.InfluxDB.FlushInterval.D(), Timeout: cfg.InfluxDB.Timeout.D(),
+			DeadLetterFile: filepath.Join(dir, "dead-letter.lp"),
+			Metrics:        tm, Logger: g.log.With("component", "writer"),
+			Route: route,
+		})
 	}
-	route, err := g.ensureRetention(token)
-	if err != nil {
-		return err
-	}
-	g.writer = telemetry.NewWriter(cons, telemetry.WriterOptions{
-		URL: cfg.InfluxDB.URL, Org: cfg.InfluxDB.Org, Bucket: cfg.InfluxDB.Bucket, Token: token,
-		BatchSize: cfg.InfluxDB.BatchSize, FlushInterval: cfg.InfluxDB.FlushInterval.D(), Timeout: cfg.InfluxDB.Timeout.D(),
-		DeadLetterFile: filepath.Join(dir, "dead-letter.lp"),
-		Metrics:        tm, Logger: g.log.With("component", "writer"),
-		Route: route,
-	})
 
 	codec := telemetry.NewCodec()
 	codec.MaxFutureSkew = cfg.Ingest.MaxFutureSkew.D()
@@ -231,32 +238,37 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		}
 	}()
 
-	detCons, err := sp.Consumer("detectors")
-	if err != nil {
-		return err
-	}
-	g.sm.watch(sp, detCons)
-	raised := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sanigate_violations_total", Help: "Violations the detectors raised, by type and severity.",
-	}, []string{"type", "severity"})
-	g.reg.MustRegister(raised)
-	g.detectors = violations.NewEngine(cfg, g.detCfg, violationSink{sp: sp, cases: g.cases, log: g.log.With("component", "violations"), raised: raised},
-		violations.EngineOptions{StateDir: dir + "-state", Registerer: g.reg, MaxAge: cfg.Ingest.MaxAge.D(), Logger: g.log.With("component", "detectors")})
-	detCtx, detCancel := context.WithCancel(context.Background())
-	g.detCancel = detCancel
-	g.detWG.Add(1)
-	go func() {
-		defer g.detWG.Done()
-		if err := g.detectors.Run(detCtx, detCons); err != nil {
-			g.log.Error("detectors stopped", "error", err)
+	if g.Roles.Has(RoleDetect) && len(cfg.Cluster.NATS) == 0 { // in cluster mode, see startCluster
+		detCons, err := sp.Consumer("detectors")
+		if err != nil {
+			return err
 		}
-	}()
+		g.sm.watch(sp, detCons)
+		raised := prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sanigate_violations_total", Help: "Violations the detectors raised, by type and severity.",
+		}, []string{"type", "severity"})
+		g.reg.MustRegister(raised)
+		g.detectors = violations.NewEngine(cfg, g.detCfg, violationSink{sp: sp, cases: g.cases, log: g.log.With("component", "violations"), raised: raised},
+			violations.EngineOptions{StateDir: dir + "-state", Registerer: g.reg, MaxAge: cfg.Ingest.MaxAge.D(), Logger: g.log.With("component", "detectors")})
+		detCtx, detCancel := context.WithCancel(context.Background())
+		g.detCancel = detCancel
+		g.detWG.Add(1)
+		go func() {
+			defer g.detWG.Done()
+			if err := g.detectors.Run(detCtx, detCons); err != nil {
+				g.log.Error("detectors stopped", "error", err)
+			}
+		}()
+	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	g.wg.Add(2)
 	go func() {
 		defer g.wg.Done()
+		if g.writer == nil {
+			return
+		}
 		if err := g.writer.Run(runCtx); err != nil {
 			g.log.Error("writer stopped", "error", err)
 		}
@@ -266,10 +278,13 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		g.watchReadiness(runCtx)
 	}()
 
+	if err := g.startCluster(runCtx); err != nil {
+		return err
+	}
 	if err := g.startHTTP(); err != nil {
 		return err
 	}
-	if len(g.modbus.Devices) > 0 {
+	if len(g.modbus.Devices) > 0 && g.Roles.Has(RoleEdge) {
 		g.poller, err = modbus.NewPoller(g.modbus, g.pipeline, modbus.Options{Registerer: g.reg, Logger: g.log.With("component", "modbus")})
 		if err != nil {
 			return err
@@ -282,11 +297,13 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 			}
 		}()
 	}
-	if err := g.broker.Start(); err != nil {
-		return err
+	if g.Roles.Has(RoleEdge) {
+		if err := g.broker.Start(); err != nil {
+			return err
+		}
 	}
 	g.log.Info("gateway started", "mqtt", g.MQTTAddr(), "http", g.HTTPAddr(), "influxdb", cfg.InfluxDB.URL,
-		"bucket", cfg.InfluxDB.Bucket, "devices", g.registry.Len(), "spool", dir)
+		"bucket", cfg.InfluxDB.Bucket, "devices", g.registry.Len(), "spool", dir, "roles", g.Roles)
 	return nil
 }
 

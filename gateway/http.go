@@ -21,7 +21,8 @@ func (g *Gateway) startHTTP() error {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", g.serveReady)
-	if g.cases != nil {
+	mux.HandleFunc("GET /readyz/edge", g.serveEdgeReady)
+	if g.cases != nil && g.Roles.Has(RoleAPI) {
 		mux.Handle("/api/v1/", g.cases.Handler())
 		con, err := g.consoleHandler()
 		if err != nil {
@@ -102,9 +103,12 @@ func (g *Gateway) watchReadiness(ctx context.Context) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := g.writer.Ping(pctx)
-		cancel()
+		var err error
+		if g.writer != nil { // a process without the writer role does not need InfluxDB
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err = g.writer.Ping(pctx)
+			cancel()
+		}
 		g.readyMu.Lock()
 		g.influxOK = err
 		g.readyMu.Unlock()

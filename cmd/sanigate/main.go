@@ -69,6 +69,8 @@ Flags:
 		logLevel   = fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 		logFormat  = fs.String("log-format", "text", "log `format`: text or json")
 		pprofOn    = fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
+		rolesFlag  = fs.String("roles", "edge,detect,writer,api", "`roles` this process runs, comma-separated; a subset needs cluster mode")
+		natsURLs   = fs.String("nats", "", "comma-separated NATS `URLs` of the cluster, overrides cluster.nats (cluster mode)")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -103,10 +105,22 @@ Flags:
 		{*influxURL, func(v string) { cfg.InfluxDB.URL = v }},
 		{*bucket, func(v string) { cfg.InfluxDB.Bucket = v }},
 		{*spoolDir, func(v string) { cfg.Spool.Dir = v }},
+		{*natsURLs, func(v string) { cfg.Cluster.NATS = strings.Split(v, ",") }},
 	} {
 		if o.v != "" {
 			o.set(o.v)
 		}
+	}
+	roles, err := gateway.ParseRoles(*rolesFlag)
+	if err == nil {
+		_, _, err = gateway.ClusterOptions(cfg)
+	}
+	if err == nil {
+		err = gateway.CheckRoles(cfg, roles)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sanigate: %v\n", err)
+		return 1
 	}
 	if *check {
 		fmt.Fprintf(stdout, "%s: configuration is valid (%d devices)\n", *configPath, len(cfg.Devices))
@@ -119,6 +133,7 @@ Flags:
 		return 1
 	}
 	g.Profiling = *pprofOn
+	g.Roles = roles
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := g.Start(ctx); err != nil {

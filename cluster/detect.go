@@ -1,0 +1,203 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sanigate/sanigate/violations"
+)
+
+// EngineFactory builds the detection engine of one partition, raising into
+// sink. Each owned partition has its own engine, dropped when the partition
+// is given up.
+type EngineFactory func(partition int, sink violations.Sink) *violations.Engine
+
+// DetectorOptions configure a Detector.
+type DetectorOptions struct {
+	// URLs are the NATS servers to connect to.
+	URLs []string
+	// Stream is the stream the forwarders fill (its name, prefix, partitions).
+	Stream StreamOptions
+	// ID names this detector among the others (default: a random id).
+	ID string
+	// LeaseBucket and LeaseTTL: see leases (defaults SANIGATE_OWNERS, 10s).
+	// A dead detector's partitions are taken over after about one TTL.
+	LeaseBucket string
+	LeaseTTL    time.Duration
+	// Replay is how much of a partition, before the point its last owner
+	// had processed, a new owner reads again to rebuild detector state,
+	// raising nothing (default 1h). Evidence older than that is not seen.
+	Replay time.Duration
+	// Lateness is how far out of order a device's readings may be; the
+	// watermark follows the wall clock less this while a partition is idle.
+	Lateness time.Duration
+	// Now is the wall clock (default time.Now).
+	Now func() time.Time
+	// Engine builds a partition's engine (required).
+	Engine EngineFactory
+	// Sink receives the violations (required).
+	Sink   violations.Sink
+	Logger *slog.Logger
+}
+
+// Detector runs detection on the partitions of the stream it holds a lease
+// on, one engine per partition. A partition is read through a durable
+// consumer ("detect-<p>") that the owner acknowledges once the engine has
+// handed what the readings raised to the sink, so a new owner continues
+// where the last one stopped; before that it rebuilds detector state from
+// the last Replay of the partition, raising nothing.
+type Detector struct {
+	o   DetectorOptions
+	log *slog.Logger
+
+	mu    sync.Mutex
+	owned map[int]*running
+}
+
+// running is the work on one partition.
+type running struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewDetector checks o and returns a detector.
+func NewDetector(o DetectorOptions) (*Detector, error) {
+	if len(o.URLs) == 0 || o.Engine == nil || o.Sink == nil {
+		return nil, errors.New("cluster: a detector needs NATS URLs, an engine factory and a sink")
+	}
+	o.Stream.defaults()
+	if o.ID == "" {
+		o.ID = nats.NewInbox()[len("_INBOX."):]
+	}
+	if o.LeaseBucket == "" {
+		o.LeaseBucket = DefaultLeaseBucket
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = DefaultLeaseTTL
+	}
+	if o.Replay <= 0 {
+		o.Replay = time.Hour
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Detector{o: o, log: o.Logger.With("detector", o.ID), owned: map[int]*running{}}, nil
+}
+
+// Owned lists the partitions this detector works on now.
+func (d *Detector) Owned() []int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var ps []int
+	for p := range d.owned {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// Run holds leases and works on the owned partitions until ctx ends; then it
+// stops every partition and gives its leases back.
+func (d *Detector) Run(ctx context.Context) error {
+	nc, err := nats.Connect(strings.Join(d.o.URLs, ","), nats.Name("sanigate-detect-"+d.o.ID),
+		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("cluster: connect: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	var ls *leases
+	for {
+		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ls, err = openLeases(octx, js, d.o.LeaseBucket, d.o.ID, d.o.LeaseTTL, d.o.Stream.Replicas, d.o.Stream.Partitions)
+		cancel()
+		if err == nil {
+			break
+		}
+		d.log.Warn("lease bucket not ready", "error", err)
+		if !sleep(ctx, time.Second) {
+			return nil
+		}
+	}
+	defer func() {
+		d.stopAll()
+		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ls.release(rctx)
+		cancel()
+	}()
+	t := time.NewTicker(d.o.LeaseTTL / 4)
+	defer t.Stop()
+	for {
+		sctx, cancel := context.WithTimeout(ctx, d.o.LeaseTTL/4)
+		gained, lost, err := ls.step(sctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			d.log.Warn("lease renewal failed", "error", err)
+		}
+		for _, p := range lost {
+			d.stop(p)
+			d.log.Info("partition given up", "partition", p)
+		}
+		for _, p := range gained {
+			d.log.Info("partition taken", "partition", p)
+			d.start(ctx, js, p)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (d *Detector) start(ctx context.Context, js jetstream.JetStream, p int) {
+	pctx, cancel := context.WithCancel(ctx)
+	r := &running{cancel: cancel, done: make(chan struct{})}
+	d.mu.Lock()
+	d.owned[p] = r
+	d.mu.Unlock()
+	go func() {
+		defer close(r.done)
+		w := &partitionWorker{d: d, js: js, p: p, log: d.log.With("partition", p)}
+		if err := w.run(pctx); err != nil && pctx.Err() == nil {
+			d.log.Error("partition stopped", "partition", p, "error", err)
+		}
+	}()
+}
+
+// stop ends the work on p and waits for it.
+func (d *Detector) stop(p int) {
+	d.mu.Lock()
+	r, ok := d.owned[p]
+	delete(d.owned, p)
+	d.mu.Unlock()
+	if ok {
+		r.cancel()
+		<-r.done
+	}
+}
+
+func (d *Detector) stopAll() {
+	d.mu.Lock()
+	var ps []int
+	for p := range d.owned {
+		ps = append(ps, p)
+	}
+	d.mu.Unlock()
+	for _, p := range ps {
+		d.stop(p)
+	}
+}

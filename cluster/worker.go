@@ -1,0 +1,199 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sanigate/sanigate/telemetry"
+	"github.com/sanigate/sanigate/violations"
+)
+
+// partitionWorker runs detection on one owned partition.
+type partitionWorker struct {
+	d   *Detector
+	js  jetstream.JetStream
+	p   int
+	log *slog.Logger
+}
+
+// gateSink passes violations on only once live: during the rebuild of
+// state, what the engine raises was raised by the partition's last owner.
+type gateSink struct {
+	live atomic.Bool
+	sink violations.Sink
+}
+
+func (g *gateSink) Raise(ctx context.Context, v violations.Violation) error {
+	if !g.live.Load() {
+		return nil
+	}
+	return g.sink.Raise(ctx, v)
+}
+
+func (g *gateSink) Coverage(ctx context.Context, c violations.CoverageReport) error {
+	cs, ok := g.sink.(violations.CoverageSink)
+	if !ok || !g.live.Load() {
+		return nil
+	}
+	return cs.Coverage(ctx, c)
+}
+
+func (w *partitionWorker) run(ctx context.Context) error {
+	o := w.d.o
+	subject := Subject(o.Stream.SubjectPrefix, w.p)
+	var (
+		stream jetstream.Stream
+		cons   jetstream.Consumer
+		floor  uint64
+		err    error
+	)
+	for {
+		stream, cons, floor, err = w.consumer(ctx, subject)
+		if err == nil {
+			break
+		}
+		w.log.Warn("partition consumer not ready", "error", err)
+		if !sleep(ctx, time.Second) {
+			return nil
+		}
+	}
+	gate := &gateSink{sink: o.Sink}
+	eng := o.Engine(w.p, gate)
+	if floor > 0 {
+		n, err := w.rebuild(ctx, stream, subject, floor, eng)
+		if err != nil {
+			return err
+		}
+		w.log.Info("detector state rebuilt", "readings", n, "up_to", floor)
+	}
+	gate.live.Store(true)
+	return w.live(ctx, cons, eng)
+}
+
+// consumer replaces the partition's durable consumer by one that starts
+// right after what the last owner acknowledged, so nothing it had in flight
+// waits for a redelivery; it returns that point too (0: from the start).
+func (w *partitionWorker) consumer(ctx context.Context, subject string) (jetstream.Stream, jetstream.Consumer, uint64, error) {
+	o := w.d.o
+	stream, err := w.js.Stream(ctx, o.Stream.Name)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("stream %s: %w", o.Stream.Name, err)
+	}
+	name := "detect-" + strconv.Itoa(w.p)
+	var floor uint64
+	if c, err := stream.Consumer(ctx, name); err == nil {
+		info, err := c.Info(ctx)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		floor = info.AckFloor.Stream
+		if err := stream.DeleteConsumer(ctx, name); err != nil {
+			return nil, nil, 0, err
+		}
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, nil, 0, err
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable: name, FilterSubject: subject, AckPolicy: jetstream.AckAllPolicy,
+		AckWait: 30 * time.Second, MaxAckPending: 20000, DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if floor > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, floor+1
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, cfg)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return stream, cons, floor, nil
+}
+
+// rebuild feeds the engine the partition's readings from Replay before the
+// message at floor up to it, with the gate closed.
+func (w *partitionWorker) rebuild(ctx context.Context, stream jetstream.Stream, subject string, floor uint64, eng *violations.Engine) (int, error) {
+	from := time.Now().Add(-w.d.o.Replay)
+	if m, err := stream.GetMsg(ctx, floor); err == nil {
+		from = m.Time.Add(-w.d.o.Replay)
+	}
+	oc, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("rebuild: %w", err)
+	}
+	n := 0
+	for {
+		batch, err := oc.Fetch(512, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return n, fmt.Errorf("rebuild: %w", err)
+		}
+		var rs []telemetry.Reading
+		done, got := false, 0
+		for m := range batch.Messages() {
+			got++
+			md, err := m.Metadata()
+			if err != nil || md.Sequence.Stream > floor {
+				done = true
+				continue
+			}
+			rs = append(rs, w.readings(m)...)
+			done = done || md.Sequence.Stream == floor
+		}
+		if err := eng.ProcessReadings(ctx, rs); err != nil {
+			return n, err
+		}
+		n += len(rs)
+		if done || got == 0 || ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+	}
+}
+
+// live consumes the partition, acknowledging each batch once the engine has
+// handed on what it raised, and moves event time with the clock when idle.
+func (w *partitionWorker) live(ctx context.Context, cons jetstream.Consumer, eng *violations.Engine) error {
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(512, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.log.Warn("fetch failed", "error", err)
+			sleep(ctx, 250*time.Millisecond)
+			continue
+		}
+		var rs []telemetry.Reading
+		var last jetstream.Msg
+		for m := range batch.Messages() {
+			rs = append(rs, w.readings(m)...)
+			last = m
+		}
+		if last == nil {
+			if err := eng.AdvanceTo(ctx, w.d.o.Now().Add(-w.d.o.Lateness)); err != nil && ctx.Err() == nil {
+				return err
+			}
+			continue
+		}
+		if err := eng.ProcessReadings(ctx, rs); err != nil {
+			return err
+		}
+		if err := last.Ack(); err != nil {
+			w.log.Warn("ack failed; the batch will be read again by the next owner", "error", err)
+		}
+	}
+	return nil
+}
+
+func (w *partitionWorker) readings(m jetstream.Msg) []telemetry.Reading {
+	rs, err := telemetry.ParseLines(m.Data())
+	if err != nil {
+		w.log.Warn("unreadable reading in the stream", "subject", m.Subject(), "error", err)
+	}
+	return rs
+}
