@@ -105,7 +105,7 @@ func (discard) HandlePublish(string, string, []byte, func(error)) error { return
 
 func connect(addr, id, pw string) error {
 	c := pahomqtt.NewClient(pahomqtt.NewClientOptions().AddBroker("tcp://" + addr).
-		SetClientID("c-" + id).SetUsername(id).SetPassword(pw).
+		SetClientID(id + "-t").SetUsername(id).SetPassword(pw).
 		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(5 * time.Second))
 	tok := c.Connect()
 	if !tok.WaitTimeout(10 * time.Second) {
