@@ -13,7 +13,7 @@ import (
 type binState struct {
 	Over   overflowRun
 	Fire   fireRun
-	Tilt   spell
+	Tilt   Spell
 	Move   episode
 	Contam episode
 	Batt   episode
@@ -67,7 +67,7 @@ func (ep *episode) raise(e *env, v Violation, subject string) {
 // begins it, readings at or over ClearFillPct keep it, readings under
 // ClearFillPct for ClearAfter, or an emptied event, end it.
 type overflowRun struct {
-	spell
+	Spell
 	Major bool `json:",omitempty"`
 }
 
@@ -257,7 +257,7 @@ func (b *binState) tiltStep(e *env, r *telemetry.Reading, tilt float64) {
 			e.emit(Violation{Key: sp.Key, Type: BinDamaged, Severity: Minor, Start: sp.Start, End: sp.Under, Resolved: true,
 				Summary: fmt.Sprintf("%s upright again", e.state.ID), Evidence: []Evidence{evidence(r, "upright")}})
 		}
-		*sp = spell{}
+		*sp = Spell{}
 		return
 	}
 	if !sp.active() || sp.Raised {

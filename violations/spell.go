@@ -15,7 +15,7 @@ const (
 	over
 )
 
-// spell follows a duration rule ("over the limit for >= 2 h") in time
+// Spell follows a duration rule ("over the limit for >= 2 h") in time
 // rather than in readings, so that the verdict does not depend on how often
 // the device reports:
 //
@@ -29,7 +29,7 @@ const (
 //   - a silence longer than the hold is a gap: the time across it does not
 //     count, and a spell not yet raised starts over (no rule carries a
 //     condition across a gap in the data).
-type spell struct {
+type Spell struct {
 	Start time.Time `json:",omitempty"`
 	// Last is the newest reading of the spell, N how many it has.
 	Last time.Time `json:",omitempty"`
@@ -47,7 +47,7 @@ type spell struct {
 }
 
 // active reports whether a spell is under way.
-func (s *spell) active() bool { return !s.Start.IsZero() }
+func (s *Spell) active() bool { return !s.Start.IsZero() }
 
 // step feeds one reading at t standing at lv; count says whether time at
 // this level counts (overload counts only time spent moving). hold bounds the
@@ -55,10 +55,10 @@ func (s *spell) active() bool { return !s.Start.IsZero() }
 // stay under the clear level to end the spell. It reports ended when the
 // spell is over (the caller resolves it if raised, then resets it), and
 // restarted when a gap made a spell not yet raised begin again.
-func (s *spell) step(t time.Time, lv level, count bool, hold, clear time.Duration) (ended bool) {
+func (s *Spell) step(t time.Time, lv level, count bool, hold, clear time.Duration) (ended bool) {
 	if !s.active() {
 		if lv == over {
-			*s = spell{Start: t, Last: t, N: 1, Count: count}
+			*s = Spell{Start: t, Last: t, N: 1, Count: count}
 		}
 		return false
 	}
@@ -68,7 +68,7 @@ func (s *spell) step(t time.Time, lv level, count bool, hold, clear time.Duratio
 	dt := t.Sub(s.Last)
 	if hold > 0 && dt > hold {
 		if !s.Raised {
-			*s = spell{}
+			*s = Spell{}
 			return s.step(t, lv, count, hold, clear)
 		}
 		dt = 0 // a raised spell stays raised, but the gap does not count
@@ -90,13 +90,13 @@ func (s *spell) step(t time.Time, lv level, count bool, hold, clear time.Duratio
 }
 
 // counted is the time counted up to the last reading.
-func (s *spell) counted() time.Duration { return s.Held }
+func (s *Spell) counted() time.Duration { return s.Held }
 
 // clockCounted is the time counted up to now when the rule is judged from
 // the clock: past the last reading it still counts (up to hold) once the
 // spell has more than one reading standing over, so a silent bin that was
 // full stays full until the gap bound.
-func (s *spell) clockCounted(now time.Time, hold time.Duration) time.Duration {
+func (s *Spell) clockCounted(now time.Time, hold time.Duration) time.Duration {
 	if !s.active() {
 		return 0
 	}

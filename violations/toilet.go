@@ -15,18 +15,18 @@ type toiletState struct {
 	Odour  odourRun
 	Supply episode
 	Help   time.Time `json:",omitempty"` // last help button raised
-	Occ    spell
+	Occ    Spell
 	People float64 `json:",omitempty"` // people_in when the occupancy began
 	Leak   episode
 	LeakL0 float64 `json:",omitempty"`
-	Cold   spell
+	Cold   Spell
 	Prev   toiletPrev
 }
 
 // odourRun is the odour spell and the highest value of each gas in it, so
 // that the case names the gas that crossed its limit.
 type odourRun struct {
-	spell
+	Spell
 	NH3 []sample `json:",omitempty"`
 	H2S []sample `json:",omitempty"`
 	// MaxNH3 and MaxH2S are the highest readings of the spell.
@@ -208,14 +208,14 @@ func (t *toiletState) occupiedStep(e *env, r *telemetry.Reading, stalls, people 
 			e.emit(Violation{Key: sp.Key, Type: ToiletSafety, Severity: Critical, Start: sp.Start, End: r.Time, Resolved: true,
 				Summary: fmt.Sprintf("%s: no stall occupied any more", e.state.ID), Evidence: []Evidence{evidence(r, "stalls free")}})
 		}
-		*sp = spell{}
+		*sp = Spell{}
 		return
 	}
 	if sp.Raised {
 		return
 	}
 	if !sp.active() || people != t.People {
-		*sp = spell{}
+		*sp = Spell{}
 		t.People = people
 	}
 	sp.step(r.Time, over, true, e.holdFor(), 0)
@@ -307,7 +307,7 @@ func (t *toiletState) coldStep(e *env, r *telemetry.Reading, temp float64) {
 			e.emit(Violation{Key: sp.Key, Type: ToiletCold, Severity: Minor, Start: sp.Start, End: sp.Under, Resolved: true,
 				Summary: fmt.Sprintf("%s warm again (%.1f C)", e.state.ID, temp), Evidence: []Evidence{evidence(r, "warm")}})
 		}
-		*sp = spell{}
+		*sp = Spell{}
 		return
 	}
 	if !sp.active() || sp.Raised {

@@ -380,7 +380,7 @@ func (t *truckState) driveStep(e *env, r *telemetry.Reading, speed, load float64
 // truck moves (at MovingKmh or more) with the load over capacity x
 // ClearFactor, and it ends with a sample under that.
 type overRun struct {
-	spell
+	Spell
 }
 
 func (t *truckState) overStep(e *env, r *telemetry.Reading, speed, smooth float64) {
