@@ -183,6 +183,7 @@ func (w *partitionWorker) live(ctx context.Context, cons jetstream.Consumer, eng
 		if err := eng.ProcessReadings(ctx, rs); err != nil {
 			return err
 		}
+		w.d.readings.Add(float64(len(rs)))
 		if err := last.Ack(); err != nil {
 			w.log.Warn("ack failed; the batch will be read again by the next owner", "error", err)
 		}

@@ -111,8 +111,11 @@ func ClusterOptions(cfg *fleet.Config) (cluster.ForwarderOptions, bool, error) {
 	if cc.Window < 0 {
 		add("window", "must not be negative")
 	}
+	if cc.MaxBytes < 0 {
+		add("max_bytes", "must not be negative")
+	}
 	for field, d := range map[string]fleet.Duration{"duplicate_window": cc.DuplicateWindow, "ack_timeout": cc.AckTimeout,
-		"lease_ttl": cc.LeaseTTL, "replay": cc.Replay} {
+		"lease_ttl": cc.LeaseTTL, "replay": cc.Replay, "retention": cc.Retention} {
 		if d < 0 {
 			add(field, "must not be negative")
 		}
@@ -127,6 +130,7 @@ func ClusterOptions(cfg *fleet.Config) (cluster.ForwarderOptions, bool, error) {
 		URLs: cc.NATS,
 		Stream: cluster.StreamOptions{
 			Name: cc.Stream, Partitions: cc.Partitions, Replicas: replicas, DuplicateWindow: cc.DuplicateWindow.D(),
+			MaxAge: cc.Retention.D(), MaxBytes: cc.MaxBytes,
 		}.WithDefaults(),
 		Select:     cluster.SelectReadings,
 		Window:     cc.Window,
@@ -203,7 +207,7 @@ func (g *Gateway) startClusterDetector(ctx context.Context, fo cluster.Forwarder
 	}
 	d, err := cluster.NewDetector(cluster.DetectorOptions{
 		URLs: fo.URLs, Stream: fo.Stream, ID: id, LeaseTTL: cc.LeaseTTL.D(), Replay: cc.Replay.D(),
-		Lateness: g.detCfg.Lateness.D(), Sink: sink, Logger: log,
+		Lateness: g.detCfg.Lateness.D(), Sink: sink, Logger: log, Registerer: g.reg,
 		Engine: func(p int, s violations.Sink) *violations.Engine {
 			return violations.NewEngine(g.cfg, g.detCfg, s, violations.EngineOptions{
 				Shards: 1, Logger: log.With("partition", p)})

@@ -341,6 +341,12 @@ func TestWholeLoopInClusterMode(t *testing.T) {
 	if n := l.h.metric("sanigate_cluster_forwarded_total", nil); n < 1 {
 		t.Errorf("forwarded %v readings, want the trip", n)
 	}
+	if n := l.h.metric("sanigate_cluster_detect_readings_total", nil); n < 120 {
+		t.Errorf("the detector processed %v readings, want the trip's 120", n)
+	}
+	if n := l.h.metric("sanigate_cluster_partitions_owned", nil); n != 4 {
+		t.Errorf("partitions owned %v, want 4", n)
+	}
 }
 
 // A truck uploads the first half of its trip, up to the middle of the dump,
