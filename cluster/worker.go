@@ -71,7 +71,7 @@ func (w *partitionWorker) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		w.log.Info("detector state rebuilt", "readings", n, "up_to", floor)
+		w.log.Info("detector state rebuilt", "messages", n, "up_to", floor)
 	}
 	gate.live.Store(true)
 	return w.live(ctx, cons, eng)
@@ -142,13 +142,15 @@ func (w *partitionWorker) rebuild(ctx context.Context, stream jetstream.Stream, 
 				done = true
 				continue
 			}
-			rs = append(rs, w.readings(m)...)
+			if rs, err = w.take(ctx, eng, rs, m); err != nil {
+				return n, err
+			}
+			n++
 			done = done || md.Sequence.Stream == floor
 		}
 		if err := eng.ProcessReadings(ctx, rs); err != nil {
 			return n, err
 		}
-		n += len(rs)
 		if done || got == 0 || ctx.Err() != nil {
 			return n, ctx.Err()
 		}
@@ -171,7 +173,9 @@ func (w *partitionWorker) live(ctx context.Context, cons jetstream.Consumer, eng
 		var rs []telemetry.Reading
 		var last jetstream.Msg
 		for m := range batch.Messages() {
-			rs = append(rs, w.readings(m)...)
+			if rs, err = w.take(ctx, eng, rs, m); err != nil {
+				return err
+			}
 			last = m
 		}
 		if last == nil {
@@ -189,6 +193,21 @@ func (w *partitionWorker) live(ctx context.Context, cons jetstream.Consumer, eng
 		}
 	}
 	return nil
+}
+
+// take adds m's readings to rs; for a last will it first processes rs, so
+// that the will comes after them, and hands the will to the engine.
+func (w *partitionWorker) take(ctx context.Context, eng *violations.Engine, rs []telemetry.Reading, m jetstream.Msg) ([]telemetry.Reading, error) {
+	dev := m.Headers().Get(OfflineHeader)
+	if dev == "" {
+		return append(rs, w.readings(m)...), nil
+	}
+	if err := eng.ProcessReadings(ctx, rs); err != nil {
+		return nil, err
+	}
+	ns, _ := strconv.ParseInt(m.Headers().Get(AppendedHeader), 10, 64)
+	eng.Offline(dev, time.Unix(0, ns))
+	return nil, nil
 }
 
 func (w *partitionWorker) readings(m jetstream.Msg) []telemetry.Reading {

@@ -265,3 +265,21 @@ func (g *Gateway) serveEdgeReady(w http.ResponseWriter, _ *http.Request) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"ready": len(problems) == 0, "problems": problems})
 }
+
+// forwardWill sends a device's last will to its partition's detector in
+// cluster mode (the local detectors take it alone). It does not block the
+// broker: the send runs on its own goroutine, bounded by a timeout.
+func (g *Gateway) forwardWill(device string) {
+	f := g.forwarder
+	if f == nil {
+		return
+	}
+	at := time.Now()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := f.Offline(ctx, device, at); err != nil {
+			g.log.Warn("last will not forwarded", "device", device, "error", err)
+		}
+	}()
+}

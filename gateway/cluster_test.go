@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -347,6 +348,28 @@ func TestWholeLoopInClusterMode(t *testing.T) {
 	if n := l.h.metric("sanigate_cluster_partitions_owned", nil); n != 4 {
 		t.Errorf("partitions owned %v, want 4", n)
 	}
+
+	// A device that drops its connection without DISCONNECT: its last will
+	// goes through the stream to its partition's detector.
+	if n := l.h.metric("sanigate_violations_total", map[string]string{"type": "device_offline"}); n != 0 {
+		t.Fatalf("%v device_offline before the drop", n)
+	}
+	conn, err := net.Dial("tcp", l.h.g.MQTTAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(mqttConnect(4, "bin-1", "pw-bin-1")); err != nil {
+		t.Fatal(err)
+	}
+	connack := make([]byte, 4)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(conn, connack); err != nil || connack[3] != 0 {
+		t.Fatalf("connect: %v %x", err, connack)
+	}
+	conn.Close()
+	eventually(t, 30*time.Second, "device_offline from the last will", func() bool {
+		return l.h.metric("sanigate_violations_total", map[string]string{"type": "device_offline"}) == 1
+	})
 }
 
 // A truck uploads the first half of its trip, up to the middle of the dump,
