@@ -166,7 +166,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	return f.forward(ctx, nc, js)
 }
 
-// inflight is one record on its way: fut is nil for a record not forwarded.
+// inflight is one record on its way; ok is nil for a record not forwarded.
 type inflight struct {
 	end      int64
 	appended time.Time
@@ -187,6 +187,7 @@ func (f *Forwarder) forward(ctx context.Context, nc *nats.Conn, js jetstream.Jet
 			w.drain()
 			return nil
 		}
+		before := w.acked
 		if err := w.settle(len(w.q) >= f.o.Window); err != nil {
 			f.fail(w, err)
 			if !bo.wait(ctx) {
@@ -194,6 +195,9 @@ func (f *Forwarder) forward(ctx context.Context, nc *nats.Conn, js jetstream.Jet
 				return nil
 			}
 			continue
+		}
+		if w.acked > before {
+			bo.reset() // failures back off longer only while nothing gets through
 		}
 		w.maybeCommit(false)
 		if nc.Status() != nats.CONNECTED {
@@ -237,9 +241,7 @@ func (f *Forwarder) forward(ctx context.Context, nc *nats.Conn, js jetstream.Jet
 				w.drain()
 				return nil
 			}
-			continue
 		}
-		bo.reset()
 	}
 }
 

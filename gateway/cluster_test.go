@@ -173,11 +173,17 @@ func TestClusterForwardingSurvivesNodeLoss(t *testing.T) {
 	if killed == nil {
 		t.Fatalf("stream leader %q is none of the nodes", leader)
 	}
+	killedAt := time.Now()
 	killed.Kill()
+	atKill := scrape(t, httpAddr)["sanigate_cluster_forwarded_total"]
 	if code := getStatus(t, "http://"+httpAddr+"/readyz/edge"); code != http.StatusOK {
 		t.Errorf("/readyz/edge answers %d with one NATS node down, want 200 (the spool holds)", code)
 	}
 	before := log.total()
+	eventually(t, 60*time.Second, "forwarding to resume", func() bool {
+		return scrape(t, httpAddr)["sanigate_cluster_forwarded_total"] > atKill+500
+	})
+	resumed := time.Since(killedAt)
 	eventually(t, 60*time.Second, "acknowledged load after the kill", func() bool { return log.total() > before+3000 })
 	close(stop)
 	wg.Wait()
@@ -190,6 +196,7 @@ func TestClusterForwardingSurvivesNodeLoss(t *testing.T) {
 	m := scrape(t, httpAddr)
 	t.Logf("killed node %s (the stream leader) after %d acknowledged; %d acknowledged in %s (%.0f/s), %d sent, %d not acknowledged",
 		leader, before, acked, elapsed.Round(time.Millisecond), float64(acked)/elapsed.Seconds(), log.sent.Load(), log.nacks.Load())
+	t.Logf("forwarding went on (500 more acknowledged by the stream) %s after the kill", resumed.Round(10*time.Millisecond))
 	t.Logf("forwarded %.0f, errors %.0f; publish to ack p50 <= %gs p99 <= %gs; spool append to ack p50 <= %gs p99 <= %gs",
 		m["sanigate_cluster_forwarded_total"], m["sanigate_cluster_forward_errors_total"],
 		m["sanigate_cluster_forward_ack_seconds_p50"], m["sanigate_cluster_forward_ack_seconds_p99"],
