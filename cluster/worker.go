@@ -123,6 +123,7 @@ func (w *partitionWorker) rebuild(ctx context.Context, stream jetstream.Stream, 
 	}
 	oc, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from,
+		InactiveThreshold: 5 * time.Second, // the server drops it soon after the rebuild
 	})
 	if err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)
