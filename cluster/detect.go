@@ -145,13 +145,16 @@ func (d *Detector) Run(ctx context.Context) error {
 	}
 	var ls *leases
 	for {
+		// The stream too, in case no forwarder has made it yet.
 		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ls, err = openLeases(octx, js, d.o.LeaseBucket, d.o.ID, d.o.LeaseTTL, d.o.Stream.Replicas, d.o.Stream.Partitions)
+		if _, err = EnsureStream(octx, js, d.o.Stream); err == nil {
+			ls, err = openLeases(octx, js, d.o.LeaseBucket, d.o.ID, d.o.LeaseTTL, d.o.Stream.Replicas, d.o.Stream.Partitions)
+		}
 		cancel()
 		if err == nil {
 			break
 		}
-		d.log.Warn("lease bucket not ready", "error", err)
+		d.log.Warn("stream or lease bucket not ready", "error", err)
 		if !sleep(ctx, time.Second) {
 			return nil
 		}
