@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sanigate/sanigate/violations"
 )
@@ -44,8 +45,10 @@ type DetectorOptions struct {
 	// Engine builds a partition's engine (required).
 	Engine EngineFactory
 	// Sink receives the violations (required).
-	Sink   violations.Sink
-	Logger *slog.Logger
+	Sink violations.Sink
+	// Registerer receives the detector's metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 }
 
 // Detector runs detection on the partitions of the stream it holds a lease
@@ -57,6 +60,9 @@ type DetectorOptions struct {
 type Detector struct {
 	o   DetectorOptions
 	log *slog.Logger
+
+	readings prometheus.Counter
+	taken    prometheus.Counter
 
 	mu    sync.Mutex
 	owned map[int]*running
@@ -92,7 +98,25 @@ func NewDetector(o DetectorOptions) (*Detector, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Detector{o: o, log: o.Logger.With("detector", o.ID), owned: map[int]*running{}}, nil
+	d := &Detector{o: o, log: o.Logger.With("detector", o.ID), owned: map[int]*running{},
+		readings: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sanigate_cluster_detect_readings_total", Help: "Readings the partition detectors processed live (rebuilds left out).",
+		}),
+		taken: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sanigate_cluster_partitions_taken_total", Help: "Partitions this detector took a lease on (at start or over from another).",
+		}),
+	}
+	if o.Registerer != nil {
+		owned := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sanigate_cluster_partitions_owned", Help: "Partitions this detector holds a lease on.",
+		}, func() float64 { return float64(len(d.Owned())) })
+		for _, c := range []prometheus.Collector{d.readings, d.taken, owned} {
+			if err := o.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("cluster: register metrics: %w", err)
+			}
+		}
+	}
+	return d, nil
 }
 
 // Owned lists the partitions this detector works on now.
@@ -121,13 +145,16 @@ func (d *Detector) Run(ctx context.Context) error {
 	}
 	var ls *leases
 	for {
+		// The stream too, in case no forwarder has made it yet.
 		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ls, err = openLeases(octx, js, d.o.LeaseBucket, d.o.ID, d.o.LeaseTTL, d.o.Stream.Replicas, d.o.Stream.Partitions)
+		if _, err = EnsureStream(octx, js, d.o.Stream); err == nil {
+			ls, err = openLeases(octx, js, d.o.LeaseBucket, d.o.ID, d.o.LeaseTTL, d.o.Stream.Replicas, d.o.Stream.Partitions)
+		}
 		cancel()
 		if err == nil {
 			break
 		}
-		d.log.Warn("lease bucket not ready", "error", err)
+		d.log.Warn("stream or lease bucket not ready", "error", err)
 		if !sleep(ctx, time.Second) {
 			return nil
 		}
@@ -153,6 +180,7 @@ func (d *Detector) Run(ctx context.Context) error {
 		}
 		for _, p := range gained {
 			d.log.Info("partition taken", "partition", p)
+			d.taken.Inc()
 			d.start(ctx, js, p)
 		}
 		select {

@@ -24,6 +24,10 @@ import (
 // cluster adds.
 const AppendedHeader = "Sanigate-Appended"
 
+// OfflineHeader marks a message that is no reading but a device's last will:
+// its value is the device, and AppendedHeader holds when the will fired.
+const OfflineHeader = "Sanigate-Offline"
+
 // Select tells the forwarder which spool records are device readings: it
 // returns the record's device and true for a reading, and false for a record
 // that stays local (violations and case events, which detectors derive again).
@@ -67,6 +71,7 @@ type Forwarder struct {
 	m         *forwardMetrics
 	log       *slog.Logger
 	connected atomic.Bool
+	js        atomic.Pointer[jetstream.JetStream]
 }
 
 // NewForwarder returns a forwarder reading cons.
@@ -140,6 +145,8 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
+	f.js.Store(&js)
+	defer f.js.Store(nil)
 	bo := newBackoff()
 	for {
 		ectx, cancel := context.WithTimeout(ctx, f.o.AckTimeout)
@@ -159,7 +166,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	return f.forward(ctx, nc, js)
 }
 
-// inflight is one record on its way: fut is nil for a record not forwarded.
+// inflight is one record on its way; ok is nil for a record not forwarded.
 type inflight struct {
 	end      int64
 	appended time.Time
@@ -180,6 +187,7 @@ func (f *Forwarder) forward(ctx context.Context, nc *nats.Conn, js jetstream.Jet
 			w.drain()
 			return nil
 		}
+		before := w.acked
 		if err := w.settle(len(w.q) >= f.o.Window); err != nil {
 			f.fail(w, err)
 			if !bo.wait(ctx) {
@@ -187,6 +195,9 @@ func (f *Forwarder) forward(ctx context.Context, nc *nats.Conn, js jetstream.Jet
 				return nil
 			}
 			continue
+		}
+		if w.acked > before {
+			bo.reset() // failures back off longer only while nothing gets through
 		}
 		w.maybeCommit(false)
 		if nc.Status() != nats.CONNECTED {
@@ -230,9 +241,7 @@ func (f *Forwarder) forward(ctx context.Context, nc *nats.Conn, js jetstream.Jet
 				w.drain()
 				return nil
 			}
-			continue
 		}
-		bo.reset()
 	}
 }
 
@@ -269,4 +278,22 @@ func (f *Forwarder) fail(w *window, err error) {
 	w.maybeCommit(true)
 	w.q = w.q[:0]
 	f.cons.Rewind()
+}
+
+// Offline sends a device's last will to the partition's detector, straight
+// to the stream (not through the spool): best effort, as a will is. It may
+// be called from any goroutine while Run runs.
+func (f *Forwarder) Offline(ctx context.Context, device string, at time.Time) error {
+	js := f.js.Load()
+	if js == nil {
+		return errors.New("cluster: not connected")
+	}
+	msg := &nats.Msg{Subject: Subject(f.o.Stream.SubjectPrefix, Partition(device, f.o.Stream.Partitions)), Header: nats.Header{}}
+	msg.Header.Set(OfflineHeader, device)
+	msg.Header.Set(AppendedHeader, strconv.FormatInt(at.UnixNano(), 10))
+	msg.Header.Set(jetstream.MsgIDHeader, "offline."+device+"."+strconv.FormatInt(at.UnixNano(), 10))
+	if _, err := (*js).PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("cluster: last will of %s: %w", device, err)
+	}
+	return nil
 }

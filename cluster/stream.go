@@ -15,6 +15,7 @@ const (
 	DefaultSubjectPrefix   = "sanigate.readings"
 	DefaultPartitions      = 16
 	DefaultDuplicateWindow = 2 * time.Minute
+	DefaultRetention       = 24 * time.Hour
 )
 
 // StreamOptions describe the stream readings are forwarded to.
@@ -33,7 +34,7 @@ type StreamOptions struct {
 	// republished message (default 2m). A replay after a restart is exactly
 	// once only for messages first published within this window.
 	DuplicateWindow time.Duration
-	// MaxAge bounds how long messages are kept (0: as long as MaxBytes allows).
+	// MaxAge bounds how long messages are kept (default 24h).
 	MaxAge time.Duration
 	// MaxBytes bounds the stream's size; the oldest messages go first (0: no bound).
 	MaxBytes int64
@@ -60,6 +61,9 @@ func (o *StreamOptions) defaults() {
 	}
 	if o.DuplicateWindow <= 0 {
 		o.DuplicateWindow = DefaultDuplicateWindow
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = DefaultRetention
 	}
 }
 

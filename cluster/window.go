@@ -115,7 +115,8 @@ func (w *window) drain() {
 	w.maybeCommit(true)
 }
 
-// backoff waits between failed attempts: 100ms doubling to 5s, with jitter.
+// backoff waits between failed attempts: 100ms doubling to 2s, with jitter
+// (short, so that the end of a NATS leader election is noticed soon).
 type backoff struct{ d time.Duration }
 
 func newBackoff() *backoff { return &backoff{} }
@@ -127,8 +128,8 @@ func (b *backoff) wait(ctx context.Context) bool {
 	switch {
 	case b.d == 0:
 		b.d = 100 * time.Millisecond
-	case b.d < 5*time.Second:
-		b.d = min(2*b.d, 5*time.Second)
+	case b.d < 2*time.Second:
+		b.d = min(2*b.d, 2*time.Second)
 	}
 	return sleep(ctx, b.d/2+rand.N(b.d/2+1))
 }

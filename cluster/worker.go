@@ -71,7 +71,7 @@ func (w *partitionWorker) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		w.log.Info("detector state rebuilt", "readings", n, "up_to", floor)
+		w.log.Info("detector state rebuilt", "messages", n, "up_to", floor)
 	}
 	gate.live.Store(true)
 	return w.live(ctx, cons, eng)
@@ -123,6 +123,7 @@ func (w *partitionWorker) rebuild(ctx context.Context, stream jetstream.Stream, 
 	}
 	oc, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from,
+		InactiveThreshold: 5 * time.Second, // the server drops it soon after the rebuild
 	})
 	if err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)
@@ -142,13 +143,15 @@ func (w *partitionWorker) rebuild(ctx context.Context, stream jetstream.Stream, 
 				done = true
 				continue
 			}
-			rs = append(rs, w.readings(m)...)
+			if rs, err = w.take(ctx, eng, rs, m); err != nil {
+				return n, err
+			}
+			n++
 			done = done || md.Sequence.Stream == floor
 		}
 		if err := eng.ProcessReadings(ctx, rs); err != nil {
 			return n, err
 		}
-		n += len(rs)
 		if done || got == 0 || ctx.Err() != nil {
 			return n, ctx.Err()
 		}
@@ -171,7 +174,9 @@ func (w *partitionWorker) live(ctx context.Context, cons jetstream.Consumer, eng
 		var rs []telemetry.Reading
 		var last jetstream.Msg
 		for m := range batch.Messages() {
-			rs = append(rs, w.readings(m)...)
+			if rs, err = w.take(ctx, eng, rs, m); err != nil {
+				return err
+			}
 			last = m
 		}
 		if last == nil {
@@ -183,11 +188,27 @@ func (w *partitionWorker) live(ctx context.Context, cons jetstream.Consumer, eng
 		if err := eng.ProcessReadings(ctx, rs); err != nil {
 			return err
 		}
+		w.d.readings.Add(float64(len(rs)))
 		if err := last.Ack(); err != nil {
 			w.log.Warn("ack failed; the batch will be read again by the next owner", "error", err)
 		}
 	}
 	return nil
+}
+
+// take adds m's readings to rs; for a last will it first processes rs, so
+// that the will comes after them, and hands the will to the engine.
+func (w *partitionWorker) take(ctx context.Context, eng *violations.Engine, rs []telemetry.Reading, m jetstream.Msg) ([]telemetry.Reading, error) {
+	dev := m.Headers().Get(OfflineHeader)
+	if dev == "" {
+		return append(rs, w.readings(m)...), nil
+	}
+	if err := eng.ProcessReadings(ctx, rs); err != nil {
+		return nil, err
+	}
+	ns, _ := strconv.ParseInt(m.Headers().Get(AppendedHeader), 10, 64)
+	eng.Offline(dev, time.Unix(0, ns))
+	return nil, nil
 }
 
 func (w *partitionWorker) readings(m jetstream.Msg) []telemetry.Reading {

@@ -18,6 +18,12 @@ type ClusterConfig struct {
 	// Partitions is how many partitions devices are spread over, by a hash
 	// of their id (default 16). It is fixed for the life of the stream.
 	Partitions int `yaml:"partitions"`
+	// Retention is how long the stream keeps readings (default 24h); the
+	// detectors' replay and any backlog must fit in it.
+	Retention Duration `yaml:"retention"`
+	// MaxBytes bounds the stream's size on each node; the oldest readings
+	// go first (default 0: no bound but Retention).
+	MaxBytes int64 `yaml:"max_bytes"`
 	// DuplicateWindow is how long the stream remembers message ids to drop a
 	// reading sent twice (default 2m).
 	DuplicateWindow Duration `yaml:"duplicate_window"`

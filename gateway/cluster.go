@@ -111,8 +111,11 @@ func ClusterOptions(cfg *fleet.Config) (cluster.ForwarderOptions, bool, error) {
 	if cc.Window < 0 {
 		add("window", "must not be negative")
 	}
+	if cc.MaxBytes < 0 {
+		add("max_bytes", "must not be negative")
+	}
 	for field, d := range map[string]fleet.Duration{"duplicate_window": cc.DuplicateWindow, "ack_timeout": cc.AckTimeout,
-		"lease_ttl": cc.LeaseTTL, "replay": cc.Replay} {
+		"lease_ttl": cc.LeaseTTL, "replay": cc.Replay, "retention": cc.Retention} {
 		if d < 0 {
 			add(field, "must not be negative")
 		}
@@ -127,6 +130,7 @@ func ClusterOptions(cfg *fleet.Config) (cluster.ForwarderOptions, bool, error) {
 		URLs: cc.NATS,
 		Stream: cluster.StreamOptions{
 			Name: cc.Stream, Partitions: cc.Partitions, Replicas: replicas, DuplicateWindow: cc.DuplicateWindow.D(),
+			MaxAge: cc.Retention.D(), MaxBytes: cc.MaxBytes,
 		}.WithDefaults(),
 		Select:     cluster.SelectReadings,
 		Window:     cc.Window,
@@ -203,7 +207,7 @@ func (g *Gateway) startClusterDetector(ctx context.Context, fo cluster.Forwarder
 	}
 	d, err := cluster.NewDetector(cluster.DetectorOptions{
 		URLs: fo.URLs, Stream: fo.Stream, ID: id, LeaseTTL: cc.LeaseTTL.D(), Replay: cc.Replay.D(),
-		Lateness: g.detCfg.Lateness.D(), Sink: sink, Logger: log,
+		Lateness: g.detCfg.Lateness.D(), Sink: sink, Logger: log, Registerer: g.reg,
 		Engine: func(p int, s violations.Sink) *violations.Engine {
 			return violations.NewEngine(g.cfg, g.detCfg, s, violations.EngineOptions{
 				Shards: 1, Logger: log.With("partition", p)})
@@ -260,4 +264,22 @@ func (g *Gateway) serveEdgeReady(w http.ResponseWriter, _ *http.Request) {
 	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"ready": len(problems) == 0, "problems": problems})
+}
+
+// forwardWill sends a device's last will to its partition's detector in
+// cluster mode (the local detectors take it alone). It does not block the
+// broker: the send runs on its own goroutine, bounded by a timeout.
+func (g *Gateway) forwardWill(device string) {
+	f := g.forwarder
+	if f == nil {
+		return
+	}
+	at := time.Now()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := f.Offline(ctx, device, at); err != nil {
+			g.log.Warn("last will not forwarded", "device", device, "error", err)
+		}
+	}()
 }

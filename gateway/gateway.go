@@ -214,6 +214,7 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 			if d := g.detectors; d != nil {
 				d.Offline(device, time.Now())
 			}
+			g.forwardWill(device)
 		},
 	})
 	if err != nil {

@@ -10,6 +10,9 @@ ROOT=$(pwd)
 RUN="$ROOT/.run/cluster"
 INFLUX_PORT=${INFLUX_PORT:-8086}
 INFLUX_URL="http://127.0.0.1:${INFLUX_PORT}"
+# The simulated devices connect here: gateway 1 by default, or a TCP load
+# balancer in front of both gateways (README, "A load balancer in front").
+SIM_BROKER=${SIM_BROKER:-127.0.0.1:1883}
 mkdir -p "$RUN/logs" "$RUN/influxdb"
 . scripts/influxdb.sh
 
@@ -78,8 +81,8 @@ for port in 8080 8081; do
   done
 done
 
-echo ">> starting the simulated fleet on gateway 1, playing today's scenario live (.run/cluster/scenario-truth.json)"
-bin/sanisim run -broker 127.0.0.1:1883 -scenario -truth "$RUN/scenario-truth.json" 2>"$RUN/logs/sanisim.log" &
+echo ">> starting the simulated fleet on $SIM_BROKER, playing today's scenario live (.run/cluster/scenario-truth.json)"
+bin/sanisim run -broker "$SIM_BROKER" -scenario -truth "$RUN/scenario-truth.json" 2>"$RUN/logs/sanisim.log" &
 pids+=($!)
 
 cat <<MSG
@@ -96,5 +99,14 @@ sanigate is running in cluster mode.
 
 Press Ctrl-C to stop.
 MSG
-wait -n "${pids[@]}" || true
-echo ">> a component exited; see .run/cluster/logs/"
+# Unlike make run, a component that exits (a gateway or a NATS node killed
+# to watch the others take over) does not stop the rest.
+live=("${pids[@]}")
+while [ ${#live[@]} -gt 0 ]; do
+  gone=
+  wait -n -p gone "${live[@]}" || true
+  echo ">> process $gone exited (see .run/cluster/logs/); the others go on, Ctrl-C stops all"
+  rest=()
+  for p in "${live[@]}"; do [ "$p" = "$gone" ] || rest+=("$p"); done
+  live=("${rest[@]}")
+done

@@ -43,3 +43,15 @@ func TestClusterConfigAndRoles(t *testing.T) {
 		})
 	}
 }
+
+func TestHelpDocumentsClusterFlags(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"-help"}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	for _, f := range []string{"-roles", "-nats"} {
+		if !strings.Contains(errb.String(), f) {
+			t.Errorf("help lacks %s", f)
+		}
+	}
+}
