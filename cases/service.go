@@ -165,6 +165,9 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		if !filepath.IsAbs(dsn) && deps.Dir != "" {
 			dsn = filepath.Join(deps.Dir, dsn)
 		}
+		if err := os.MkdirAll(filepath.Dir(dsn), 0o750); err != nil {
+			return nil, fmt.Errorf("cases: cannot create the folder of the SQLite store %s (set cases.store.path): %w", dsn, err)
+		}
 	case Postgres:
 		if cfg.Store.DSNEnv != "" {
 			if dsn = deps.Getenv(cfg.Store.DSNEnv); dsn == "" {

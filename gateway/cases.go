@@ -23,7 +23,7 @@ func (g *Gateway) startCases(ctx context.Context) error {
 		Registerer: g.reg, Logger: g.log.With("component", "cases"), Dir: filepath.Dir(cfg.File),
 	})
 	if err != nil {
-		return fmt.Errorf("cases: %w", err)
+		return err // it names the store and its setting
 	}
 	svc := g.cases
 	g.sup.start(component{name: "cases", run: svc.Run})

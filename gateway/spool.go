@@ -31,6 +31,9 @@ func (g *Gateway) logRecovery(dir string, rec spool.Recovery) {
 	if rec.TornTail > 0 {
 		g.log.Warn("spool: cut a torn record at the end of the log (power loss or kill during a write)", "dir", dir, "bytes", rec.TornTail)
 	}
+	for _, c := range rec.TornCursors {
+		g.log.Warn("spool: a consumer's cursor was left empty by a power loss; it reads the spool again from its oldest record", "dir", dir, "consumer", c)
+	}
 	for _, q := range rec.Quarantined {
 		g.log.Error("spool: corrupt segment copied to quarantine and cut back to its last good record", "copy", q)
 	}

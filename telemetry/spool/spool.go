@@ -77,6 +77,9 @@ type Recovery struct {
 	TornTail    int64    // bytes cut from the end of the last segment
 	Quarantined []string // segments with corruption, copied into quarantine/
 	LostBytes   int64    // bytes cut from corrupt segments
+	// TornCursors are consumers whose cursor file a power loss left empty:
+	// they read the spool again from its oldest record.
+	TornCursors []string
 }
 
 // Spool is the log. It is safe for concurrent use.
@@ -147,6 +150,11 @@ func Open(dir string, opts Options) (*Spool, Recovery, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, rec, fmt.Errorf("spool: %w", err)
 	}
+	torn, err := recoverCursors(dir)
+	if err != nil {
+		return nil, rec, fmt.Errorf("spool: cursors: %w", err)
+	}
+	rec.TornCursors = torn
 	s := &Spool{
 		dir: dir, opts: opts,
 		kick:     make(chan struct{}, 1),
@@ -237,7 +245,7 @@ func (s *Spool) maxCursor() (int64, error) {
 	}
 	var m int64
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), cursorPrefix) {
+		if strings.HasPrefix(e.Name(), cursorPrefix) && !strings.HasSuffix(e.Name(), ".tmp") {
 			if off, err := readCursor(filepath.Join(s.dir, e.Name())); err == nil && off > m {
 				m = off
 			}
