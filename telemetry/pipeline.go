@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -89,7 +88,6 @@ type gpsState struct {
 	mu       sync.Mutex
 	track    *fleet.GPSTrack
 	district string
-	site     string
 }
 
 // PipelineOptions configure a Pipeline.
@@ -159,7 +157,7 @@ func (p *Pipeline) HandlePublish(device, channel string, payload []byte, done fu
 
 // Emit stores readings produced by a driver (Modbus) without waiting for
 // durability. Each reading is checked against its kind's schema.
-func (p *Pipeline) Emit(ctx context.Context, rs []Reading) error {
+func (p *Pipeline) Emit(rs []Reading) error {
 	if len(rs) == 0 {
 		return nil
 	}
@@ -275,7 +273,7 @@ func (p *Pipeline) enrich(dev *fleet.Device, r *Reading) {
 		r.Site = sites[0]
 	}
 	if st != nil {
-		st.district, st.site = r.District, r.Site
+		st.district = r.District
 	}
 }
 

@@ -30,7 +30,7 @@ type collector struct {
 	calls  int
 }
 
-func (c *collector) Emit(_ context.Context, rs []telemetry.Reading) error {
+func (c *collector) Emit(rs []telemetry.Reading) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.calls++
