@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 // Readings are placed on the city's map: district and site tags come from
@@ -35,7 +37,7 @@ func TestReadingsPlacedOnTheMap(t *testing.T) {
 	} {
 		publish(t, c, topic("truck-1", "telemetry"), 1, m)
 	}
-	eventually(t, 10*time.Second, "four truck readings", func() bool { return h.influx.Count(t, "truck", "load_kg", "") == 4 })
+	testenv.Eventually(t, 10*time.Second, "four truck readings", func() bool { return h.influx.Count(t, "truck", "load_kg", "") == 4 })
 	rows := h.influx.Rows(t, `SELECT * FROM "truck" ORDER BY time`)
 	if rows[0]["district"] != "north" {
 		t.Errorf("reading 0: district %v, want north", rows[0]["district"])

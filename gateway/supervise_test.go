@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 // A failing component is restarted with backoff, each restart counted by
@@ -38,9 +40,9 @@ func TestSupervisorRestartsFailedComponents(t *testing.T) {
 		<-ctx.Done()
 		return nil
 	}})
-	waitUntil(t, "the first failure to show as down", func() bool { return strings.Contains(strings.Join(s.Down(), ";"), "flaky down") })
+	testenv.Eventually(t, 10*time.Second, "the first failure to show as down", func() bool { return strings.Contains(strings.Join(s.Down(), ";"), "flaky down") })
 	close(release)
-	waitUntil(t, "the third run", func() bool { return runs.Load() == 3 && len(s.Down()) == 0 })
+	testenv.Eventually(t, 10*time.Second, "the third run", func() bool { return runs.Load() == 3 && len(s.Down()) == 0 })
 	if got := counterValue(s.restarts.WithLabelValues("flaky", "too_many_open_files")); got != 1 {
 		t.Errorf("too_many_open_files restarts: got %v, want 1", got)
 	}
@@ -53,7 +55,7 @@ func TestSupervisorRestartsFailedComponents(t *testing.T) {
 		corruptRuns.Add(1)
 		return fmt.Errorf("snapshot: %w", ErrCorrupt)
 	}})
-	waitUntil(t, "corrupted state to show as down", func() bool { return strings.Contains(strings.Join(s.Down(), ";"), "state down") })
+	testenv.Eventually(t, 10*time.Second, "corrupted state to show as down", func() bool { return strings.Contains(strings.Join(s.Down(), ";"), "state down") })
 	time.Sleep(100 * time.Millisecond) // several backoffs: it must not have run again
 	if n := corruptRuns.Load(); n != 1 {
 		t.Errorf("a component with corrupted state ran %d times, want 1", n)
@@ -99,17 +101,6 @@ func TestListenerInUseNamesTheSetting(t *testing.T) {
 				t.Errorf("got %q, want it to contain %q and %q and to wrap EADDRINUSE", err, tc.want, setting)
 			}
 		})
-	}
-}
-
-func waitUntil(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 10s for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

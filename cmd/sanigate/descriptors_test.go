@@ -80,7 +80,7 @@ devices:
 	// One keep-alive connection to the gateway's HTTP server, opened before
 	// the descriptors run out, so /readyz can be read while they are.
 	web := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1}, Timeout: 5 * time.Second}
-	waitFor(t, 30*time.Second, "the gateway to answer /healthz", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the gateway to answer /healthz", func() bool {
 		_, err := get(web, "http://"+httpAddr+"/healthz")
 		return err == nil
 	})
@@ -92,7 +92,7 @@ devices:
 	hog := exhaust(t, httpAddr, cmd.Process.Pid, limit)
 	t.Logf("exhausted: %d descriptors open", openFiles(cmd.Process.Pid))
 	publishFill(t, dev, base, 300, 0)
-	waitFor(t, 60*time.Second, "/readyz to report the writer down", func() bool {
+	testenv.Eventually(t, 60*time.Second, "/readyz to report the writer down", func() bool {
 		body, _ := get(web, "http://"+httpAddr+"/readyz")
 		return strings.Contains(body, "writer down")
 	})
@@ -101,12 +101,12 @@ devices:
 	}
 	hog.release()
 
-	waitFor(t, 90*time.Second, "the writer back and the reading in InfluxDB", func() bool {
+	testenv.Eventually(t, 90*time.Second, "the writer back and the reading in InfluxDB", func() bool {
 		body, err := get(web, "http://"+httpAddr+"/readyz")
 		return err == nil && !strings.Contains(body, "writer down") && influx.Count(t, "bin", "fill_pct", "") == 300
 	})
 	publishFill(t, dev, base.Add(30*time.Minute), 1, 77)
-	waitFor(t, 30*time.Second, "a reading published after the descriptors were freed in InfluxDB", func() bool {
+	testenv.Eventually(t, 30*time.Second, "a reading published after the descriptors were freed in InfluxDB", func() bool {
 		return influx.Count(t, "bin", "fill_pct", "fill_pct = 77") == 1
 	})
 	metrics, err := get(web, "http://"+httpAddr+"/metrics")
@@ -144,7 +144,7 @@ func exhaust(t *testing.T, addr string, pid, limit int) *hog {
 		}
 	}
 	dial(limit + 32)
-	waitFor(t, 30*time.Second, "the gateway's descriptors to run out", func() bool { return openFiles(pid) >= limit-1 })
+	testenv.Eventually(t, 30*time.Second, "the gateway's descriptors to run out", func() bool { return openFiles(pid) >= limit-1 })
 	go func() {
 		defer close(h.done)
 		tick := time.NewTicker(200 * time.Millisecond)
@@ -224,17 +224,6 @@ func get(c *http.Client, u string) (string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
-}
-
-func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", limit, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func grepLines(s, word string) string {
