@@ -202,6 +202,21 @@ func wild(s string) bool { return s == "" || s == "*" }
 func (c Config) Validate() fleet.Problems {
 	var ps fleet.Problems
 	add := func(field, format string, args ...any) { ps.Add("", 0, field, format, args...) }
+	c.validateStore(add)
+	units := c.validateUnits(add)
+	c.validateDispatch(units, add)
+	c.validateDeadlines(add)
+	c.validateTokens(units, add)
+	if c.Outbox.RetryMin < 0 || c.Outbox.RetryMax < 0 {
+		add("outbox", "backoff durations cannot be negative")
+	}
+	return ps
+}
+
+// addFunc reports a problem at a field of the section.
+type addFunc func(field, format string, args ...any)
+
+func (c Config) validateStore(add addFunc) {
 	switch c.Store.Driver {
 	case "", SQLite:
 	case Postgres:
@@ -211,7 +226,10 @@ func (c Config) Validate() fleet.Problems {
 	default:
 		add("store.driver", "%q is not a store driver (sqlite, postgres)", c.Store.Driver)
 	}
+}
 
+// validateUnits checks the units and returns the set of their ids.
+func (c Config) validateUnits(add addFunc) map[string]bool {
 	units := map[string]bool{}
 	for i, u := range c.Units {
 		f := fmt.Sprintf("units[%d]", i)
@@ -240,13 +258,17 @@ func (c Config) Validate() fleet.Problems {
 		if u.MQTTTopic != "" && (strings.ContainsAny(u.MQTTTopic, "+#") || strings.HasPrefix(u.MQTTTopic, "$")) {
 			add(f+".mqtt_topic", "%q is not a topic to publish on (no wildcards, no $ topics)", u.MQTTTopic)
 		}
-		validateRobots(&ps, f, u.Robots)
+		validateRobots(add, f, u.Robots)
 	}
 	for i, u := range c.Units {
 		if u.Escalation != "" && !units[u.Escalation] {
 			add(fmt.Sprintf("units[%d].escalation", i), "unknown unit %q", u.Escalation)
 		}
 	}
+	return units
+}
+
+func (c Config) validateDispatch(units map[string]bool, add addFunc) {
 	if c.Dispatch.DefaultUnit != "" && !units[c.Dispatch.DefaultUnit] {
 		add("dispatch.default_unit", "unknown unit %q", c.Dispatch.DefaultUnit)
 	}
@@ -271,7 +293,9 @@ func (c Config) Validate() fleet.Problems {
 		}
 		seenRule[k] = true
 	}
+}
 
+func (c Config) validateDeadlines(add addFunc) {
 	seenDL := map[[2]string]bool{}
 	for i, d := range c.Deadlines {
 		f := fmt.Sprintf("deadlines[%d]", i)
@@ -293,7 +317,9 @@ func (c Config) Validate() fleet.Problems {
 		}
 		seenDL[k] = true
 	}
+}
 
+func (c Config) validateTokens(units map[string]bool, add addFunc) {
 	names := map[string]bool{}
 	hashes := map[string]bool{}
 	for i, t := range c.Tokens {
@@ -325,10 +351,6 @@ func (c Config) Validate() fleet.Problems {
 		}
 		hashes[h] = true
 	}
-	if c.Outbox.RetryMin < 0 || c.Outbox.RetryMax < 0 {
-		add("outbox", "backoff durations cannot be negative")
-	}
-	return ps
 }
 
 func norm(s string) string {

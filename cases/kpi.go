@@ -79,8 +79,38 @@ func (s *Service) KPIs(ctx context.Context, who Actor, q KPIQuery) ([]KPI, error
 	if !q.To.After(q.From) {
 		return nil, fmt.Errorf("%w: the period ends before it starts", ErrBadRequest)
 	}
-	byUnit, byDistrict := true, true
-	switch q.By {
+	byUnit, byDistrict, err := kpiGrouping(q.By)
+	if err != nil {
+		return nil, err
+	}
+	if q.Daily && q.To.Sub(q.From) > 400*24*time.Hour {
+		return nil, fmt.Errorf("%w: daily figures for more than 400 days", ErrBadRequest)
+	}
+	all, err := s.kpiCases(ctx, who, q, byUnit, byDistrict)
+	if err != nil {
+		return nil, err
+	}
+	periods := []kpiPeriod{{q.From, q.To}}
+	if q.Daily {
+		periods = periods[:0]
+		for d := dayStart(q.From.In(s.loc)); d.Before(q.To); d = d.AddDate(0, 0, 1) {
+			periods = append(periods, kpiPeriod{d, d.AddDate(0, 0, 1)})
+		}
+	}
+	var out []KPI
+	for _, p := range periods {
+		out = append(out, p.figures(all)...)
+	}
+	if out == nil {
+		out = []KPI{}
+	}
+	return out, nil
+}
+
+// kpiGrouping reads the by= parameter: group by unit, by district, or both.
+func kpiGrouping(by string) (byUnit, byDistrict bool, err error) {
+	byUnit, byDistrict = true, true
+	switch by {
 	case "", "unit,district", "district,unit":
 	case "unit":
 		byDistrict = false
@@ -89,11 +119,13 @@ func (s *Service) KPIs(ctx context.Context, who Actor, q KPIQuery) ([]KPI, error
 	case "all":
 		byUnit, byDistrict = false, false
 	default:
-		return nil, fmt.Errorf("%w: by=%q (unit, district, unit,district, all)", ErrBadRequest, q.By)
+		return false, false, fmt.Errorf("%w: by=%q (unit, district, unit,district, all)", ErrBadRequest, by)
 	}
-	if q.Daily && q.To.Sub(q.From) > 400*24*time.Hour {
-		return nil, fmt.Errorf("%w: daily figures for more than 400 days", ErrBadRequest)
-	}
+	return byUnit, byDistrict, nil
+}
+
+// kpiCases loads the cases that count in the period of q for who.
+func (s *Service) kpiCases(ctx context.Context, who Actor, q KPIQuery, byUnit, byDistrict bool) ([]kpiCase, error) {
 	from, to := ms(q.From), ms(q.To)
 	where := `state <> ? AND filed_at < ? AND (is_open = 1 OR close_due >= ? OR closed_at >= ? OR accepted_at >= ? OR filed_at >= ?)`
 	args := []any{string(Rejected), to, from, from, from, from}
@@ -126,93 +158,87 @@ overdue, rework_count, extended, recurrence, is_open FROM cases WHERE `+where, a
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	return all, nil
+}
 
-	type period struct{ a, b time.Time }
-	periods := []period{{q.From, q.To}}
-	if q.Daily {
-		periods = periods[:0]
-		for d := dayStart(q.From.In(s.loc)); d.Before(q.To); d = d.AddDate(0, 0, 1) {
-			periods = append(periods, period{d, d.AddDate(0, 0, 1)})
-		}
-	}
+// kpiPeriod is one period of the figures: [a, b).
+type kpiPeriod struct{ a, b time.Time }
+
+// figures computes the period's figures per group, sorted by unit and district.
+func (p kpiPeriod) figures(all []kpiCase) []KPI {
 	var out []KPI
-	for _, p := range periods {
-		groups := map[[2]string]*KPI{}
-		get := func(k kpiCase) *KPI {
-			g := groups[[2]string{k.unit, k.district}]
-			if g == nil {
-				g = &KPI{PeriodStart: p.a, PeriodEnd: p.b, Unit: k.unit, District: k.district}
-				groups[[2]string{k.unit, k.district}] = g
-			}
-			return g
+	groups := map[[2]string]*KPI{}
+	get := func(k kpiCase) *KPI {
+		g := groups[[2]string{k.unit, k.district}]
+		if g == nil {
+			g = &KPI{PeriodStart: p.a, PeriodEnd: p.b, Unit: k.unit, District: k.district}
+			groups[[2]string{k.unit, k.district}] = g
 		}
-		a, b := ms(p.a), ms(p.b)
-		in := func(t int64) bool { return t != 0 && t >= a && t < b }
-		for _, k := range all {
-			if k.filed >= b {
-				continue
-			}
-			due := in(k.closeDue) || in(k.closed)
-			open := k.closed == 0 || k.closed >= b
-			counted := false
-			if due {
-				g := get(k)
-				counted = true
-				g.Due++
-				if k.closed != 0 {
-					g.Closed++
-					if k.closeDue == 0 || k.closed <= k.closeDue {
-						g.ClosedOnTime++
-					}
-				}
-				if k.reworks > 0 {
-					g.Reworked++
-				}
-				if k.extended == 1 {
-					g.Extended++
+		return g
+	}
+	a, b := ms(p.a), ms(p.b)
+	in := func(t int64) bool { return t != 0 && t >= a && t < b }
+	for _, k := range all {
+		if k.filed >= b {
+			continue
+		}
+		due := in(k.closeDue) || in(k.closed)
+		open := k.closed == 0 || k.closed >= b
+		counted := false
+		if due {
+			g := get(k)
+			counted = true
+			g.Due++
+			if k.closed != 0 {
+				g.Closed++
+				if k.closeDue == 0 || k.closed <= k.closeDue {
+					g.ClosedOnTime++
 				}
 			}
-			if open {
-				get(k).Open++
-				counted = true
+			if k.reworks > 0 {
+				g.Reworked++
 			}
-			if counted && k.overdue == 1 {
-				get(k).Overdue++
-			}
-			if in(k.filed) && k.recurrence > 0 {
-				get(k).Recurrences++
-			}
-			if in(k.accepted) && k.dispatched != 0 {
-				g := get(k)
-				g.accepted++
-				g.acceptSum += float64(k.accepted-k.dispatched) / 1000
-			}
-			if in(k.closed) {
-				g := get(k)
-				g.closedIn++
-				g.closeSum += float64(k.closed-k.filed) / 1000
+			if k.extended == 1 {
+				g.Extended++
 			}
 		}
-		keys := make([][2]string, 0, len(groups))
-		for k := range groups {
-			keys = append(keys, k)
+		if open {
+			get(k).Open++
+			counted = true
 		}
-		sort.Slice(keys, func(i, j int) bool {
-			if keys[i][0] != keys[j][0] {
-				return keys[i][0] < keys[j][0]
-			}
-			return keys[i][1] < keys[j][1]
-		})
-		for _, k := range keys {
-			g := groups[k]
-			g.finish()
-			out = append(out, *g)
+		if counted && k.overdue == 1 {
+			get(k).Overdue++
+		}
+		if in(k.filed) && k.recurrence > 0 {
+			get(k).Recurrences++
+		}
+		if in(k.accepted) && k.dispatched != 0 {
+			g := get(k)
+			g.accepted++
+			g.acceptSum += float64(k.accepted-k.dispatched) / 1000
+		}
+		if in(k.closed) {
+			g := get(k)
+			g.closedIn++
+			g.closeSum += float64(k.closed-k.filed) / 1000
 		}
 	}
-	if out == nil {
-		out = []KPI{}
+	keys := make([][2]string, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
 	}
-	return out, nil
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i][0] != keys[j][0] {
+			return keys[i][0] < keys[j][0]
+		}
+		return keys[i][1] < keys[j][1]
+	})
+	for _, k := range keys {
+		g := groups[k]
+		g.finish()
+		out = append(out, *g)
+	}
+	return out
 }
 
 func (g *KPI) finish() {

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/sanigate/sanigate/fleet"
 )
 
 // Group robot channels: the chat groups crews already read. Each robot is a
@@ -56,8 +55,7 @@ func (r RobotConfig) name() string {
 
 // validateRobots adds the problems of one unit's robots (f is the unit's
 // field path, such as "units[2]").
-func validateRobots(ps *fleet.Problems, f string, robots []RobotConfig) {
-	add := func(field, format string, args ...any) { ps.Add("", 0, field, format, args...) }
+func validateRobots(add addFunc, f string, robots []RobotConfig) {
 	names := map[string]bool{}
 	for i, r := range robots {
 		rf := fmt.Sprintf("%s.robots[%d]", f, i)

@@ -176,6 +176,9 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		if !filepath.IsAbs(dsn) && deps.Dir != "" {
 			dsn = filepath.Join(deps.Dir, dsn)
 		}
+		if err := os.MkdirAll(filepath.Dir(dsn), 0o750); err != nil {
+			return nil, fmt.Errorf("cases: cannot create the folder of the SQLite store %s (set cases.store.path): %w", dsn, err)
+		}
 	case Postgres:
 		if cfg.Store.DSNEnv != "" {
 			if dsn = deps.Getenv(cfg.Store.DSNEnv); dsn == "" {
@@ -557,95 +560,9 @@ func (s *Service) apply(ctx context.Context, tx *sql.Tx, c *Case, who Actor, req
 		return err
 	}
 	h := HistoryEntry{At: now, Actor: who.Name, Action: a, From: from, Note: req.Note}
-	point := ""
-	switch a {
-	case File:
-		c.FiledAt = now
-		c.CloseDue = s.due(c.Type, c.Severity, now, false)
-		point = "filed"
-	case Dispatch, Transfer:
-		unit := req.Unit
-		if unit == "" {
-			if a == Transfer {
-				return fmt.Errorf("%w: transfer needs the unit to transfer to", ErrBadRequest)
-			}
-			unit = s.route(c.Type, c.District)
-		}
-		if _, ok := s.units[unit]; !ok {
-			return fmt.Errorf("%w: unknown unit %q", ErrBadRequest, unit)
-		}
-		if a == Transfer && unit == c.Unit {
-			return fmt.Errorf("%w: case %d is already with unit %q", ErrBadRequest, c.ID, unit)
-		}
-		c.Unit, h.Unit = unit, unit
-		s.restartAccept(c, now)
-		point = "dispatched"
-		if a == Transfer {
-			point = "transferred"
-		}
-		if err := s.notify(ctx, tx, c, unit, point, now, ""); err != nil {
-			return err
-		}
-	case Accept:
-		c.AcceptedAt = now
-		point = "accepted"
-	case Handle:
-		c.HandledAt = now
-		point = "handled"
-	case Verify:
-		if req.Pass == nil {
-			return fmt.Errorf("%w: verify needs pass: true or false", ErrBadRequest)
-		}
-		if *req.Pass {
-			c.ClosedAt, c.Open = now, false
-			point = "closed"
-			h.Note = joinNote("pass", req.Note)
-		} else {
-			to = Dispatched
-			c.Reworks++
-			c.HandledAt = time.Time{}
-			s.restartAccept(c, now)
-			point = "reworked"
-			h.Note = joinNote("fail", req.Note)
-			if err := s.notify(ctx, tx, c, c.Unit, point, now, ""); err != nil {
-				return err
-			}
-		}
-	case SendBack:
-		point = ""
-	case Defer:
-		c.Extended = true
-		if !req.Until.IsZero() {
-			if !req.Until.After(now) {
-				return fmt.Errorf("%w: defer until %s, which is not in the future", ErrBadRequest, req.Until.Format(time.RFC3339))
-			}
-			c.CloseDue, c.CloseMissed = req.Until, false
-			h.Note = joinNote("close deadline moved to "+req.Until.In(s.loc).Format(time.RFC3339), req.Note)
-		}
-		point = "deferred"
-	case Reject:
-		c.Open = false
-		point = "rejected"
-	case Reopen:
-		var n int
-		if err := s.st.queryRow(ctx, tx, `SELECT COUNT(*) FROM cases WHERE case_key = ? AND is_open = 1`, c.Key).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			return fmt.Errorf("%w: another case with key %s is open; comment there instead", ErrConflict, c.Key)
-		}
-		c.Open, c.ClosedAt, c.HandledAt, c.VerifiedByData = true, time.Time{}, time.Time{}, false
-		c.CloseDue, c.CloseMissed = s.due(c.Type, c.Severity, now, false), false
-		s.restartAccept(c, now)
-		point = "reopened"
-		if err := s.notify(ctx, tx, c, c.Unit, point, now, ""); err != nil {
-			return err
-		}
-	case Resolve:
-		c.ClosedAt, c.Open, c.VerifiedByData = now, false, true
-		h.Evidence = req.evidence
-		point = "closed"
-	case Comment:
+	point, err := s.change(ctx, tx, c, req, now, &h, &to)
+	if err != nil {
+		return err
 	}
 	c.State, h.To, c.UpdatedAt = to, to, now
 	if err := s.saveCase(ctx, tx, c); err != nil {
@@ -659,6 +576,117 @@ func (s *Service) apply(ctx context.Context, tx *sql.Tx, c *Case, who Actor, req
 	}
 	if point != "" {
 		*evs = append(*evs, event{action: point, c: *c, at: now})
+	}
+	return nil
+}
+
+// change makes the action's own changes to c, h and to, and returns the name
+// of the case point it emits ("" for none).
+func (s *Service) change(ctx context.Context, tx *sql.Tx, c *Case, req ActionRequest, now time.Time, h *HistoryEntry, to *State) (string, error) {
+	point := ""
+	a := req.Action
+	switch a {
+	case File:
+		c.FiledAt = now
+		c.CloseDue = s.due(c.Type, c.Severity, now, false)
+		point = "filed"
+	case Dispatch, Transfer:
+		return s.dispatchTo(ctx, tx, c, req, now, h)
+	case Accept:
+		c.AcceptedAt = now
+		point = "accepted"
+	case Handle:
+		c.HandledAt = now
+		point = "handled"
+	case Verify:
+		if req.Pass == nil {
+			return "", fmt.Errorf("%w: verify needs pass: true or false", ErrBadRequest)
+		}
+		if *req.Pass {
+			c.ClosedAt, c.Open = now, false
+			point = "closed"
+			h.Note = joinNote("pass", req.Note)
+		} else {
+			*to = Dispatched
+			c.Reworks++
+			c.HandledAt = time.Time{}
+			s.restartAccept(c, now)
+			point = "reworked"
+			h.Note = joinNote("fail", req.Note)
+			if err := s.notify(ctx, tx, c, c.Unit, point, now, ""); err != nil {
+				return "", err
+			}
+		}
+	case SendBack:
+		point = ""
+	case Defer:
+		c.Extended = true
+		if !req.Until.IsZero() {
+			if !req.Until.After(now) {
+				return "", fmt.Errorf("%w: defer until %s, which is not in the future", ErrBadRequest, req.Until.Format(time.RFC3339))
+			}
+			c.CloseDue, c.CloseMissed = req.Until, false
+			h.Note = joinNote("close deadline moved to "+req.Until.In(s.loc).Format(time.RFC3339), req.Note)
+		}
+		point = "deferred"
+	case Reject:
+		c.Open = false
+		point = "rejected"
+	case Reopen:
+		point = "reopened"
+		return point, s.reopen(ctx, tx, c, now)
+	case Resolve:
+		c.ClosedAt, c.Open, c.VerifiedByData = now, false, true
+		h.Evidence = req.evidence
+		point = "closed"
+	case Comment:
+	}
+	return point, nil
+}
+
+// dispatchTo sends c to the unit the request names, or for a dispatch
+// without one to the unit of the dispatch table, and notifies it.
+func (s *Service) dispatchTo(ctx context.Context, tx *sql.Tx, c *Case, req ActionRequest, now time.Time, h *HistoryEntry) (string, error) {
+	a := req.Action
+	unit := req.Unit
+	if unit == "" {
+		if a == Transfer {
+			return "", fmt.Errorf("%w: transfer needs the unit to transfer to", ErrBadRequest)
+		}
+		unit = s.route(c.Type, c.District)
+	}
+	if _, ok := s.units[unit]; !ok {
+		return "", fmt.Errorf("%w: unknown unit %q", ErrBadRequest, unit)
+	}
+	if a == Transfer && unit == c.Unit {
+		return "", fmt.Errorf("%w: case %d is already with unit %q", ErrBadRequest, c.ID, unit)
+	}
+	c.Unit, h.Unit = unit, unit
+	s.restartAccept(c, now)
+	point := "dispatched"
+	if a == Transfer {
+		point = "transferred"
+	}
+	if err := s.notify(ctx, tx, c, unit, point, now, ""); err != nil {
+		return "", err
+	}
+	return point, nil
+}
+
+// reopen opens a closed case again, unless another case with its key is open.
+func (s *Service) reopen(ctx context.Context, tx *sql.Tx, c *Case, now time.Time) error {
+	var n int
+	if err := s.st.queryRow(ctx, tx, `SELECT COUNT(*) FROM cases WHERE case_key = ? AND is_open = 1`, c.Key).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: another case with key %s is open; comment there instead", ErrConflict, c.Key)
+	}
+	c.Open, c.ClosedAt, c.HandledAt, c.VerifiedByData = true, time.Time{}, time.Time{}, false
+	c.CloseDue, c.CloseMissed = s.due(c.Type, c.Severity, now, false), false
+	s.restartAccept(c, now)
+	if err := s.notify(ctx, tx, c, c.Unit, "reopened", now, ""); err != nil {
+		return err
 	}
 	return nil
 }

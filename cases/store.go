@@ -67,7 +67,11 @@ func openStore(ctx context.Context, driver, dsn string) (*store, error) {
 	s := &store{db: db, driver: driver}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("cases: connect to %s store: %w", driver, err)
+		if driver == SQLite {
+			return nil, fmt.Errorf("cases: cannot open the SQLite store %s (check the folder's permissions, or set cases.store.path): %w", dsn, err)
+		}
+		// The DSN may hold a password: name the settings, not the value.
+		return nil, fmt.Errorf("cases: cannot connect to the postgres store (cases.store.dsn or dsn_env): %w", err)
 	}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()

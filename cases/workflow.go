@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// State is where a case stands in the loop of DOMAIN.md (GB/T 30428:
+// State is where a case stands in the loop of docs/domain.md (GB/T 30428:
 // collect, file, dispatch, handle, report back, verify and close).
 type State string
 

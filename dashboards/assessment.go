@@ -2,7 +2,7 @@ package dashboards
 
 import "fmt"
 
-// rates are the assessment figures (DOMAIN.md, 综合评价), each recomputed
+// rates are the assessment figures (docs/domain.md, 综合评价), each recomputed
 // over the selected period from the daily counts of case_kpi, so a period's
 // rate weighs every case equally rather than every day.
 var rates = []struct {

@@ -429,67 +429,73 @@ func (c *Config) validate(ps *Problems) {
 	}
 	seen := map[string]int{}
 	for i, d := range c.Devices {
-		p := fmt.Sprintf("devices[%d]", i)
-		switch {
-		case d.ID == "":
-			add(p+".id", "missing")
-		case !deviceIDPattern.MatchString(d.ID):
-			add(p+".id", "%q may hold only letters, digits, '.', '_' and '-' (at most 64), and start with a letter or digit", d.ID)
-		default:
-			if j, dup := seen[d.ID]; dup {
-				add(p+".id", "%q is already used by devices[%d] (line %d)", d.ID, j, c.line(fmt.Sprintf("devices[%d]", j)))
-			}
-			seen[d.ID] = i
+		c.validateDevice(i, d, seen, add)
+	}
+}
+
+// validateDevice checks one entry of devices:; seen maps the ids met so far
+// to their index.
+func (c *Config) validateDevice(i int, d Device, seen map[string]int, add func(path, format string, args ...any)) {
+	p := fmt.Sprintf("devices[%d]", i)
+	switch {
+	case d.ID == "":
+		add(p+".id", "missing")
+	case !deviceIDPattern.MatchString(d.ID):
+		add(p+".id", "%q may hold only letters, digits, '.', '_' and '-' (at most 64), and start with a letter or digit", d.ID)
+	default:
+		if j, dup := seen[d.ID]; dup {
+			add(p+".id", "%q is already used by devices[%d] (line %d)", d.ID, j, c.line(fmt.Sprintf("devices[%d]", j)))
 		}
-		if !contains(Kinds, d.Kind) {
-			add(p+".kind", "%q is not a device kind (known: %s)", d.Kind, strings.Join(Kinds, ", "))
+		seen[d.ID] = i
+	}
+	if !contains(Kinds, d.Kind) {
+		add(p+".kind", "%q is not a device kind (known: %s)", d.Kind, strings.Join(Kinds, ", "))
+	}
+	switch d.Kind {
+	case "bin", "truck":
+		if !contains(Categories, d.Category) {
+			add(p+".category", "%q is not a sorting category (known: %s)", d.Category, strings.Join(Categories, ", "))
 		}
-		switch d.Kind {
-		case "bin", "truck":
-			if !contains(Categories, d.Category) {
-				add(p+".category", "%q is not a sorting category (known: %s)", d.Category, strings.Join(Categories, ", "))
-			}
-		default:
-			if d.Category != "" {
-				add(p+".category", "only bins and trucks have a sorting category")
-			}
+	default:
+		if d.Category != "" {
+			add(p+".category", "only bins and trucks have a sorting category")
 		}
-		if d.Kind == "truck" && d.CapacityKG <= 0 {
-			add(p+".capacity_kg", "a truck needs its rated capacity in kg")
-		}
-		if d.Kind != "truck" && d.CapacityKG != 0 {
-			add(p+".capacity_kg", "only trucks have a rated capacity")
-		}
-		if d.Kind == "toilet" && (d.Class < 1 || d.Class > 3) {
-			add(p+".class", "a toilet class is 1, 2 or 3 (GB/T 17217), got %d", d.Class)
-		}
-		if contains(Kinds, d.Kind) && d.Interval < Duration(time.Second) {
-			add(p+".interval", "must be at least 1s")
-		}
-		switch d.Transport {
-		case "", "mqtt", "modbus":
-		default:
-			add(p+".transport", "%q is not a transport (mqtt or modbus)", d.Transport)
-		}
-		if d.Kind == "weighbridge" && d.Transport != "modbus" {
-			add(p+".transport", "a weighbridge is polled over Modbus: set transport: modbus")
-		}
-		if d.PasswordHash == "" && d.Transport == "modbus" {
-			// Polled devices do not log in.
-		} else if d.PasswordHash == "" {
-			add(p+".password_hash", "missing: generate one with `sanigate hash-password`")
-		} else if err := CheckHashFormat(d.PasswordHash); err != nil {
-			add(p+".password_hash", "%v", err)
-		}
-		if (d.Lat == nil) != (d.Lon == nil) {
-			add(p+".lat", "set both lat and lon, or neither")
-		}
-		if d.Lat != nil && (*d.Lat < -90 || *d.Lat > 90) {
-			add(p+".lat", "%g is not a latitude", *d.Lat)
-		}
-		if d.Lon != nil && (*d.Lon < -180 || *d.Lon > 180) {
-			add(p+".lon", "%g is not a longitude", *d.Lon)
-		}
+	}
+	if d.Kind == "truck" && d.CapacityKG <= 0 {
+		add(p+".capacity_kg", "a truck needs its rated capacity in kg")
+	}
+	if d.Kind != "truck" && d.CapacityKG != 0 {
+		add(p+".capacity_kg", "only trucks have a rated capacity")
+	}
+	if d.Kind == "toilet" && (d.Class < 1 || d.Class > 3) {
+		add(p+".class", "a toilet class is 1, 2 or 3 (GB/T 17217), got %d", d.Class)
+	}
+	if contains(Kinds, d.Kind) && d.Interval < Duration(time.Second) {
+		add(p+".interval", "must be at least 1s")
+	}
+	switch d.Transport {
+	case "", "mqtt", "modbus":
+	default:
+		add(p+".transport", "%q is not a transport (mqtt or modbus)", d.Transport)
+	}
+	if d.Kind == "weighbridge" && d.Transport != "modbus" {
+		add(p+".transport", "a weighbridge is polled over Modbus: set transport: modbus")
+	}
+	if d.PasswordHash == "" && d.Transport == "modbus" {
+		// Polled devices do not log in.
+	} else if d.PasswordHash == "" {
+		add(p+".password_hash", "missing: generate one with `sanigate hash-password`")
+	} else if err := CheckHashFormat(d.PasswordHash); err != nil {
+		add(p+".password_hash", "%v", err)
+	}
+	if (d.Lat == nil) != (d.Lon == nil) {
+		add(p+".lat", "set both lat and lon, or neither")
+	}
+	if d.Lat != nil && (*d.Lat < -90 || *d.Lat > 90) {
+		add(p+".lat", "%g is not a latitude", *d.Lat)
+	}
+	if d.Lon != nil && (*d.Lon < -180 || *d.Lon > 180) {
+		add(p+".lon", "%g is not a longitude", *d.Lon)
 	}
 }
 

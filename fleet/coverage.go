@@ -21,7 +21,7 @@ type TrackPoint struct {
 // fields with yaml tags are city-wide settings; the others come from the route.
 type CoverageOptions struct {
 	// ToleranceM is how far from the route a track may run and still cover
-	// it. Default 15 m (DOMAIN.md, missed_route).
+	// it. Default 15 m (docs/domain.md, missed_route).
 	ToleranceM float64 `yaml:"tolerance_m"`
 	// MaxSpeedKmh, when positive, is the sweeping speed: track driven faster
 	// does not count as covered.

@@ -8,7 +8,7 @@ import (
 	"github.com/tidwall/rtree"
 )
 
-// SiteKinds are the kinds of site (DOMAIN.md); a farm is a forbidden
+// SiteKinds are the kinds of site (docs/domain.md); a farm is a forbidden
 // destination for waste.
 var SiteKinds = []string{
 	"kitchen_waste_plant", "transfer_station", "landfill", "incinerator",

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"github.com/sanigate/sanigate/internal/testenv"
 	"net"
 	"os"
 	"os/exec"
@@ -86,7 +87,7 @@ func exhaustDescriptors(t *testing.T, influxURL string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	eventually(t, 10*time.Second, "readiness to report failing accepts", failing)
+	testenv.Eventually(t, 10*time.Second, "readiness to report failing accepts", failing)
 	t.Logf("while exhausted: %v", h.g.Ready())
 
 	for _, c := range conns {
@@ -97,7 +98,7 @@ func exhaustDescriptors(t *testing.T, influxURL string) {
 
 	c := h.mustConnect("bin-1")
 	publish(t, c, topic("bin-1", "telemetry"), 1, `{"ts":"`+time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)+`","fill_pct":42}`)
-	eventually(t, 10*time.Second, "readiness to clear the listener", func() bool { return !failing() })
+	testenv.Eventually(t, 10*time.Second, "readiness to clear the listener", func() bool { return !failing() })
 	logs := h.logs.String()
 	if n := strings.Count(logs, "accept failed"); n < 1 || n > 3 {
 		t.Errorf("accept failure log lines: got %d, want between 1 and 3 (bounded rate); logs:\n%s", n, logs)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sanigate/sanigate/fleet"
 
+	"github.com/sanigate/sanigate/internal/testenv"
 	"github.com/sanigate/sanigate/simulators"
 )
 
@@ -120,7 +121,7 @@ cases:
 		}(i)
 	}
 	wg.Wait()
-	eventually(b, 120*time.Second, "every webhook", func() bool {
+	testenv.Eventually(b, 120*time.Second, "every webhook", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(arrived) == n

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/sanigate/sanigate/broker"
 	"github.com/sanigate/sanigate/cases"
@@ -10,6 +11,24 @@ import (
 	"github.com/sanigate/sanigate/telemetry"
 	"github.com/sanigate/sanigate/telemetry/spool"
 )
+
+// startCases opens the case store and starts the case workers (outbox,
+// deadline checks).
+func (g *Gateway) startCases(ctx context.Context) error {
+	cfg := g.cfg
+	var err error
+	g.cases, err = cases.Open(ctx, g.casesCfg, cases.Deps{
+		Calendar: cfg.WorkCalendar, Location: cfg.Location(), Publisher: g.broker, Points: spoolPoints{g.spool},
+		Devices:    directory{reg: g.registry, cfg: cfg, pipeline: g.pipeline, broker: g.broker, polled: g.polledRecently},
+		Registerer: g.reg, Logger: g.log.With("component", "cases"), Dir: filepath.Dir(cfg.File),
+	})
+	if err != nil {
+		return err // it names the store and its setting
+	}
+	svc := g.cases
+	g.sup.start(component{name: "cases", run: svc.Run})
+	return nil
+}
 
 // spoolPoints sends case events and KPIs to InfluxDB through the spool, so
 // that they survive an InfluxDB outage like readings do.

@@ -162,7 +162,7 @@ func TestClusterForwardingSurvivesNodeLoss(t *testing.T) {
 		wg.Add(1)
 		go publisher(mqttAddr, fmt.Sprintf("load-%d", i), 2*time.Millisecond, base, log, stop, &wg)
 	}
-	eventually(t, 30*time.Second, "some acknowledged load", func() bool { return log.total() > 3000 })
+	testenv.Eventually(t, 30*time.Second, "some acknowledged load", func() bool { return log.total() > 3000 })
 	leader := streamLeader(t, js, "READINGS")
 	var killed *natstest.Node
 	for _, n := range nc.Nodes {
@@ -180,16 +180,16 @@ func TestClusterForwardingSurvivesNodeLoss(t *testing.T) {
 		t.Errorf("/readyz/edge answers %d with one NATS node down, want 200 (the spool holds)", code)
 	}
 	before := log.total()
-	eventually(t, 60*time.Second, "forwarding to resume", func() bool {
+	testenv.Eventually(t, 60*time.Second, "forwarding to resume", func() bool {
 		return scrape(t, httpAddr)["sanigate_cluster_forwarded_total"] > atKill+500
 	})
 	resumed := time.Since(killedAt)
-	eventually(t, 60*time.Second, "acknowledged load after the kill", func() bool { return log.total() > before+3000 })
+	testenv.Eventually(t, 60*time.Second, "acknowledged load after the kill", func() bool { return log.total() > before+3000 })
 	close(stop)
 	wg.Wait()
 	elapsed := time.Since(started)
 	acked := log.total()
-	eventually(t, 60*time.Second, "the forwarder to catch up", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the forwarder to catch up", func() bool {
 		m := scrape(t, httpAddr)
 		return m["sanigate_cluster_forward_lag_bytes"] == 0 && m["sanigate_cluster_forwarded_total"] >= float64(acked)
 	})
@@ -213,7 +213,7 @@ func TestClusterForwardingSurvivesNodeLoss(t *testing.T) {
 	}
 	p2 := startEdge(t, bin, config)
 	waitListening(t, httpAddr)
-	eventually(t, 60*time.Second, "the replay", func() bool {
+	testenv.Eventually(t, 60*time.Second, "the replay", func() bool {
 		m := scrape(t, httpAddr)
 		return m["sanigate_cluster_forward_lag_bytes"] == 0 && m["sanigate_cluster_forward_duplicates_total"] >= float64(total)
 	})
@@ -326,7 +326,7 @@ func newClusterLoop(t *testing.T, nc *natstest.Cluster) *clusterLoop {
 	if l.h.g.Forwarder() == nil || l.h.g.ClusterDetector() == nil || l.h.g.Detectors() != nil {
 		t.Fatal("cluster mode runs the forwarder and the partition detector, not the local detectors")
 	}
-	eventually(t, 30*time.Second, "the detector to own the partitions", func() bool { return len(l.h.g.ClusterDetector().Owned()) == 4 })
+	testenv.Eventually(t, 30*time.Second, "the detector to own the partitions", func() bool { return len(l.h.g.ClusterDetector().Owned()) == 4 })
 	return l
 }
 
@@ -374,7 +374,7 @@ func TestWholeLoopInClusterMode(t *testing.T) {
 		t.Fatalf("connect: %v %x", err, connack)
 	}
 	conn.Close()
-	eventually(t, 30*time.Second, "device_offline from the last will", func() bool {
+	testenv.Eventually(t, 30*time.Second, "device_offline from the last will", func() bool {
 		return l.h.metric("sanigate_violations_total", map[string]string{"type": "device_offline"}) == 1
 	})
 }
@@ -416,7 +416,7 @@ func TestDeviceMovesBetweenGatewaysMidDump(t *testing.T) {
 	c1.Disconnect(100)
 	c2 := h2.mustConnect("truck-1")
 	publish(t, c2, topic("truck-1", "telemetry"), 1, half(points[mid:]))
-	eventually(t, 30*time.Second, "the second gateway to forward its half", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the second gateway to forward its half", func() bool {
 		return h2.metric("sanigate_cluster_forwarded_total", nil) >= 1 && h2.metric("sanigate_cluster_forward_lag_bytes", nil) == 0
 	})
 	l.check(t)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 // A batch holding a line InfluxDB refuses: the good lines are stored, the bad
@@ -34,7 +36,7 @@ func TestRefusedLineGoesToDeadLetter(t *testing.T) {
 	publish(t, bin, topic("bin-1", "telemetry"), 1, fmt.Sprintf(`{"ts":%q,"fill_pct":55}`, ts(29*time.Minute)))
 	publish(t, toilet, topic("toilet-1", "telemetry"), 1, fmt.Sprintf(`{"ts":%q,"nh3_mgm3":0.4}`, ts(28*time.Minute)))
 
-	eventually(t, 15*time.Second, "the good lines stored and the bad one dead-lettered", func() bool {
+	testenv.Eventually(t, 15*time.Second, "the good lines stored and the bad one dead-lettered", func() bool {
 		return h.influx.Count(t, "toilet", "nh3_mgm3", "") == 2 && h.metric("sanigate_dead_letters_total", nil) == 1
 	})
 	dl, err := os.ReadFile(filepath.Join(h.cfg.Resolve(h.cfg.Spool.Dir), "dead-letter.lp"))
@@ -50,5 +52,5 @@ func TestRefusedLineGoesToDeadLetter(t *testing.T) {
 	}
 	// The writer goes on: later readings are stored.
 	publish(t, toilet, topic("toilet-1", "telemetry"), 1, fmt.Sprintf(`{"ts":%q,"nh3_mgm3":0.5}`, ts(27*time.Minute)))
-	eventually(t, 10*time.Second, "a later reading", func() bool { return h.influx.Count(t, "toilet", "nh3_mgm3", "") == 3 })
+	testenv.Eventually(t, 10*time.Second, "a later reading", func() bool { return h.influx.Count(t, "toilet", "nh3_mgm3", "") == 3 })
 }

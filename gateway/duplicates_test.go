@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"github.com/sanigate/sanigate/internal/testenv"
 	"path/filepath"
 	"testing"
 	"time"
@@ -43,10 +44,10 @@ func TestDuplicateReadingStoredOnce(t *testing.T) {
 		publish(t, c, m.topic, 1, m.payload)
 	}
 	// The last reading is stored after the others (one spool, in order).
-	eventually(t, 10*time.Second, "the last truck reading", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the last truck reading", func() bool {
 		return h.influx.Count(t, "truck", "load_kg", `"load_kg" = 2990`) == 1
 	})
-	eventually(t, 10*time.Second, "the bin reading", func() bool { return h.influx.Count(t, "bin", "fill_pct", "") >= 1 })
+	testenv.Eventually(t, 10*time.Second, "the bin reading", func() bool { return h.influx.Count(t, "bin", "fill_pct", "") >= 1 })
 	rows := h.influx.Rows(t, `SELECT * FROM "truck" ORDER BY time`)
 	if len(rows) != 2 {
 		t.Fatalf("got %d truck rows, want 2 (one per reading): %v", len(rows), rows)

@@ -37,7 +37,7 @@ func TestInfluxOutageLosesNothing(t *testing.T) {
 	}
 	time.Sleep(1 * time.Second)
 	h.influx.Stop()
-	eventually(t, 10*time.Second, "/readyz to report InfluxDB down", func() bool {
+	testenv.Eventually(t, 10*time.Second, "/readyz to report InfluxDB down", func() bool {
 		resp, err := http.Get("http://" + h.g.HTTPAddr() + "/readyz")
 		if err != nil {
 			return false
@@ -111,7 +111,7 @@ func startProcess(t *testing.T, bin, config string) *process {
 
 func waitListening(t *testing.T, addr string) {
 	t.Helper()
-	eventually(t, 15*time.Second, addr+" to listen", func() bool {
+	testenv.Eventually(t, 15*time.Second, addr+" to listen", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -143,7 +143,7 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 		wg.Add(1)
 		go publisher(mqttAddr, fmt.Sprintf("load-%d", i), 2*time.Millisecond, base, log, stop, &wg)
 	}
-	eventually(t, 20*time.Second, "some acknowledged load", func() bool { return log.total() > 2000 })
+	testenv.Eventually(t, 20*time.Second, "some acknowledged load", func() bool { return log.total() > 2000 })
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func TestQuotaPushesBackAndRecovers(t *testing.T) {
 	if err := h.influx.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "the spool to drain", func() bool { return h.metric("sanigate_spool_full", nil) == 0 })
+	testenv.Eventually(t, 60*time.Second, "the spool to drain", func() bool { return h.metric("sanigate_spool_full", nil) == 0 })
 	pr, err := v5.Publish(ctx, &paho.Publish{QoS: 1, Topic: topic("load-1", "telemetry"), Payload: batch("load-1", 5000)})
 	if err != nil {
 		t.Fatalf("after draining: %v (%v)", err, pr)
@@ -247,7 +247,7 @@ func TestQuotaPushesBackAndRecovers(t *testing.T) {
 	}
 	defer v3.Disconnect(50)
 	want := int64((acked + 1) * 40)
-	eventually(t, 60*time.Second, "every acknowledged reading and the resent one", func() bool {
+	testenv.Eventually(t, 60*time.Second, "every acknowledged reading and the resent one", func() bool {
 		return h.influx.Count(t, "bin", "fill_pct", `"device"='load-1'`) == want &&
 			h.influx.Count(t, "bin", "fill_pct", `"device"='load-2'`) == 1
 	})
@@ -295,14 +295,14 @@ func TestSpoolRepairedAtStart(t *testing.T) {
 	}
 	// Everything but the corrupt segment's tail arrives.
 	perSegment := total / len(segs)
-	eventually(t, 30*time.Second, "the surviving readings", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the surviving readings", func() bool {
 		n := h.influx.Count(t, "bin", "fill_pct", "")
 		return n >= int64(total-perSegment-10) && n < total
 	})
 	// And new readings flow.
 	c = h.mustConnect("load-1")
 	publish(t, c, topic("load-1", "telemetry"), 1, fmt.Sprintf(`{"ts":%d,"fill_pct":5}`, base.Add(-time.Minute).UnixMilli()))
-	eventually(t, 10*time.Second, "a new reading", func() bool {
+	testenv.Eventually(t, 10*time.Second, "a new reading", func() bool {
 		return len(h.influx.Rows(t, fmt.Sprintf(`SELECT * FROM "bin" WHERE time = %d`, base.Add(-time.Minute).UnixNano()))) == 1
 	})
 }
@@ -349,11 +349,11 @@ func TestDiskFullPushesBackAndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := int64(acked * 20)
-	eventually(t, 60*time.Second, "every acknowledged reading", func() bool {
+	testenv.Eventually(t, 60*time.Second, "every acknowledged reading", func() bool {
 		return h.influx.Count(t, "bin", "fill_pct", `"device"='load-1'`) == want
 	})
 	// Space is back: ingest resumes by itself.
-	eventually(t, 30*time.Second, "a publish to be accepted again", func() bool {
+	testenv.Eventually(t, 30*time.Second, "a publish to be accepted again", func() bool {
 		pr, err := v5.Publish(ctx, &paho.Publish{QoS: 1, Topic: topic("load-1", "telemetry"), Payload: upload(9000)})
 		if err != nil {
 			t.Logf("publish: %v %+v %+v", err, pr, h.g.spool.Stats())

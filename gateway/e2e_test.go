@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 // TestEndToEnd publishes known readings of every kind over real MQTT and
@@ -38,7 +40,7 @@ func TestEndToEnd(t *testing.T) {
 	publish(t, sweeper, topic("sweeper-1", "telemetry"), 1,
 		fmt.Sprintf(`{"ts":%q,"lat":39.95,"lon":116.35,"speed_kmh":6.5,"heading_deg":180,"hdop":1.1,"brush_on":true,"vacuum_on":true,"water_pct":80}`, ts(4)))
 
-	eventually(t, 15*time.Second, "all readings in InfluxDB", func() bool {
+	testenv.Eventually(t, 15*time.Second, "all readings in InfluxDB", func() bool {
 		return h.influx.Count(t, "truck", "load_kg", "") == 10 && h.influx.Count(t, "toilet", "nh3_mgm3", "") == 1 &&
 			h.influx.Count(t, "sweeper", "speed_kmh", "") == 1 && h.influx.Count(t, "bin", "fill_pct", "") == 1 &&
 			h.influx.Count(t, "event", "count", "") >= 0 && len(h.influx.Rows(t, `SELECT * FROM "forever"."event"`)) == 2

@@ -1,6 +1,11 @@
 // Package gateway assembles the parts of sanigate into one running gateway:
-// the spool, the pipeline, the embedded broker, the InfluxDB writer and the
-// HTTP endpoints, started and stopped in order. cmd/sanigate is a thin shell
+// the spool, the ingest pipeline, the embedded MQTT broker, the Modbus
+// poller, the InfluxDB writer, the detectors, the case service and the HTTP
+// endpoints (metrics, health, readiness, the case API). Its supervisor runs
+// the long-running ones as one group, restarts a failed one with backoff and
+// reports it in /readyz, and stops them in order. Each adapter between two
+// packages sits beside the component it adapts (spool.go, writer.go,
+// cases.go, violations.go, modbus.go, http.go). cmd/sanigate is a thin shell
 // around it, and tests run the very same assembly in-process.
 package gateway
 
@@ -11,7 +16,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -35,31 +39,32 @@ type Gateway struct {
 	reg      *prometheus.Registry
 	registry *fleet.Registry
 
-	spool       *spool.Spool
-	recovery    spool.Recovery
-	pipeline    *telemetry.Pipeline
-	writer      *telemetry.Writer
-	broker      *broker.Broker
-	http        *http.Server
-	httpLn      net.Listener
-	https       *http.Server
-	httpsLn     net.Listener
-	sm          *spoolMetrics
-	modbus      *modbus.Config
-	poller      *modbus.Poller
-	casesCfg    cases.Config
-	cases       *cases.Service
-	casesWG     sync.WaitGroup
-	casesCancel context.CancelFunc
-	detCfg      violations.Config
-	detectors   *violations.Engine
-	detCancel   context.CancelFunc
-	detWG       sync.WaitGroup
-	forwarder   *cluster.Forwarder
-	clusterDet  *cluster.Detector
+	spool     *spool.Spool
+	recovery  spool.Recovery
+	pipeline  *telemetry.Pipeline
+	writer    *telemetry.Writer
+	broker    *broker.Broker
+	httpLn    net.Listener // the HTTP listener, for its address
+	httpFirst net.Listener // the listener Start opened, until first served
+	https     *http.Server
+	httpsLn   net.Listener
+	sm        *spoolMetrics
+	modbus    *modbus.Config
+	poller    *modbus.Poller
+	casesCfg  cases.Config
+	cases     *cases.Service
+	detCfg    violations.Config
+	detectors *violations.Engine
+	sup       *supervisor
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// Cluster mode (cluster.go): the forwarder runs under cancel and wg,
+	// partition-owning detection under detCancel and detWG.
+	forwarder  *cluster.Forwarder
+	clusterDet *cluster.Detector
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	detCancel  context.CancelFunc
+	detWG      sync.WaitGroup
 
 	retentionStop context.CancelFunc
 
@@ -107,81 +112,55 @@ func (g *Gateway) Detectors() *violations.Engine { return g.detectors }
 // Cases is the case service.
 func (g *Gateway) Cases() *cases.Service { return g.cases }
 
-// polledRecently reports whether a Modbus device answered within three poll intervals.
-func (g *Gateway) polledRecently(id string) bool {
-	if g.poller == nil {
-		return false
-	}
-	last := g.poller.LastSuccess(id)
-	if last.IsZero() {
-		return false
-	}
-	for _, d := range g.modbus.Devices {
-		if d.ID == id {
-			return time.Since(last) < 3*d.PollInterval
-		}
-	}
-	return false
-}
-
 // Poller is the Modbus poller, or nil when no device is polled.
 func (g *Gateway) Poller() *modbus.Poller { return g.poller }
 
 // Broker is the embedded broker.
 func (g *Gateway) Broker() *broker.Broker { return g.broker }
 
-// Start opens the spool, starts the writer, the broker and the HTTP server.
-// On error, whatever started is stopped again.
+// Start opens the spool and starts the components in order: the InfluxDB
+// writer, the case workers, the detectors, the HTTP server, the Modbus
+// poller, and last the MQTT broker (input comes last, so that everything
+// that consumes it is running). Each long-running component runs under the
+// supervisor, which restarts it after a failure. On error, whatever started
+// is stopped again.
 func (g *Gateway) Start(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
 			_ = g.Close(context.Background())
 		}
 	}()
-	cfg := g.cfg
+	g.sup = newSupervisor(g.reg, g.log.With("component", "supervisor"))
 	tm, err := telemetry.NewMetrics(g.reg)
 	if err != nil {
 		return err
 	}
-	g.sm = newSpoolMetrics(g.reg)
-	dir := cfg.Resolve(cfg.Spool.Dir)
-	sp, rec, err := spool.Open(dir, spool.Options{
-		MaxBytes:     cfg.Spool.MaxBytes,
-		SegmentBytes: cfg.Spool.SegmentBytes,
-		SyncDelay:    cfg.Spool.SyncDelay.D(),
-		SyncRecords:  cfg.Spool.SyncRecords,
-		MinFreeBytes: cfg.Spool.MinFreeBytes,
-		OnSync:       g.sm.observeSync,
-	})
-	if err != nil {
-		return fmt.Errorf("open spool: %w", err)
+	steps := []func() error{
+		g.openSpool,
+		func() error { return g.startWriter(tm) },
+		func() error { return g.buildIngest(tm) },
+		func() error { return g.startCases(ctx) },
+		g.startDetectors,
+		g.startClusterMode,
+		g.startHTTP,
+		g.startModbus,
+		g.startBroker,
 	}
-	g.spool, g.recovery = sp, rec
-	g.logRecovery(dir, rec)
-	if g.Roles.Has(RoleWriter) {
-		cons, err := sp.Consumer("influxdb")
-		if err != nil {
+	for _, step := range steps {
+		if err := step(); err != nil {
 			return err
 		}
-		g.sm.watch(sp, cons)
-
-		token, err := cfg.InfluxToken()
-		if err != nil {
-			return err
-		}
-		route, err := g.ensureRetention(token)
-		if err != nil {
-			return err
-		}
-		g.writer = telemetry.NewWriter(cons, telemetry.WriterOptions{
-			URL: cfg.InfluxDB.URL, Org: cfg.InfluxDB.Org, Bucket: cfg.InfluxDB.Bucket, Token: token,
-			BatchSize: cfg.InfluxDB.BatchSize, FlushInterval: cfg.InfluxDB.FlushInterval.D(), Timeout: cfg.InfluxDB.Timeout.D(),
-			DeadLetterFile: filepath.Join(dir, "dead-letter.lp"),
-			Metrics:        tm, Logger: g.log.With("component", "writer"),
-			Route: route,
-		})
 	}
+	g.log.Info("gateway started", "mqtt", g.MQTTAddr(), "http", g.HTTPAddr(), "influxdb", g.cfg.InfluxDB.URL,
+		"bucket", g.cfg.InfluxDB.Bucket, "devices", g.registry.Len(), "spool", g.cfg.Resolve(g.cfg.Spool.Dir), "roles", g.Roles)
+	return nil
+}
 
+// buildIngest makes the pipeline (decode, check, place, append to the
+// spool) and the broker that feeds it; the broker listens from the start,
+// but takes no connection before startBroker.
+func (g *Gateway) buildIngest(tm *telemetry.Metrics) error {
+	cfg := g.cfg
 	codec := telemetry.NewCodec()
 	codec.MaxFutureSkew = cfg.Ingest.MaxFutureSkew.D()
 	codec.MaxAge = cfg.Ingest.MaxAge.D()
@@ -195,10 +174,9 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		placer = mapPlacer{cfg.Map}
 	}
 	g.pipeline = telemetry.NewPipeline(telemetry.PipelineOptions{
-		Codec: codec, Fleet: g.registry, Sink: appendCounter{sp, g.sm}, Metrics: tm,
+		Codec: codec, Fleet: g.registry, Sink: appendCounter{g.spool, g.sm}, Metrics: tm,
 		Logger: g.log.With("component", "ingest"), Placer: placer, GPS: fleet.NewGPSFilter(gpsCfg),
 	})
-
 	mqttTLS, err := g.mqttTLS()
 	if err != nil {
 		return err
@@ -218,111 +196,43 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		},
 	})
 	if err != nil {
-		return err
+		return listenError("mqtt", cfg.MQTT.Address, err)
 	}
-
-	g.cases, err = cases.Open(ctx, g.casesCfg, cases.Deps{
-		Calendar: cfg.WorkCalendar, Location: cfg.Location(), Publisher: g.broker, Points: spoolPoints{sp},
-		Devices:    directory{reg: g.registry, cfg: cfg, pipeline: g.pipeline, broker: g.broker, polled: g.polledRecently},
-		Registerer: g.reg, Logger: g.log.With("component", "cases"), Dir: filepath.Dir(cfg.File),
-	})
-	if err != nil {
-		return fmt.Errorf("cases: %w", err)
-	}
-	casesCtx, casesCancel := context.WithCancel(context.Background())
-	g.casesCancel = casesCancel
-	g.casesWG.Add(1)
-	go func() {
-		defer g.casesWG.Done()
-		if err := g.cases.Run(casesCtx); err != nil && casesCtx.Err() == nil {
-			g.log.Error("case workers stopped", "error", err)
-		}
-	}()
-
-	if g.Roles.Has(RoleDetect) && len(cfg.Cluster.NATS) == 0 { // in cluster mode, see startCluster
-		detCons, err := sp.Consumer("detectors")
-		if err != nil {
-			return err
-		}
-		g.sm.watch(sp, detCons)
-		raised := prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sanigate_violations_total", Help: "Violations the detectors raised, by type and severity.",
-		}, []string{"type", "severity"})
-		g.reg.MustRegister(raised)
-		g.detectors = violations.NewEngine(cfg, g.detCfg, violationSink{sp: sp, cases: g.cases, log: g.log.With("component", "violations"), raised: raised},
-			violations.EngineOptions{StateDir: dir + "-state", Registerer: g.reg, MaxAge: cfg.Ingest.MaxAge.D(), Logger: g.log.With("component", "detectors")})
-		detCtx, detCancel := context.WithCancel(context.Background())
-		g.detCancel = detCancel
-		g.detWG.Add(1)
-		go func() {
-			defer g.detWG.Done()
-			if err := g.detectors.Run(detCtx, detCons); err != nil {
-				g.log.Error("detectors stopped", "error", err)
-			}
-		}()
-	}
-
-	runCtx, cancel := context.WithCancel(context.Background())
-	g.cancel = cancel
-	g.wg.Add(2)
-	go func() {
-		defer g.wg.Done()
-		if g.writer == nil {
-			return
-		}
-		if err := g.writer.Run(runCtx); err != nil {
-			g.log.Error("writer stopped", "error", err)
-		}
-	}()
-	go func() {
-		defer g.wg.Done()
-		g.watchReadiness(runCtx)
-	}()
-
-	if err := g.startCluster(runCtx); err != nil {
-		return err
-	}
-	if err := g.startHTTP(); err != nil {
-		return err
-	}
-	if len(g.modbus.Devices) > 0 && g.Roles.Has(RoleEdge) {
-		g.poller, err = modbus.NewPoller(g.modbus, g.pipeline, modbus.Options{Registerer: g.reg, Logger: g.log.With("component", "modbus")})
-		if err != nil {
-			return err
-		}
-		g.wg.Add(1)
-		go func() {
-			defer g.wg.Done()
-			if err := g.poller.Run(runCtx); err != nil {
-				g.log.Error("modbus poller stopped", "error", err)
-			}
-		}()
-	}
-	if g.Roles.Has(RoleEdge) {
-		if err := g.broker.Start(); err != nil {
-			return err
-		}
-	}
-	g.log.Info("gateway started", "mqtt", g.MQTTAddr(), "http", g.HTTPAddr(), "influxdb", cfg.InfluxDB.URL,
-		"bucket", cfg.InfluxDB.Bucket, "devices", g.registry.Len(), "spool", dir, "roles", g.Roles)
 	return nil
 }
 
-func (g *Gateway) logRecovery(dir string, rec spool.Recovery) {
-	if rec.TornTail > 0 {
-		g.log.Warn("spool: cut a torn record at the end of the log (power loss or kill during a write)", "dir", dir, "bytes", rec.TornTail)
-	}
-	for _, q := range rec.Quarantined {
-		g.log.Error("spool: corrupt segment copied to quarantine and cut back to its last good record", "copy", q)
-	}
-	if rec.LostBytes > 0 {
-		g.log.Error("spool: bytes lost to corruption", "bytes", rec.LostBytes)
-	}
-	g.log.Info("spool opened", "dir", dir, "segments", rec.Segments, "records", rec.Records)
+// startClusterMode starts forwarding and partition-owning detection in
+// cluster mode (cluster.go); they stop with Close, before the writer.
+func (g *Gateway) startClusterMode() error {
+	runCtx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	return g.startCluster(runCtx)
 }
 
-// Close stops the gateway in order: the broker (no new input), then the
-// spool's consumers, then the spool, then HTTP. It is safe to call more than once.
+// startBroker lets devices in (edge role).
+func (g *Gateway) startBroker() error {
+	if !g.Roles.Has(RoleEdge) {
+		return nil
+	}
+	if err := g.broker.Start(); err != nil {
+		return listenError("mqtt", g.cfg.MQTT.Address, err)
+	}
+	return nil
+}
+
+// listenError names the listener that could not listen and the settings
+// that move it, so that "address already in use" says what to change.
+func listenError(listener, addr string, err error) error {
+	setting := map[string]string{
+		"mqtt": "mqtt.address in the configuration, -mqtt-address or SANIGATE_MQTT_ADDRESS",
+		"http": "http.address in the configuration, -http-address or SANIGATE_HTTP_ADDRESS",
+	}[listener]
+	return fmt.Errorf("%s listener cannot listen on %s (another process may hold it; set %s): %w", listener, addr, setting, err)
+}
+
+// Close stops the gateway in order: the broker (no new input), the Modbus
+// poller, the detectors, the case workers and store, the writer, the spool,
+// and last the HTTP server. It is safe to call more than once.
 func (g *Gateway) Close(ctx context.Context) error {
 	var errs []error
 	if g.broker != nil {
@@ -332,23 +242,15 @@ func (g *Gateway) Close(ctx context.Context) error {
 		}
 		g.broker = nil
 	}
-	if g.poller != nil {
-		g.log.Info("stopping modbus polling")
-		_ = g.poller.Close()
-		g.poller = nil
-	}
+	g.stop("modbus", "stopping modbus polling")
+	g.stop("detectors", "stopping detectors")
 	if g.detCancel != nil {
-		g.log.Info("stopping detectors")
+		g.log.Info("stopping cluster detection")
 		g.detCancel()
 		g.detWG.Wait()
 		g.detCancel = nil
 	}
-	if g.casesCancel != nil {
-		g.log.Info("stopping case workers")
-		g.casesCancel()
-		g.casesWG.Wait()
-		g.casesCancel = nil
-	}
+	g.stop("cases", "stopping case workers")
 	if g.cases != nil {
 		if err := g.cases.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("cases: %w", err))
@@ -359,11 +261,13 @@ func (g *Gateway) Close(ctx context.Context) error {
 		g.retentionStop()
 	}
 	if g.cancel != nil {
-		g.log.Info("stopping writer")
+		g.log.Info("stopping cluster forwarder")
 		g.cancel()
 		g.wg.Wait()
 		g.cancel = nil
 	}
+	g.stop("readiness", "")
+	g.stop("writer", "stopping writer")
 	if g.writer != nil {
 		g.writer.Close()
 		g.writer = nil
@@ -375,12 +279,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 		}
 		g.spool = nil
 	}
-	if g.http != nil {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_ = g.http.Shutdown(sctx)
-		cancel()
-		g.http = nil
-	}
+	g.stop("http", "stopping http server")
 	if g.https != nil {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_ = g.https.Shutdown(sctx)
@@ -388,6 +287,17 @@ func (g *Gateway) Close(ctx context.Context) error {
 		g.https = nil
 	}
 	return errors.Join(errs...)
+}
+
+// stop stops a supervised component and waits for it, logging msg first.
+func (g *Gateway) stop(name, msg string) {
+	if g.sup == nil || !g.sup.running(name) {
+		return
+	}
+	if msg != "" {
+		g.log.Info(msg)
+	}
+	g.sup.stop(name)
 }
 
 // mapPlacer places positions on the city's map.

@@ -234,16 +234,3 @@ func (h *harness) metric(name string, want map[string]string) float64 {
 	}
 	return sum
 }
-
-// eventually polls cond every 50ms for up to d.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s", d, what)
-}

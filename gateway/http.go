@@ -37,16 +37,38 @@ func (g *Gateway) startHTTP() error {
 	}
 	ln, err := net.Listen("tcp", g.cfg.HTTP.Address)
 	if err != nil {
+		return listenError("http", g.cfg.HTTP.Address, err)
+	}
+	g.httpLn, g.httpFirst = ln, ln
+	srv := g.newHTTPServer(mux)
+	g.sup.start(component{name: "http", run: func(ctx context.Context) error { return g.serveHTTP(ctx, srv) }})
+	return g.startHTTPS(mux)
+}
+
+// serveHTTP serves until ctx ends. Serve itself waits out temporary accept
+// errors (descriptors exhausted); after any other failure the supervisor
+// runs serveHTTP again, which listens again on the same address.
+func (g *Gateway) serveHTTP(ctx context.Context, srv *http.Server) error {
+	ln := g.takeHTTPListener()
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", g.HTTPAddr()); err != nil {
+			return listenError("http", g.HTTPAddr(), err)
+		}
+	}
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	})
+	defer stop()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	g.httpLn = ln
-	g.http = g.newHTTPServer(mux)
-	go func() {
-		if err := g.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			g.log.Error("http server stopped", "error", err)
-		}
-	}()
-	return g.startHTTPS(mux)
+	if ctx.Err() == nil {
+		return errors.New("http server closed")
+	}
+	return nil
 }
 
 // newHTTPServer bounds every phase of a request: headers, the whole body,
@@ -65,6 +87,15 @@ func (g *Gateway) newHTTPServer(mux http.Handler) *http.Server {
 	}
 }
 
+// takeHTTPListener hands the listener Start opened to the first serveHTTP.
+func (g *Gateway) takeHTTPListener() net.Listener {
+	g.readyMu.Lock()
+	defer g.readyMu.Unlock()
+	ln := g.httpFirst
+	g.httpFirst = nil
+	return ln
+}
+
 // Ready reports the conditions that make the gateway unready, or none.
 func (g *Gateway) Ready() []string {
 	var problems []string
@@ -78,6 +109,9 @@ func (g *Gateway) Ready() []string {
 	}
 	if g.spool != nil && g.spool.Full() {
 		problems = append(problems, "spool full: publishers are being pushed back until InfluxDB drains it")
+	}
+	if g.sup != nil {
+		problems = append(problems, g.sup.Down()...)
 	}
 	if g.writer != nil {
 		if failing, why := g.writer.Failing(); failing {
@@ -96,29 +130,6 @@ func (g *Gateway) serveReady(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"ready": len(problems) == 0, "problems": problems})
-}
-
-// watchReadiness pings InfluxDB every few seconds.
-func (g *Gateway) watchReadiness(ctx context.Context) {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		var err error
-		if g.writer != nil { // a process without the writer role does not need InfluxDB
-			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			err = g.writer.Ping(pctx)
-			cancel()
-		}
-		g.readyMu.Lock()
-		g.influxOK = err
-		g.readyMu.Unlock()
-		g.sm.update()
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // limitBody refuses a request whose declared body is over max with 413,

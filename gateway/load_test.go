@@ -13,6 +13,7 @@ import (
 
 	"github.com/sanigate/sanigate/fleet"
 	"github.com/sanigate/sanigate/internal/influxtest"
+	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 // loadDevices returns YAML entries for n bins called load-1..load-n
@@ -150,7 +151,7 @@ func (a *ackLog) totalLocked() int {
 // waitStored waits until InfluxDB holds at least n bin readings of the load devices.
 func waitStored(t *testing.T, influx *influxtest.Server, n int, d time.Duration) {
 	t.Helper()
-	eventually(t, d, fmt.Sprintf("%d readings in InfluxDB", n), func() bool {
+	testenv.Eventually(t, d, fmt.Sprintf("%d readings in InfluxDB", n), func() bool {
 		return influx.Count(t, "bin", "fill_pct", `"device"=~/^load-/`) >= int64(n)
 	})
 }

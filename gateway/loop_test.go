@@ -14,6 +14,7 @@ import (
 
 	"github.com/sanigate/sanigate/cases"
 	"github.com/sanigate/sanigate/fleet"
+	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 // The whole loop through the running gateway: a truck publishes over MQTT
@@ -128,7 +129,7 @@ func checkLoop(t *testing.T, h *harness, secret []byte, mu *sync.Mutex, got *[]m
 		return resp.StatusCode
 	}
 	var page cases.Page
-	eventually(t, 30*time.Second, "the illegal dumping case", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the illegal dumping case", func() bool {
 		call("city-token", "GET", "/api/v1/cases?type=illegal_dumping", nil, &page)
 		return len(page.Cases) == 1
 	})
@@ -136,7 +137,7 @@ func checkLoop(t *testing.T, h *harness, secret []byte, mu *sync.Mutex, got *[]m
 	if cs.State != cases.Dispatched || cs.Unit != "enforcement-north" || cs.Severity != "critical" || cs.District != "north" || cs.Site != "farm-north" {
 		t.Fatalf("case: state %s unit %s severity %s district %s site %s", cs.State, cs.Unit, cs.Severity, cs.District, cs.Site)
 	}
-	eventually(t, 15*time.Second, "the signed webhook", func() bool {
+	testenv.Eventually(t, 15*time.Second, "the signed webhook", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(*got) >= 1
@@ -175,7 +176,7 @@ func checkLoop(t *testing.T, h *harness, secret []byte, mu *sync.Mutex, got *[]m
 		t.Errorf("KPIs: enforcement-north closed %d, want 1 (%+v)", closed, kpis.KPIs)
 	}
 	// The violation itself is in InfluxDB, for Grafana.
-	eventually(t, 15*time.Second, "the violation in InfluxDB", func() bool {
+	testenv.Eventually(t, 15*time.Second, "the violation in InfluxDB", func() bool {
 		return len(h.influx.Rows(t, `SELECT * FROM "forever"."violation" WHERE "type"='illegal_dumping'`)) == 1
 	})
 }

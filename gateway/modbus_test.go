@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sanigate/sanigate/internal/testenv"
 	"github.com/sanigate/sanigate/simulators/modbussim"
 	"github.com/sanigate/sanigate/telemetry"
 )
@@ -46,7 +47,7 @@ func TestModbusReadingsReachInfluxDB(t *testing.T) {
 	c := h.mustConnect("toilet-1")
 	publish(t, c, topic("toilet-1", "telemetry"), 1, fmt.Sprintf(`{"ts":%q,"nh3_mgm3":0.2}`, time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)))
 
-	eventually(t, 15*time.Second, "modbus toilet readings", func() bool {
+	testenv.Eventually(t, 15*time.Second, "modbus toilet readings", func() bool {
 		return h.influx.Count(t, "toilet", "nh3_mgm3", `"device"='toilet-m01'`) >= 3 && h.influx.Count(t, "toilet", "nh3_mgm3", `"device"='toilet-1'`) == 1
 	})
 	rows := h.influx.Rows(t, `SELECT * FROM "toilet" WHERE "device"='toilet-m01' LIMIT 1`)
@@ -80,7 +81,7 @@ func TestModbusReadingsReachInfluxDB(t *testing.T) {
 		t.Error("no last success for the polled toilet")
 	}
 	// The weighbridge reports its weighings as events, tagged with its site.
-	eventually(t, 10*time.Second, "a weighing event", func() bool {
+	testenv.Eventually(t, 10*time.Second, "a weighing event", func() bool {
 		return len(h.influx.Rows(t, `SELECT * FROM "forever"."event" WHERE "event"='weighing'`)) >= 1
 	})
 	ev := h.influx.Rows(t, `SELECT * FROM "forever"."event" WHERE "event"='weighing'`)[0]

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"github.com/sanigate/sanigate/internal/testenv"
 	"net"
 	"runtime"
 	"strings"
@@ -31,7 +32,7 @@ func TestPanickedConnectionCleanedUp(t *testing.T) {
 		if b, err := r.ReadByte(); err != nil || b != 0x20 {
 			t.Fatalf("no CONNACK: %v %#x", err, b)
 		}
-		eventually(t, 5*time.Second, "bin-1 online", func() bool { return h.g.Broker().Online("bin-1") })
+		testenv.Eventually(t, 5*time.Second, "bin-1 online", func() bool { return h.g.Broker().Online("bin-1") })
 		if _, err := conn.Write(truncSub); err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +48,7 @@ func TestPanickedConnectionCleanedUp(t *testing.T) {
 		}
 	}
 	panicOnce()
-	eventually(t, 5*time.Second, "bin-1 offline after the panic", func() bool {
+	testenv.Eventually(t, 5*time.Second, "bin-1 offline after the panic", func() bool {
 		return !h.g.Broker().Online("bin-1") && h.g.Broker().ConnectedDevices() == 0
 	})
 	runtime.GC()
@@ -56,7 +57,7 @@ func TestPanickedConnectionCleanedUp(t *testing.T) {
 	for range rounds {
 		panicOnce()
 	}
-	eventually(t, 10*time.Second, "every panicked connection cleaned up", func() bool {
+	testenv.Eventually(t, 10*time.Second, "every panicked connection cleaned up", func() bool {
 		return h.g.Broker().ConnectedDevices() == 0 && runtime.NumGoroutine() <= base+10
 	})
 	if got := h.metric("sanigate_devices_connected", nil); got != 0 {

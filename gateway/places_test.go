@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sanigate/sanigate/fleet"
+	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 // Readings are placed on the city's map: district and site tags come from
@@ -37,7 +38,7 @@ func TestReadingsPlacedOnTheMap(t *testing.T) {
 	} {
 		publish(t, c, topic("truck-1", "telemetry"), 1, m)
 	}
-	eventually(t, 10*time.Second, "four truck readings", func() bool { return h.influx.Count(t, "truck", "load_kg", "") == 4 })
+	testenv.Eventually(t, 10*time.Second, "four truck readings", func() bool { return h.influx.Count(t, "truck", "load_kg", "") == 4 })
 	rows := h.influx.Rows(t, `SELECT * FROM "truck" ORDER BY time`)
 	if rows[0]["district"] != "north" {
 		t.Errorf("reading 0: district %v, want north", rows[0]["district"])
@@ -85,7 +86,7 @@ func TestFixedDeviceKeepsItsRegisteredPlace(t *testing.T) {
 	south := `"lat":39.8615,"lon":116.3115`
 	publish(t, c, topic("bin-1", "telemetry"), 1, fmt.Sprintf(`{"ts":%q,"fill_pct":50,%s}`, ts, south))
 	publish(t, c2, topic("bin-2", "telemetry"), 1, fmt.Sprintf(`{"ts":%q,"fill_pct":51,%s}`, ts, south))
-	eventually(t, 10*time.Second, "two bin readings", func() bool { return h.influx.Count(t, "bin", "fill_pct", "") == 2 })
+	testenv.Eventually(t, 10*time.Second, "two bin readings", func() bool { return h.influx.Count(t, "bin", "fill_pct", "") == 2 })
 	for _, row := range h.influx.Rows(t, `SELECT * FROM "bin"`) {
 		if row["district"] != "north" || row["site"] == "kw-plant" {
 			t.Errorf("%v: district %v site %v, want its registered north", row["device"], row["district"], row["site"])

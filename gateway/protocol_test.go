@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/sanigate/sanigate/internal/testenv"
 	"io"
 	"net"
 	"testing"
@@ -107,7 +108,7 @@ func TestMQTT5AliasesSysAndMaxPacket(t *testing.T) {
 			t.Fatalf("publish %d through alias: %+v %v", i, resp, err)
 		}
 	}
-	eventually(t, 10*time.Second, "both aliased readings", func() bool { return h.influx.Count(t, "bin", "fill_pct", "") == 2 })
+	testenv.Eventually(t, 10*time.Second, "both aliased readings", func() bool { return h.influx.Count(t, "bin", "fill_pct", "") == 2 })
 
 	resp, err := c.Publish(ctx, &paho.Publish{Topic: "$SYS/broker/uptime", QoS: 1, Payload: []byte("1")})
 	if resp == nil || resp.ReasonCode != 0x87 {
@@ -119,5 +120,5 @@ func TestMQTT5AliasesSysAndMaxPacket(t *testing.T) {
 		t.Fatal(err)
 	}
 	v3.Publish("$SYS/broker/uptime", 1, false, "1").WaitTimeout(5 * time.Second)
-	eventually(t, 10*time.Second, "the 3.1.1 $SYS publisher to be disconnected", func() bool { return !v3.IsConnectionOpen() })
+	testenv.Eventually(t, 10*time.Second, "the 3.1.1 $SYS publisher to be disconnected", func() bool { return !v3.IsConnectionOpen() })
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 func TestWrongPasswordRefusedAtConnect(t *testing.T) {
@@ -41,7 +43,7 @@ func TestPublishUnderAnotherDeviceRefused(t *testing.T) {
 	ts := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano)
 	tok := c.Publish(topic("bin-2", "telemetry"), 1, false, fmt.Sprintf(`{"ts":%q,"fill_pct":99}`, ts))
 	tok.WaitTimeout(3 * time.Second)
-	eventually(t, 5*time.Second, "the impostor to be disconnected", func() bool { return !c.IsConnectionOpen() })
+	testenv.Eventually(t, 5*time.Second, "the impostor to be disconnected", func() bool { return !c.IsConnectionOpen() })
 
 	// Subscribing to another device's topics is refused too.
 	c2 := h.mustConnect("bin-2")
@@ -55,7 +57,7 @@ func TestPublishUnderAnotherDeviceRefused(t *testing.T) {
 	}
 	// Give the writer time to deliver anything it might wrongly have taken.
 	publish(t, c2, topic("bin-2", "telemetry"), 1, fmt.Sprintf(`{"ts":%q,"fill_pct":10}`, ts))
-	eventually(t, 10*time.Second, "bin-2's own reading", func() bool { return h.influx.Count(t, "bin", "fill_pct", "") == 1 })
+	testenv.Eventually(t, 10*time.Second, "bin-2's own reading", func() bool { return h.influx.Count(t, "bin", "fill_pct", "") == 1 })
 	rows := h.influx.Rows(t, `SELECT * FROM "bin"`)
 	if len(rows) != 1 || rows[0]["device"] != "bin-2" || fmt.Sprint(rows[0]["fill_pct"]) != "10" {
 		t.Errorf("bin rows: got %v, want only bin-2's own fill_pct=10", rows)
@@ -100,11 +102,11 @@ func TestBadMessagesRefusedGoodOnesStored(t *testing.T) {
 	// the device reconnects and its good messages are stored again.
 	big := fmt.Sprintf(`{"ts":%q,"nh3_mgm3":0.1,"pad":"%s"}`, ts(60), strings.Repeat("x", 70<<10))
 	c.Publish(topic("toilet-1", "telemetry"), 1, false, big).WaitTimeout(2 * time.Second)
-	eventually(t, 5*time.Second, "disconnect after an oversized packet", func() bool { return !c.IsConnectionOpen() })
+	testenv.Eventually(t, 5*time.Second, "disconnect after an oversized packet", func() bool { return !c.IsConnectionOpen() })
 	c = h.mustConnect("toilet-1")
 	sendGood()
 
-	eventually(t, 15*time.Second, "the good readings", func() bool {
+	testenv.Eventually(t, 15*time.Second, "the good readings", func() bool {
 		return h.influx.Count(t, "toilet", "nh3_mgm3", "") == int64(good)
 	})
 	rows := h.influx.Rows(t, `SELECT "nh3_mgm3", "humidity_pct", "paper_pct" FROM "toilet"`)
@@ -170,7 +172,7 @@ func TestMalformedPacketsDoNotCrash(t *testing.T) {
 	// The gateway still works for everyone.
 	c := h.mustConnect("sweeper-1")
 	publish(t, c, topic("sweeper-1", "telemetry"), 1, fmt.Sprintf(`{"ts":%q,"speed_kmh":5}`, time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)))
-	eventually(t, 10*time.Second, "a reading after the malformed packets", func() bool {
+	testenv.Eventually(t, 10*time.Second, "a reading after the malformed packets", func() bool {
 		return h.influx.Count(t, "sweeper", "speed_kmh", "") == 1
 	})
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"github.com/sanigate/sanigate/internal/testenv"
 	"testing"
 	"time"
 )
@@ -38,7 +39,7 @@ func TestStrictTelemetry(t *testing.T) {
 	publish(t, truck, topic("truck-1", "events"), 1, fmt.Sprintf(`{"ts":%q,"event":"pickup","bin":"bin-1","lat":39.91,"lon":116.41}`, ts(20)))
 	publish(t, toilet, topic("toilet-1", "events"), 1, fmt.Sprintf(`{"ts":%q,"event":"door_forced","door":"north"}`, ts(21)))
 	publish(t, toilet, topic("toilet-1", "telemetry"), 1, fmt.Sprintf(`{"ts":%q,"nh3_mgm3":0.3}`, ts(22)))
-	eventually(t, 10*time.Second, "the good messages", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the good messages", func() bool {
 		return h.influx.Count(t, "toilet", "nh3_mgm3", "") == 1 && len(h.influx.Rows(t, `SELECT "bin" FROM "forever"."event" WHERE "bin" <> ''`)) == 1 &&
 			len(h.influx.Rows(t, `SELECT "door" FROM "forever"."event" WHERE "door" <> ''`)) == 1
 	})

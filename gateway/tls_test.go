@@ -116,7 +116,7 @@ func TestMQTTOverTLSWithMosquitto(t *testing.T) {
 		"-t", topic("bin-2", "telemetry"), "-m", reading(13))...); err != nil {
 		t.Fatalf("mosquitto_pub with a SAN certificate: %v\n%s", err, out)
 	}
-	eventually(t, 15*time.Second, "three readings over TLS", func() bool { return h.influx.Count(t, "bin", "fill_pct", "") == 3 })
+	testenv.Eventually(t, 15*time.Second, "three readings over TLS", func() bool { return h.influx.Count(t, "bin", "fill_pct", "") == 3 })
 
 	// bin-2's certificate does not log in as bin-1, even with bin-1's password.
 	if out, err := runTool(t, pub, append(base, "-i", "bin-1", "-u", "bin-1", "-P", "pw-bin-1", "--cert", cert2, "--key", key2,
@@ -196,7 +196,7 @@ func TestHTTPSAndCertificateRotation(t *testing.T) {
 	if _, _, err := p.ca.Server(p.dir, "gateway"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the rotated certificate to be served", func() bool { return serial() != before })
+	testenv.Eventually(t, 10*time.Second, "the rotated certificate to be served", func() bool { return serial() != before })
 	mqttConn, err := tls.Dial("tcp", h.g.MQTTTLSAddr(), &tls.Config{RootCAs: p.roots(t), ServerName: "localhost"})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,36 @@ import (
 	"github.com/sanigate/sanigate/violations"
 )
 
+// startDetectors starts the detectors, the spool's second consumer.
+func (g *Gateway) startDetectors() error {
+	if !g.Roles.Has(RoleDetect) || len(g.cfg.Cluster.NATS) > 0 {
+		return nil // in cluster mode, see startCluster
+	}
+	cons, err := g.spool.Consumer("detectors")
+	if err != nil {
+		return err
+	}
+	g.sm.watch(g.spool, cons)
+	raised := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sanigate_violations_total", Help: "Violations the detectors raised, by type and severity.",
+	}, []string{"type", "severity"})
+	g.reg.MustRegister(raised)
+	dir := g.cfg.Resolve(g.cfg.Spool.Dir)
+	g.detectors = violations.NewEngine(g.cfg, g.detCfg,
+		violationSink{sp: g.spool, cases: g.cases, log: g.log.With("component", "violations"), raised: raised},
+		violations.EngineOptions{StateDir: dir + "-state", Registerer: g.reg, MaxAge: g.cfg.Ingest.MaxAge.D(),
+			Logger: g.log.With("component", "detectors")})
+	e := g.detectors
+	g.sup.start(component{name: "detectors", run: func(ctx context.Context) error {
+		err := e.Run(ctx, cons)
+		if err != nil {
+			cons.Rewind()
+		}
+		return err
+	}})
+	return nil
+}
+
 // violationSink stores what the detectors raise in InfluxDB (through the
 // spool, so an outage loses nothing) and files it as a case.
 type violationSink struct {

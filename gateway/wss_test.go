@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/tls"
 	"fmt"
+	"github.com/sanigate/sanigate/internal/testenv"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +44,7 @@ func TestMQTTOverWebSocket(t *testing.T) {
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
 	publish(t, c, topic("bin-1", "telemetry"), 1, fmt.Sprintf(`{"ts":%q,"fill_pct":33}`, time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)))
-	eventually(t, 10*time.Second, "the reading sent over wss", func() bool { return h.influx.Count(t, "bin", "fill_pct", "") == 1 })
+	testenv.Eventually(t, 10*time.Second, "the reading sent over wss", func() bool { return h.influx.Count(t, "bin", "fill_pct", "") == 1 })
 	if err := h.g.Broker().Publish(topic("bin-1", "cmd"), []byte("go"), false, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func TestMQTTOverWebSocket(t *testing.T) {
 		t.Errorf("subscription to bin-2 over wss: got %#x, want 0x80", code)
 	}
 	c.Publish(topic("bin-2", "telemetry"), 1, false, `{}`).WaitTimeout(3 * time.Second)
-	eventually(t, 5*time.Second, "the impostor disconnected", func() bool { return !c.IsConnectionOpen() })
+	testenv.Eventually(t, 5*time.Second, "the impostor disconnected", func() bool { return !c.IsConnectionOpen() })
 	// Not on plain HTTP.
 	plain := pahomqtt.NewClient(pahomqtt.NewClientOptions().AddBroker("ws://" + h.g.HTTPAddr() + "/mqtt").
 		SetClientID("bin-2-ws").SetUsername("bin-2").SetPassword("pw-bin-2").SetConnectTimeout(3 * time.Second).SetAutoReconnect(false))

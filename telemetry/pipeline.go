@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -91,7 +90,7 @@ func (p *Pipeline) remember(rs []Reading) {
 type gpsState struct {
 	mu       sync.Mutex
 	track    *fleet.GPSTrack
-	district string
+	district string // where the last accepted fix was placed
 	site     string
 }
 
@@ -182,7 +181,7 @@ func (p *Pipeline) checkRefs(rs []Reading) *RejectError {
 
 // Emit stores readings produced by a driver (Modbus) without waiting for
 // durability. Each reading is checked against its kind's schema.
-func (p *Pipeline) Emit(ctx context.Context, rs []Reading) error {
+func (p *Pipeline) Emit(rs []Reading) error {
 	if len(rs) == 0 {
 		return nil
 	}

@@ -23,7 +23,7 @@ var (
 )
 
 // schemas lists the telemetry fields of each kind, with units in the names
-// (DOMAIN.md). The ranges are what the sensors can physically report.
+// (docs/domain.md). The ranges are what the sensors can physically report.
 var schemas = map[string]map[string]fieldSpec{
 	KindBin: {
 		"fill_pct":          num(0, 100),

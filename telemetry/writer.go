@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
 	"sync/atomic"
 	"time"
@@ -49,10 +48,8 @@ type Writer struct {
 	log    *slog.Logger
 	m      *Metrics
 
-	lastOK    atomic.Int64 // unix nano of the last accepted write
-	lastErr   atomic.Value // string
-	failing   atomic.Bool
-	delivered atomic.Int64
+	lastErr atomic.Value // string
+	failing atomic.Bool
 }
 
 // NewWriter builds a writer reading from cons.
@@ -99,9 +96,6 @@ func (w *Writer) Ping(ctx context.Context) error {
 func (w *Writer) Failing() (bool, string) {
 	return w.failing.Load(), w.lastErr.Load().(string)
 }
-
-// Delivered is the number of lines InfluxDB accepted since start.
-func (w *Writer) Delivered() int64 { return w.delivered.Load() }
 
 // Close releases the HTTP client.
 func (w *Writer) Close() { w.client.Close() }
@@ -184,16 +178,14 @@ func class(err error) (name string, retry, split bool) {
 		case he.StatusCode == 401 || he.StatusCode == 403 || he.StatusCode == 404:
 			// Credentials or bucket: not the lines' fault; wait for the operator.
 			return "auth", true, false
-		case he.StatusCode == 413:
-			return "rejected", false, true
 		default:
+			// Other 4xx, 413 included: some lines are refused; split
+			// the batch to find them.
 			return "rejected", false, true
 		}
 	}
-	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
-		return "network", true, false
-	}
+	// Anything else (a connection refused or reset, a timeout) is the
+	// network's or the server's: retry.
 	return "network", true, false
 }
 
@@ -277,11 +269,9 @@ func (w *Writer) write(ctx context.Context, to api.WriteAPIBlocking, body []byte
 		if len(body) > 0 && body[len(body)-1] != '\n' {
 			n++
 		}
-		w.delivered.Add(n)
 		if w.m != nil {
 			w.m.PointsWritten.Add(float64(n))
 		}
-		w.lastOK.Store(time.Now().UnixNano())
 	}
 	return err
 }

@@ -15,7 +15,7 @@ import (
 type Duration = fleet.Duration
 
 // Config holds the thresholds of every detector, as the `violations:` section
-// of sanigate.yaml. DefaultConfig gives the defaults of DOMAIN.md; a section
+// of sanigate.yaml. DefaultConfig gives the defaults of docs/domain.md; a section
 // read by ParseConfig starts from them, so a file names only what it changes.
 type Config struct {
 	// Lateness is how far out of order one device's readings may arrive
@@ -259,7 +259,7 @@ type UnaccountedLoadConfig struct {
 	Samples int `yaml:"samples"`
 }
 
-// DefaultConfig returns the thresholds of DOMAIN.md's violation table, and
+// DefaultConfig returns the thresholds of docs/domain.md's violation table, and
 // the engine's defaults for lateness and upload delays.
 func DefaultConfig() Config {
 	return Config{

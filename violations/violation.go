@@ -1,5 +1,5 @@
 // Package violations turns readings into violations: one detector per type of
-// DOMAIN.md, each stateful per device and driven by event time. It writes to
+// docs/domain.md, each stateful per device and driven by event time. It writes to
 // no storage and sends no notification; what it raises goes to a Sink.
 package violations
 
@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Types of violation (DOMAIN.md).
+// Types of violation (docs/domain.md).
 const (
 	IllegalDumping       = "illegal_dumping"
 	WrongSite            = "wrong_site"

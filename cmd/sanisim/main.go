@@ -209,11 +209,11 @@ func benchConfig(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// playScenario plays scenario days into the gateway, live: today from a few
-// minutes ago (the detectors take readings only within their lateness of
-// the clock), then the days after, so that the detectors raise the injected
-// violations as their times come and cases are filed. The ground truth of
-// what is still to come is written to truthOut.
+// playScenario plays scenario days into the gateway: the first day moved so
+// that its first illegal dump ended a few minutes ago (scenario.Demo), so a
+// case is filed within a minute whatever the hour; it is replayed from just
+// before that dump, then played live, and the days after it follow, moved
+// as much. The ground truth of what is played is written to truthOut.
 func playScenario(ctx context.Context, cfg *fleet.Config, seed uint64, broker, truthOut string, log *slog.Logger, stderr io.Writer) int {
 	modbusDevices := map[string]bool{}
 	for _, d := range cfg.Devices {
@@ -222,13 +222,23 @@ func playScenario(ctx context.Context, cfg *fleet.Config, seed uint64, broker, t
 		}
 	}
 	var truth []scenario.Expected
-	from := time.Now().Add(-5 * time.Minute)
-	day := from.In(cfg.Location())
+	sc, from, shift, err := scenario.Demo(cfg, seed, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "sanisim: %v\n", err)
+		return 1
+	}
+	day := sc.To.Add(-shift) // the calendar day after the one played first
 	for i := 0; ctx.Err() == nil; i++ {
-		sc, err := scenario.Generate(cfg, seed+uint64(i), day)
-		if err != nil {
-			fmt.Fprintf(stderr, "sanisim: %v\n", err)
-			return 1
+		if i > 0 {
+			next, err := scenario.Generate(cfg, seed+uint64(i), day)
+			if err == nil {
+				sc, err = next.Shift(shift)
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "sanisim: %v\n", err)
+				return 1
+			}
+			day = next.To
 		}
 		for _, x := range sc.Truth {
 			if !x.Start.Before(from) {
@@ -259,7 +269,6 @@ func playScenario(ctx context.Context, cfg *fleet.Config, seed uint64, broker, t
 			fmt.Fprintf(stderr, "sanisim: %v\n", err)
 			return 1
 		}
-		day = sc.To
 	}
 	return 0
 }

@@ -109,7 +109,7 @@ type intervals struct {
 	jitter []time.Duration
 }
 
-func (iv *intervals) Emit(_ context.Context, rs []telemetry.Reading) error {
+func (iv *intervals) Emit(rs []telemetry.Reading) error {
 	iv.mu.Lock()
 	defer iv.mu.Unlock()
 	for _, r := range rs {

@@ -50,7 +50,7 @@ const (
 
 // Register maps one value of a device to one field of its readings.
 type Register struct {
-	Field    string    // reading field it fills, named as in DOMAIN.md
+	Field    string    // reading field it fills, named as in docs/domain.md
 	Function Function  // object type
 	Address  uint16    // zero-based protocol address
 	Type     Type      // data type; BIT for coils and discrete inputs

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sanigate/sanigate/drivers/modbus"
+	"github.com/sanigate/sanigate/internal/testenv"
 	"github.com/sanigate/sanigate/simulators/modbussim"
 )
 
@@ -29,7 +30,7 @@ func TestConformance(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- p.Run(ctx) }()
-		eventually(t, "both devices are asked", func() bool { return sim.Requests() > 0 && silent.Requests() > 0 })
+		testenv.Eventually(t, 30*time.Second, "both devices are asked", func() bool { return sim.Requests() > 0 && silent.Requests() > 0 })
 		cancel()
 		select {
 		case err := <-done:
@@ -78,7 +79,7 @@ func TestConformance(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- p.Run(context.Background()) }()
-		eventually(t, "a request", func() bool { return sim.Requests() > 0 })
+		testenv.Eventually(t, 30*time.Second, "a request", func() bool { return sim.Requests() > 0 })
 		go p.Close()
 		p.Close()
 		if err := <-done; err != nil {

@@ -24,7 +24,7 @@ import (
 // the poller keeps only the newest unsent reading of the device and offers it
 // again on the next cycle; older ones are dropped and counted.
 type Emitter interface {
-	Emit(ctx context.Context, rs []telemetry.Reading) error
+	Emit(rs []telemetry.Reading) error
 }
 
 // ErrBackpressure is the error, wrapped or bare, an Emitter returns when it
@@ -206,7 +206,7 @@ func (p *Poller) pollOnce(ctx context.Context, dv *device, at time.Time) {
 	if dv.pending == nil {
 		return
 	}
-	if err := p.em.Emit(ctx, []telemetry.Reading{*dv.pending}); err != nil {
+	if err := p.em.Emit([]telemetry.Reading{*dv.pending}); err != nil {
 		if ctx.Err() != nil {
 			return
 		}

@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sanigate/sanigate/drivers/modbus"
+	"github.com/sanigate/sanigate/internal/testenv"
 	"github.com/sanigate/sanigate/simulators/modbussim"
 	"github.com/sanigate/sanigate/telemetry"
 )
@@ -30,7 +31,7 @@ type collector struct {
 	calls  int
 }
 
-func (c *collector) Emit(_ context.Context, rs []telemetry.Reading) error {
+func (c *collector) Emit(rs []telemetry.Reading) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.calls++
@@ -133,19 +134,6 @@ func metric(t testing.TB, reg *prometheus.Registry, name string, labels ...strin
 	return total
 }
 
-// eventually waits until cond holds. The bound only keeps a broken test from
-// hanging; no assertion depends on how fast anything is.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	for range 3000 {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("gave up waiting until %s", what)
-}
-
 func near(a, b float64) bool { return math.Abs(a-b) <= 1e-6*math.Max(1, math.Abs(b)) }
 
 // TestProfilesAgainstSimulator polls a simulator of every shipped profile over
@@ -164,7 +152,7 @@ func TestProfilesAgainstSimulator(t *testing.T) {
 					profile, transport, sim.Addr()))
 				em := &collector{}
 				run(t, cfg, em)
-				eventually(t, "a reading arrives", func() bool { return len(em.readings("dev")) > 0 })
+				testenv.Eventually(t, 30*time.Second, "a reading arrives", func() bool { return len(em.readings("dev")) > 0 })
 				rd := em.readings("dev")[0]
 				pr, _ := modbus.LoadProfile(profile)
 				if rd.Kind != pr.Kind || rd.Event != pr.Event {
@@ -326,13 +314,13 @@ func TestTimeoutRecovery(t *testing.T) {
 			cfg := parse(t, "devices:\n"+deviceYAML("dev", sim.Addr(), string(transport), "poll_interval: 100ms, timeout: 60ms, backoff_min: 10ms, backoff_max: 20ms,"))
 			em := &collector{}
 			_, reg := run(t, cfg, em)
-			eventually(t, "a first reading", func() bool { return len(em.readings("dev")) > 0 })
+			testenv.Eventually(t, 30*time.Second, "a first reading", func() bool { return len(em.readings("dev")) > 0 })
 			sim.SetDelay(300 * time.Millisecond)
-			eventually(t, "two timeouts", func() bool { return metric(t, reg, "sanigate_modbus_errors_total", "kind", "timeout") >= 2 })
+			testenv.Eventually(t, 30*time.Second, "two timeouts", func() bool { return metric(t, reg, "sanigate_modbus_errors_total", "kind", "timeout") >= 2 })
 			n := len(em.readings("dev"))
 			sim.SetRegisters(modbus.Holding, 0, 2)
 			sim.SetDelay(0)
-			eventually(t, "five readings after recovery", func() bool { return len(em.readings("dev")) >= n+5 })
+			testenv.Eventually(t, 30*time.Second, "five readings after recovery", func() bool { return len(em.readings("dev")) >= n+5 })
 			for i, r := range em.readings("dev")[n:] {
 				if v, _ := r.Num("v"); v != 2 {
 					t.Errorf("reading %d after recovery: got %v, want 2 (a late reply was read as an answer)", i, v)
@@ -350,12 +338,12 @@ func TestWrongTransactionID(t *testing.T) {
 	cfg := parse(t, "devices:\n"+deviceYAML("dev", sim.Addr(), "tcp", "poll_interval: 100ms, timeout: 60ms, backoff_min: 10ms,"))
 	em := &collector{}
 	_, reg := run(t, cfg, em)
-	eventually(t, "a first reading", func() bool { return len(em.readings("dev")) > 0 })
+	testenv.Eventually(t, 30*time.Second, "a first reading", func() bool { return len(em.readings("dev")) > 0 })
 	sim.WrongTransactionID(1)
-	eventually(t, "a mismatch", func() bool { return metric(t, reg, "sanigate_modbus_errors_total", "kind", "mismatch") == 1 })
+	testenv.Eventually(t, 30*time.Second, "a mismatch", func() bool { return metric(t, reg, "sanigate_modbus_errors_total", "kind", "mismatch") == 1 })
 	n := len(em.readings("dev"))
 	sim.SetRegisters(modbus.Holding, 0, 42)
-	eventually(t, "readings after the mismatch", func() bool { return len(em.readings("dev")) >= n+3 })
+	testenv.Eventually(t, 30*time.Second, "readings after the mismatch", func() bool { return len(em.readings("dev")) >= n+3 })
 	for _, r := range em.readings("dev")[n:] {
 		if v, _ := r.Num("v"); v != 42 {
 			t.Errorf("after mismatch: got %v, want 42", v)
@@ -428,7 +416,7 @@ func TestDroppedConnection(t *testing.T) {
 		}
 	}
 	sim.SetDown(false)
-	eventually(t, "polling resumes", func() bool {
+	testenv.Eventually(t, 30*time.Second, "polling resumes", func() bool {
 		_, res := p.PollDevice(ctx, 0)
 		return res == "ok"
 	})
@@ -449,9 +437,9 @@ func TestDeadDeviceDoesNotDelayOthers(t *testing.T) {
 	cfg.Devices[0].Timeout = time.Hour
 	em := &collector{}
 	_, reg := run(t, cfg, em)
-	eventually(t, "the dead device is asked", func() bool { return dead.Requests() > 0 })
+	testenv.Eventually(t, 30*time.Second, "the dead device is asked", func() bool { return dead.Requests() > 0 })
 	n := len(em.readings("live"))
-	eventually(t, "the live device polls 20 times", func() bool { return len(em.readings("live")) >= n+20 })
+	testenv.Eventually(t, 30*time.Second, "the live device polls 20 times", func() bool { return len(em.readings("live")) >= n+20 })
 	if got := metric(t, reg, "sanigate_modbus_polls_total", "device", "dead"); got != 0 {
 		t.Errorf("dead device: %v polls finished, want its first still in flight", got)
 	}
@@ -467,7 +455,7 @@ func TestBackpressure(t *testing.T) {
 	cfg := parse(t, "devices:\n"+deviceYAML("dev", sim.Addr(), "tcp", "poll_interval: 100ms, timeout: 60ms,"))
 	em := &collector{refuse: 4}
 	_, reg := run(t, cfg, em)
-	eventually(t, "a reading gets through", func() bool { return len(em.readings("dev")) > 0 })
+	testenv.Eventually(t, 30*time.Second, "a reading gets through", func() bool { return len(em.readings("dev")) > 0 })
 	if got := metric(t, reg, "sanigate_modbus_emit_errors_total"); got != 4 {
 		t.Errorf("emit errors: got %v, want 4", got)
 	}
@@ -488,7 +476,7 @@ func TestEmitOnChange(t *testing.T) {
 	cfg := parse(t, fmt.Sprintf("devices:\n- {id: wb, profile: weighbridge, address: %q, site: plant-east, poll_interval: 100ms, timeout: 50ms}\n", sim.Addr()))
 	em := &collector{}
 	_, reg := run(t, cfg, em)
-	eventually(t, "five polls", func() bool { return metric(t, reg, "sanigate_modbus_polls_total", "result", "ok") >= 5 })
+	testenv.Eventually(t, 30*time.Second, "five polls", func() bool { return metric(t, reg, "sanigate_modbus_polls_total", "result", "ok") >= 5 })
 	if got := len(em.readings("wb")); got != 1 {
 		t.Fatalf("without a new weighing: got %d readings, want 1", got)
 	}
@@ -496,7 +484,7 @@ func TestEmitOnChange(t *testing.T) {
 	for sim.Values()["weighing_seq"].Num == seq {
 		sim.Step()
 	}
-	eventually(t, "the second weighing", func() bool { return len(em.readings("wb")) == 2 })
+	testenv.Eventually(t, 30*time.Second, "the second weighing", func() bool { return len(em.readings("wb")) == 2 })
 	rd := em.readings("wb")[1]
 	if rd.Event != "weighing" || rd.Kind != "weighbridge" || rd.Site != "plant-east" || rd.Measurement() != telemetry.MeasurementEvent {
 		t.Errorf("got event %q kind %q site %q", rd.Event, rd.Kind, rd.Site)
@@ -516,11 +504,11 @@ func TestLastSuccess(t *testing.T) {
 	if !p.LastSuccess("nope").IsZero() {
 		t.Error("unknown device has a last success")
 	}
-	eventually(t, "a success", func() bool { return !p.LastSuccess("dev").IsZero() })
+	testenv.Eventually(t, 30*time.Second, "a success", func() bool { return !p.LastSuccess("dev").IsZero() })
 	sim.SetSilent(true)
-	eventually(t, "a timeout", func() bool { return metric(t, reg, "sanigate_modbus_errors_total", "kind", "timeout") >= 1 })
+	testenv.Eventually(t, 30*time.Second, "a timeout", func() bool { return metric(t, reg, "sanigate_modbus_errors_total", "kind", "timeout") >= 1 })
 	last := p.LastSuccess("dev")
-	eventually(t, "another failed poll", func() bool { return metric(t, reg, "sanigate_modbus_errors_total", "kind", "timeout") >= 2 })
+	testenv.Eventually(t, 30*time.Second, "another failed poll", func() bool { return metric(t, reg, "sanigate_modbus_errors_total", "kind", "timeout") >= 2 })
 	if got := p.LastSuccess("dev"); !got.Equal(last) {
 		t.Errorf("last success moved while silent: %v -> %v", last, got)
 	}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // CI reports whether the tests run under continuous integration, where a
@@ -92,4 +93,18 @@ func SmallDisk(t testing.TB, size int64) string {
 	}
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
 	return dir
+}
+
+// Eventually polls cond every 10ms until it holds, and fails the test after
+// limit. The bound only keeps a broken test from hanging: no assertion may
+// depend on how fast anything happens.
+func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %s waiting for %s", limit, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

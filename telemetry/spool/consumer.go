@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -54,7 +53,7 @@ func (s *Spool) Consumer(name string) (*Consumer, error) {
 	c := &Consumer{s: s, name: name, path: filepath.Join(s.dir, cursorPrefix+name)}
 	off, err := readCursor(c.path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("spool: cursor %s: %w", name, err)
+		return nil, fmt.Errorf("spool: consumer %s: %w", name, err)
 	}
 	if errors.Is(err, os.ErrNotExist) {
 		off = s.segs[0].base
@@ -70,14 +69,6 @@ func (s *Spool) Consumer(name string) (*Consumer, error) {
 	c.committed, c.pos = off, off
 	s.consumer[name] = c
 	return c, nil
-}
-
-func readCursor(path string) (int64, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 }
 
 // Name is the consumer's name.
@@ -271,11 +262,7 @@ func (c *Consumer) Commit(off int64) error {
 	}
 	c.s.gcLocked()
 	c.s.mu.Unlock()
-	tmp := c.path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(off, 10)+"\n"), 0o640); err != nil {
-		return fmt.Errorf("spool: cursor %s: %w", c.name, err)
-	}
-	if err := os.Rename(tmp, c.path); err != nil {
+	if err := writeCursor(c.path, off); err != nil {
 		return fmt.Errorf("spool: cursor %s: %w", c.name, err)
 	}
 	return nil

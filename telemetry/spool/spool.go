@@ -108,6 +108,9 @@ type Recovery struct {
 	TornTail    int64    // bytes cut from the end of the last segment
 	Quarantined []string // segments with corruption, copied into quarantine/
 	LostBytes   int64    // bytes cut from corrupt segments
+	// TornCursors are consumers whose cursor file a power loss left empty:
+	// they read the spool again from its oldest record.
+	TornCursors []string
 }
 
 // Spool is the log. It is safe for concurrent use.
@@ -152,34 +155,44 @@ func (s segment) end() int64 { return s.base + s.size }
 
 func segName(base int64) string { return fmt.Sprintf("%020d%s", base, segSuffix) }
 
+// applyDefaults fills the options left zero.
+func (o *Options) applyDefaults() {
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = 2 << 30
+	}
+	if o.SegmentBytes <= 0 {
+		o.SegmentBytes = 16 << 20
+	}
+	if o.SegmentBytes > o.MaxBytes/4 {
+		// Space is freed a segment at a time: keep segments small against the quota.
+		o.SegmentBytes = max(o.MaxBytes/4, 4096)
+	}
+	if o.SyncDelay < 0 {
+		o.SyncDelay = 0
+	} else if o.SyncDelay == 0 {
+		o.SyncDelay = 2 * time.Millisecond
+	}
+	if o.SyncRecords <= 0 {
+		o.SyncRecords = 512
+	}
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = 64 << 20
+	}
+}
+
 // Open opens or creates the spool in dir, checking and repairing its segments.
 func Open(dir string, opts Options) (*Spool, Recovery, error) {
-	if opts.MaxBytes <= 0 {
-		opts.MaxBytes = 2 << 30
-	}
-	if opts.SegmentBytes <= 0 {
-		opts.SegmentBytes = 16 << 20
-	}
-	if opts.SegmentBytes > opts.MaxBytes/4 {
-		// Space is freed a segment at a time: keep segments small against the quota.
-		opts.SegmentBytes = max(opts.MaxBytes/4, 4096)
-	}
-	if opts.SyncDelay < 0 {
-		opts.SyncDelay = 0
-	} else if opts.SyncDelay == 0 {
-		opts.SyncDelay = 2 * time.Millisecond
-	}
-	if opts.SyncRecords <= 0 {
-		opts.SyncRecords = 512
-	}
-	if opts.MinFreeBytes == 0 {
-		opts.MinFreeBytes = 64 << 20
-	}
+	opts.applyDefaults()
 	var rec Recovery
 	var err error
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, rec, fmt.Errorf("spool: %w", err)
 	}
+	torn, err := recoverCursors(dir)
+	if err != nil {
+		return nil, rec, fmt.Errorf("spool: cursors: %w", err)
+	}
+	rec.TornCursors = torn
 	s := &Spool{
 		dir: dir, opts: opts,
 		kick:     make(chan struct{}, 1),
@@ -206,40 +219,8 @@ func Open(dir string, opts Options) (*Spool, Recovery, error) {
 		s.segs = append(s.segs, segment{base: base, path: filepath.Join(dir, name)})
 	}
 	sort.Slice(s.segs, func(i, j int) bool { return s.segs[i].base < s.segs[j].base })
-	for i := range s.segs {
-		last := i == len(s.segs)-1
-		n, good, size, err := scanSegment(s.segs[i].path)
-		if err != nil {
-			return nil, rec, fmt.Errorf("spool: check %s: %w", s.segs[i].path, err)
-		}
-		rec.Records += n
-		s.segs[i].records = n
-		if good < size {
-			cut := size - good
-			if last {
-				rec.TornTail = cut
-			} else {
-				q, err := s.quarantine(s.segs[i].path)
-				if err != nil {
-					return nil, rec, err
-				}
-				rec.Quarantined = append(rec.Quarantined, q)
-				rec.LostBytes += cut
-			}
-			if err := os.Truncate(s.segs[i].path, good); err != nil {
-				return nil, rec, fmt.Errorf("spool: cut %s: %w", s.segs[i].path, err)
-			}
-		}
-		// A segment must not reach into the next one's range; if it does,
-		// its name or content is wrong: keep what fits.
-		if !last && s.segs[i].base+good > s.segs[i+1].base {
-			good = s.segs[i+1].base - s.segs[i].base
-			if err := os.Truncate(s.segs[i].path, good); err != nil {
-				return nil, rec, err
-			}
-		}
-		s.segs[i].size = good
-		s.total += good
+	if err := s.checkSegments(&rec); err != nil {
+		return nil, rec, err
 	}
 	rec.Segments = len(s.segs)
 	if len(s.segs) == 0 {
@@ -303,6 +284,47 @@ func loadID(dir string) (string, error) {
 // belongs to this log or to one removed since.
 func (s *Spool) ID() string { return s.id }
 
+// checkSegments scans every segment, cuts a torn tail off the last one, and
+// quarantines and cuts back a corrupt one in the middle.
+func (s *Spool) checkSegments(rec *Recovery) error {
+	for i := range s.segs {
+		last := i == len(s.segs)-1
+		n, good, size, err := scanSegment(s.segs[i].path)
+		if err != nil {
+			return fmt.Errorf("spool: check %s: %w", s.segs[i].path, err)
+		}
+		rec.Records += n
+		s.segs[i].records = n
+		if good < size {
+			cut := size - good
+			if last {
+				rec.TornTail = cut
+			} else {
+				q, err := s.quarantine(s.segs[i].path)
+				if err != nil {
+					return err
+				}
+				rec.Quarantined = append(rec.Quarantined, q)
+				rec.LostBytes += cut
+			}
+			if err := os.Truncate(s.segs[i].path, good); err != nil {
+				return fmt.Errorf("spool: cut %s: %w", s.segs[i].path, err)
+			}
+		}
+		// A segment must not reach into the next one's range; if it does,
+		// its name or content is wrong: keep what fits.
+		if !last && s.segs[i].base+good > s.segs[i+1].base {
+			good = s.segs[i+1].base - s.segs[i].base
+			if err := os.Truncate(s.segs[i].path, good); err != nil {
+				return err
+			}
+		}
+		s.segs[i].size = good
+		s.total += good
+	}
+	return nil
+}
+
 // maxCursor returns the highest persisted cursor, so that an emptied spool
 // keeps its offsets growing.
 func (s *Spool) maxCursor() (int64, error) {
@@ -312,7 +334,7 @@ func (s *Spool) maxCursor() (int64, error) {
 	}
 	var m int64
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), cursorPrefix) {
+		if strings.HasPrefix(e.Name(), cursorPrefix) && !strings.HasSuffix(e.Name(), ".tmp") {
 			if off, err := readCursor(filepath.Join(s.dir, e.Name())); err == nil && off > m {
 				m = off
 			}
