@@ -204,7 +204,7 @@ func (e *Engine) ProcessReadings(ctx context.Context, rs []telemetry.Reading) er
 		e.began = rs[0].Time.Add(-e.dc.Lateness.D() - e.dc.uploadDelay(telemetry.KindTruck))
 	}
 	for i := range rs {
-		if err := e.shardFor(rs[i].Device).readings(ctx, rs[i:i+1]); err != nil {
+		if err := e.shardFor(rs[i].Device).readings(ctx, rs[i:i+1], time.Time{}); err != nil {
 			return err
 		}
 	}
@@ -258,6 +258,7 @@ type shard struct {
 
 type shardMsg struct {
 	readings []telemetry.Reading
+	arrived  time.Time // when the readings were appended to the spool
 	clock    time.Time
 	will     *will
 	barrier  chan<- shardReport
@@ -285,7 +286,7 @@ func (s *shard) env(ctx context.Context, d *deviceState) *env {
 		night: e.night, loc: e.loc, collect: e.collect[d.ID], sweep: e.sweep[d.ID]}
 }
 
-func (s *shard) readings(ctx context.Context, rs []telemetry.Reading) error {
+func (s *shard) readings(ctx context.Context, rs []telemetry.Reading, arrived time.Time) error {
 	for i := range rs {
 		r := &rs[i]
 		if r.Device == "" {
@@ -293,6 +294,9 @@ func (s *shard) readings(ctx context.Context, rs []telemetry.Reading) error {
 		}
 		d := s.device(r.Device, r.Kind)
 		s.e.m.readings.Inc()
+		if !arrived.IsZero() {
+			d.rp.delay.observe(arrived.Sub(r.Time))
+		}
 		pending := len(d.rp.pending)
 		s.receive(s.env(ctx, d), r)
 		if len(d.rp.pending) > pending {
@@ -316,15 +320,20 @@ func (s *shard) flush(ctx context.Context) error {
 // urgent lists the events raised as soon as they arrive, even late.
 var urgent = map[string]bool{"fire_alarm": true, "help_button": true}
 
-// advance ticks every device to t (the clock).
+// advance ticks every device to t (the clock), less the device's usual
+// delay between its readings' times and their arrival.
 func (s *shard) advance(ctx context.Context, t time.Time) error {
 	s.flush(ctx)
 	for _, d := range s.devices {
-		if t.After(d.Done) {
+		if t := t.Add(-min(d.rp.delay.usual(), s.e.opts.MaxAge)); t.After(d.Done) {
 			n := len(d.rp.emits)
-			d.tick(s.env(ctx, d), t)
+			env := s.env(ctx, d)
+			d.tick(env, t)
 			if len(d.rp.emits) != n {
 				d.dirty = true
+			}
+			if len(d.rp.carried) > 0 {
+				s.settle(env)
 			}
 		}
 	}
@@ -454,7 +463,7 @@ func (s *shard) handle(ctx context.Context, m shardMsg) {
 	case m.will != nil:
 		s.will(ctx, *m.will)
 	case len(m.readings) > 0:
-		s.readings(ctx, m.readings)
+		s.readings(ctx, m.readings, m.arrived)
 	case !m.clock.IsZero():
 		s.advance(ctx, m.clock)
 	}
@@ -590,7 +599,7 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 				rs := e.deviceReadings(rec)
 				if len(rs) > 0 {
 					// A record is one device message: one shard.
-					if !send(e.shardFor(rs[0].Device), shardMsg{readings: rs}) {
+					if !send(e.shardFor(rs[0].Device), shardMsg{readings: rs, arrived: rec.Appended}) {
 						// Stopping: commit only what the shards were given.
 						if err := e.finalCheckpoint(cons, lastEnd, committed); err != nil {
 							e.log.Error("final checkpoint failed; the last readings will be replayed", "error", err)
