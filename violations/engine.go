@@ -204,7 +204,7 @@ func (e *Engine) ProcessReadings(ctx context.Context, rs []telemetry.Reading) er
 		e.began = rs[0].Time.Add(-e.dc.Lateness.D() - e.dc.uploadDelay(telemetry.KindTruck))
 	}
 	for i := range rs {
-		if err := e.shardFor(rs[i].Device).readings(ctx, rs[i:i+1], time.Time{}); err != nil {
+		if err := e.shardFor(rs[i].Device).readings(ctx, rs[i:i+1], nil, time.Time{}); err != nil {
 			return err
 		}
 	}
@@ -258,6 +258,7 @@ type shard struct {
 
 type shardMsg struct {
 	readings []telemetry.Reading
+	lines    [][]byte  // each reading's line, when known
 	arrived  time.Time // when the readings were appended to the spool
 	clock    time.Time
 	will     *will
@@ -286,7 +287,7 @@ func (s *shard) env(ctx context.Context, d *deviceState) *env {
 		night: e.night, loc: e.loc, collect: e.collect[d.ID], sweep: e.sweep[d.ID]}
 }
 
-func (s *shard) readings(ctx context.Context, rs []telemetry.Reading, arrived time.Time) error {
+func (s *shard) readings(ctx context.Context, rs []telemetry.Reading, lines [][]byte, arrived time.Time) error {
 	for i := range rs {
 		r := &rs[i]
 		if r.Device == "" {
@@ -298,7 +299,11 @@ func (s *shard) readings(ctx context.Context, rs []telemetry.Reading, arrived ti
 			d.rp.delay.observe(arrived.Sub(r.Time))
 		}
 		pending := len(d.rp.pending)
-		s.receive(s.env(ctx, d), r)
+		var line []byte
+		if lines != nil {
+			line = lines[i]
+		}
+		s.receive(s.env(ctx, d), r, line)
 		if len(d.rp.pending) > pending {
 			s.rerunQ[d.ID] = true
 		}
@@ -326,6 +331,11 @@ func (s *shard) advance(ctx context.Context, t time.Time) error {
 	s.flush(ctx)
 	for _, d := range s.devices {
 		if t := t.Add(-min(d.rp.delay.usual(), s.e.opts.MaxAge)); t.After(d.Done) {
+			if len(d.rp.marks) == 0 && d.LastSeen.IsZero() {
+				// Never heard from: mark the empty state, so that its first
+				// readings, older than the clock, re-run from it.
+				s.takeMark(d, t)
+			}
 			n := len(d.rp.emits)
 			env := s.env(ctx, d)
 			d.tick(env, t)
@@ -463,7 +473,7 @@ func (s *shard) handle(ctx context.Context, m shardMsg) {
 	case m.will != nil:
 		s.will(ctx, *m.will)
 	case len(m.readings) > 0:
-		s.readings(ctx, m.readings, m.arrived)
+		s.readings(ctx, m.readings, m.lines, m.arrived)
 	case !m.clock.IsZero():
 		s.advance(ctx, m.clock)
 	}
@@ -596,10 +606,10 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 				if rec.End <= skipUntil {
 					continue // already in the restored state
 				}
-				rs := e.deviceReadings(rec)
+				rs, lines := e.deviceReadings(rec)
 				if len(rs) > 0 {
 					// A record is one device message: one shard.
-					if !send(e.shardFor(rs[0].Device), shardMsg{readings: rs, arrived: rec.Appended}) {
+					if !send(e.shardFor(rs[0].Device), shardMsg{readings: rs, lines: lines, arrived: rec.Appended}) {
 						// Stopping: commit only what the shards were given.
 						if err := e.finalCheckpoint(cons, lastEnd, committed); err != nil {
 							e.log.Error("final checkpoint failed; the last readings will be replayed", "error", err)
@@ -655,15 +665,28 @@ func (e *Engine) gather(ctx context.Context, all bool) ([]shardReport, error) {
 // the gateway's own derived records (violations, coverage, case events and
 // KPIs), which the detectors must not read back, nor for lines of segments
 // from before records were typed that are not of a device kind.
-func (e *Engine) deviceReadings(rec spool.Record) []telemetry.Reading {
+//
+// It also returns each reading's line, when the record holds exactly one
+// line per reading, so that the replay history keeps them without encoding
+// them again.
+func (e *Engine) deviceReadings(rec spool.Record) ([]telemetry.Reading, [][]byte) {
 	if rec.Type != spool.TypeReading {
 		e.m.derived.Inc()
-		return nil
+		return nil, nil
+	}
+	var lines [][]byte
+	for _, l := range bytes.Split(rec.Data, []byte{'\n'}) {
+		if len(bytes.TrimSpace(l)) > 0 {
+			lines = append(lines, l)
+		}
 	}
 	rs, err := telemetry.ParseLines(rec.Data)
 	if err != nil {
 		e.m.badRecords.Inc()
 		e.log.Warn("unreadable spool record; detectors skip what they cannot read", "offset", rec.Offset, "error", err)
+	}
+	if err != nil || len(lines) != len(rs) {
+		lines = nil
 	}
 	n := 0
 	for i := range rs {
@@ -672,9 +695,15 @@ func (e *Engine) deviceReadings(rec spool.Record) []telemetry.Reading {
 			continue
 		}
 		rs[n] = rs[i]
+		if lines != nil {
+			lines[n] = lines[i]
+		}
 		n++
 	}
-	return rs[:n]
+	if lines != nil {
+		lines = lines[:n]
+	}
+	return rs[:n], lines
 }
 
 // deviceKinds are the measurements of device readings and events.

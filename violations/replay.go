@@ -301,8 +301,8 @@ func (s *shard) process(e *env, en entry, r *telemetry.Reading) {
 	}
 }
 
-// receive takes one reading of d as it arrives.
-func (s *shard) receive(e *env, r *telemetry.Reading) {
+// receive takes one reading of d as it arrives, with its line when known.
+func (s *shard) receive(e *env, r *telemetry.Reading, line []byte) {
 	d := e.state
 	fp := fingerprint(r)
 	en := entry{kind: entryReading, t: r.Time, fp: fp}
@@ -312,7 +312,10 @@ func (s *shard) receive(e *env, r *telemetry.Reading) {
 		s.e.m.duplicates.Inc()
 		return
 	}
-	en.line = telemetry.AppendLine(nil, r)
+	en.line = line
+	if en.line == nil {
+		en.line = telemetry.AppendLine(nil, r)
+	}
 	if inOrder {
 		s.process(e, en, r)
 		return

@@ -155,3 +155,36 @@ func TestDuplicateReadings(t *testing.T) {
 		t.Errorf("withdrawn: %+v", col.Withdrawn())
 	}
 }
+
+// BenchmarkRerun measures a re-run: a truck has sent an hour or two of
+// readings every 10 s, then a reading from the start of that span arrives;
+// the device is re-run over all of it. Reported per re-run and per reading
+// gone through again, with the replay memory the device holds.
+func BenchmarkRerun(b *testing.B) {
+	cfg := loadDemo(b)
+	for _, span := range []time.Duration{30 * time.Minute, 90 * time.Minute} {
+		b.Run(span.String(), func(b *testing.B) {
+			rs, _ := track("truck-01", telemetry.KindTruck, at(8, 0), 11,
+				leg{dur: span, speed: 30, from: openRoad, to: moveBy(openRoad, 30000, 0), load0: 2000, load1: 2000})
+			late := rs[1]
+			late.Time = late.Time.Add(-5 * time.Second)
+			rs = append(rs[:1:1], rs[2:]...) // the late one is missing at first
+			ctx := context.Background()
+			var reran float64
+			for b.Loop() {
+				b.StopTimer()
+				e := violations.NewEngine(cfg, violations.DefaultConfig(), &collector{}, violations.EngineOptions{Shards: 1})
+				if err := e.ProcessReadings(ctx, rs); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if err := e.ProcessReadings(ctx, []telemetry.Reading{late}); err != nil {
+					b.Fatal(err)
+				}
+				reran += float64(len(rs) + 1)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/reran, "ns/reading-rerun")
+			b.ReportMetric(float64(len(rs)), "readings")
+		})
+	}
+}
