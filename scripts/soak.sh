@@ -33,7 +33,7 @@ influx_start "$W/influx" "$INFLUX_PORT" "$W/influxd.log"
 pids+=("$INFLUX_PID")
 bin/sanisim bench-config -devices "$DEVICES" -out "$W/soak.yaml" -influxdb-url "http://127.0.0.1:$INFLUX_PORT" \
   -mqtt-address "127.0.0.1:$MQTT_PORT" -http-address "127.0.0.1:$HTTP_PORT" -spool-dir "$W/spool"
-bin/sanigate -config "$W/soak.yaml" -log-level warn 2>"$W/sanigate.log" &
+bin/sanigate -config "$W/soak.yaml" -log-level warn ${PPROF:+-pprof} 2>"$W/sanigate.log" &
 GW=$!; pids+=("$GW")
 for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$HTTP_PORT/healthz" 2>/dev/null && break; sleep 0.1; done
 

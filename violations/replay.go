@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/gob"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"sort"
 	"time"
@@ -138,21 +137,40 @@ func nextEntry(b []byte, off int) (entry, int) {
 // and values, leaving out what ingest adds on a resend (a duplicate-fix mark
 // from the GPS filters, place tags).
 func fingerprint(r *telemetry.Reading) uint64 {
-	h := fnv.New64a()
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], uint64(r.Time.UnixNano()))
-	h.Write(b[:])
-	h.Write([]byte(r.Event))
-	for _, f := range r.Fields {
+	h := fnvOffset
+	h = fnvUint(h, uint64(r.Time.UnixNano()))
+	h = fnvString(h, r.Event)
+	for i := range r.Fields {
+		f := &r.Fields[i]
 		if f.Name == "gps_filter" {
 			continue
 		}
-		h.Write([]byte(f.Name))
-		binary.LittleEndian.PutUint64(b[:], math.Float64bits(f.Num))
-		h.Write(b[:])
-		h.Write([]byte(f.Str))
+		h = fnvString(h, f.Name)
+		h = fnvUint(h, math.Float64bits(f.Num))
+		h = fnvString(h, f.Str)
 	}
-	return h.Sum64()
+	return h
+}
+
+// FNV-1a, 64 bits, without allocating.
+const (
+	fnvOffset uint64 = 14695981039346656037
+	fnvPrime  uint64 = 1099511628211
+)
+
+func fnvString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint64(s[i])) * fnvPrime
+	}
+	return (h ^ 0xff) * fnvPrime // a separator: "ab","c" differs from "a","bc"
+}
+
+func fnvUint(h, v uint64) uint64 {
+	for i := 0; i < 8; i++ {
+		h = (h ^ (v & 0xff)) * fnvPrime
+		v >>= 8
+	}
+	return h
 }
 
 // seen reports whether a reading with fingerprint fp at t is in the history.
