@@ -25,16 +25,16 @@ type EngineOptions struct {
 	// Shards is the number of goroutines detection is spread over, by a
 	// hash of the device id. Default GOMAXPROCS.
 	Shards int
-	// StateDir is where Run keeps the snapshot of detector state that goes
-	// with its committed cursor. Empty keeps no snapshot: after a restart
-	// detection resumes at the cursor with empty state.
+	// StateDir is where Run keeps the state log of the detectors that goes
+	// with its committed cursor (snapshot.go). Empty keeps none: after a
+	// restart detection resumes at the cursor with empty state.
 	StateDir string
 	// Registerer receives the engine's metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 	// Now is the wall clock (default time.Now). When the spool is drained,
-	// Run ticks every device to it (less ClockGrace), so that time-window
-	// rules fire without readings.
+	// Run ticks every device to it (less ClockGrace and the device's usual
+	// delay), so that time-window rules fire without readings.
 	Now func() time.Time
 	// MaxAge is the oldest a late reading may be and still re-run its
 	// device (the ingest max_age). Default 30 days.
