@@ -9,7 +9,7 @@ NATS_SERVER_VERSION := v2.15.2
 
 export PATH := $(TOOLS)/bin:$(PATH)
 
-.PHONY: all build run run-cluster test tools bench bench-modbus lint vet fmt clean demo-config dashboards
+.PHONY: all build run run-cluster test tools bench bench-modbus soak lint vet fmt clean demo-config dashboards
 
 all: build
 
@@ -54,6 +54,10 @@ test: tools
 ## bench: ingest throughput through the gateway into InfluxDB, and against mosquitto
 bench: tools build
 	@scripts/bench.sh
+
+## soak: steady QoS 1 load (200 devices, 5,000 msg/s, 30 min; DURATION, RATE, OUTAGE to change), memory each minute
+soak: tools build
+	@scripts/soak.sh
 
 ## bench-modbus: 500 simulated Modbus devices polled every second through one gateway
 bench-modbus: tools build

@@ -205,7 +205,7 @@ func (b *binState) fireStep(e *env, r *telemetry.Reading, temp float64) {
 			}
 		}
 	}
-	f.Temps = append(kept, sample{r.Time, temp})
+	f.Temps = appendLowest(kept, sample{r.Time, temp}, c.RiseWindow.D())
 	hot := temp >= c.MaxTempC || (haveLow && temp-low >= c.MinRiseC)
 	if f.Raised {
 		if r.Time.Before(f.Start) {

@@ -33,10 +33,10 @@ type Config struct {
 	// time, once the clock has passed it, re-runs its device. Default 2s.
 	ClockGrace Duration `yaml:"clock_grace"`
 	// ReplayBytes bounds what each device keeps to re-run its detectors
-	// over late readings (its marks and recent readings). Default 256 KiB.
+	// over late readings (its marks and recent readings). Default 128 KiB.
 	ReplayBytes int `yaml:"replay_bytes"`
 	// MarkEvery is the event time between two marks of a device's state,
-	// where a re-run may start. Default 10m.
+	// where a re-run may start. Default 30m.
 	MarkEvery Duration `yaml:"mark_every"`
 	// LoadSmoothing is the number of samples in the running median of a
 	// truck's load_kg: it hides load-cell noise and single-sample spikes.
@@ -266,8 +266,8 @@ func DefaultConfig() Config {
 		Lateness:      Duration(10 * time.Minute),
 		UploadDelay:   map[string]Duration{"truck": Duration(70 * time.Minute), "sweeper": Duration(70 * time.Minute)},
 		ClockGrace:    Duration(2 * time.Second),
-		ReplayBytes:   256 << 10,
-		MarkEvery:     Duration(10 * time.Minute),
+		ReplayBytes:   128 << 10,
+		MarkEvery:     Duration(30 * time.Minute),
 		LoadSmoothing: 5,
 		IllegalDumping: IllegalDumpingConfig{
 			MinDropKG: 300, Window: Duration(10 * time.Minute), MaxSpeedKmh: 3,
@@ -386,14 +386,14 @@ func (c *Config) uploadDelay(kind string) time.Duration { return c.UploadDelay[k
 
 func (c *Config) replayBytes() int {
 	if c.ReplayBytes <= 0 {
-		return 256 << 10
+		return 128 << 10
 	}
 	return c.ReplayBytes
 }
 
 func (c *Config) markEvery() time.Duration {
 	if c.MarkEvery <= 0 {
-		return 10 * time.Minute
+		return 30 * time.Minute
 	}
 	return c.MarkEvery.D()
 }

@@ -25,16 +25,16 @@ type EngineOptions struct {
 	// Shards is the number of goroutines detection is spread over, by a
 	// hash of the device id. Default GOMAXPROCS.
 	Shards int
-	// StateDir is where Run keeps the snapshot of detector state that goes
-	// with its committed cursor. Empty keeps no snapshot: after a restart
-	// detection resumes at the cursor with empty state.
+	// StateDir is where Run keeps the state log of the detectors that goes
+	// with its committed cursor (snapshot.go). Empty keeps none: after a
+	// restart detection resumes at the cursor with empty state.
 	StateDir string
 	// Registerer receives the engine's metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 	// Now is the wall clock (default time.Now). When the spool is drained,
-	// Run ticks every device to it (less ClockGrace), so that time-window
-	// rules fire without readings.
+	// Run ticks every device to it (less ClockGrace and the device's usual
+	// delay), so that time-window rules fire without readings.
 	Now func() time.Time
 	// MaxAge is the oldest a late reading may be and still re-run its
 	// device (the ingest max_age). Default 30 days.
@@ -204,7 +204,7 @@ func (e *Engine) ProcessReadings(ctx context.Context, rs []telemetry.Reading) er
 		e.began = rs[0].Time.Add(-e.dc.Lateness.D() - e.dc.uploadDelay(telemetry.KindTruck))
 	}
 	for i := range rs {
-		if err := e.shardFor(rs[i].Device).readings(ctx, rs[i:i+1]); err != nil {
+		if err := e.shardFor(rs[i].Device).readings(ctx, rs[i:i+1], nil, time.Time{}); err != nil {
 			return err
 		}
 	}
@@ -258,6 +258,8 @@ type shard struct {
 
 type shardMsg struct {
 	readings []telemetry.Reading
+	lines    [][]byte  // each reading's line, when known
+	arrived  time.Time // when the readings were appended to the spool
 	clock    time.Time
 	will     *will
 	barrier  chan<- shardReport
@@ -285,7 +287,7 @@ func (s *shard) env(ctx context.Context, d *deviceState) *env {
 		night: e.night, loc: e.loc, collect: e.collect[d.ID], sweep: e.sweep[d.ID]}
 }
 
-func (s *shard) readings(ctx context.Context, rs []telemetry.Reading) error {
+func (s *shard) readings(ctx context.Context, rs []telemetry.Reading, lines [][]byte, arrived time.Time) error {
 	for i := range rs {
 		r := &rs[i]
 		if r.Device == "" {
@@ -293,8 +295,15 @@ func (s *shard) readings(ctx context.Context, rs []telemetry.Reading) error {
 		}
 		d := s.device(r.Device, r.Kind)
 		s.e.m.readings.Inc()
+		if !arrived.IsZero() {
+			d.rp.delay.observe(arrived.Sub(r.Time))
+		}
 		pending := len(d.rp.pending)
-		s.receive(s.env(ctx, d), r)
+		var line []byte
+		if lines != nil {
+			line = lines[i]
+		}
+		s.receive(s.env(ctx, d), r, line)
 		if len(d.rp.pending) > pending {
 			s.rerunQ[d.ID] = true
 		}
@@ -316,15 +325,25 @@ func (s *shard) flush(ctx context.Context) error {
 // urgent lists the events raised as soon as they arrive, even late.
 var urgent = map[string]bool{"fire_alarm": true, "help_button": true}
 
-// advance ticks every device to t (the clock).
+// advance ticks every device to t (the clock), less the device's usual
+// delay between its readings' times and their arrival.
 func (s *shard) advance(ctx context.Context, t time.Time) error {
 	s.flush(ctx)
 	for _, d := range s.devices {
-		if t.After(d.Done) {
+		if t := t.Add(-min(d.rp.delay.usual(), s.e.opts.MaxAge)); t.After(d.Done) {
+			if len(d.rp.marks) == 0 && d.LastSeen.IsZero() {
+				// Never heard from: mark the empty state, so that its first
+				// readings, older than the clock, re-run from it.
+				s.takeMark(d, t)
+			}
 			n := len(d.rp.emits)
-			d.tick(s.env(ctx, d), t)
+			env := s.env(ctx, d)
+			d.tick(env, t)
 			if len(d.rp.emits) != n {
 				d.dirty = true
+			}
+			if len(d.rp.carried) > 0 {
+				s.settle(env)
 			}
 		}
 	}
@@ -454,7 +473,7 @@ func (s *shard) handle(ctx context.Context, m shardMsg) {
 	case m.will != nil:
 		s.will(ctx, *m.will)
 	case len(m.readings) > 0:
-		s.readings(ctx, m.readings)
+		s.readings(ctx, m.readings, m.lines, m.arrived)
 	case !m.clock.IsZero():
 		s.advance(ctx, m.clock)
 	}
@@ -587,10 +606,10 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 				if rec.End <= skipUntil {
 					continue // already in the restored state
 				}
-				rs := e.deviceReadings(rec)
+				rs, lines := e.deviceReadings(rec)
 				if len(rs) > 0 {
 					// A record is one device message: one shard.
-					if !send(e.shardFor(rs[0].Device), shardMsg{readings: rs}) {
+					if !send(e.shardFor(rs[0].Device), shardMsg{readings: rs, lines: lines, arrived: rec.Appended}) {
 						// Stopping: commit only what the shards were given.
 						if err := e.finalCheckpoint(cons, lastEnd, committed); err != nil {
 							e.log.Error("final checkpoint failed; the last readings will be replayed", "error", err)
@@ -646,15 +665,28 @@ func (e *Engine) gather(ctx context.Context, all bool) ([]shardReport, error) {
 // the gateway's own derived records (violations, coverage, case events and
 // KPIs), which the detectors must not read back, nor for lines of segments
 // from before records were typed that are not of a device kind.
-func (e *Engine) deviceReadings(rec spool.Record) []telemetry.Reading {
+//
+// It also returns each reading's line, when the record holds exactly one
+// line per reading, so that the replay history keeps them without encoding
+// them again.
+func (e *Engine) deviceReadings(rec spool.Record) ([]telemetry.Reading, [][]byte) {
 	if rec.Type != spool.TypeReading {
 		e.m.derived.Inc()
-		return nil
+		return nil, nil
+	}
+	var lines [][]byte
+	for _, l := range bytes.Split(rec.Data, []byte{'\n'}) {
+		if len(bytes.TrimSpace(l)) > 0 {
+			lines = append(lines, l)
+		}
 	}
 	rs, err := telemetry.ParseLines(rec.Data)
 	if err != nil {
 		e.m.badRecords.Inc()
 		e.log.Warn("unreadable spool record; detectors skip what they cannot read", "offset", rec.Offset, "error", err)
+	}
+	if err != nil || len(lines) != len(rs) {
+		lines = nil
 	}
 	n := 0
 	for i := range rs {
@@ -663,9 +695,15 @@ func (e *Engine) deviceReadings(rec spool.Record) []telemetry.Reading {
 			continue
 		}
 		rs[n] = rs[i]
+		if lines != nil {
+			lines[n] = lines[i]
+		}
 		n++
 	}
-	return rs[:n]
+	if lines != nil {
+		lines = lines[:n]
+	}
+	return rs[:n], lines
 }
 
 // deviceKinds are the measurements of device readings and events.

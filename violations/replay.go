@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/gob"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"sort"
 	"time"
@@ -49,6 +48,42 @@ type replay struct {
 	// it is not empty, new readings wait with them.
 	pending []entry
 	capture *[]Violation // set during a re-run: what the detectors raise
+	// tailT is the time of the newest entry in hist, tailFP the
+	// fingerprints of the entries at that time.
+	tailT  time.Time
+	tailFP []uint64
+	// carried are violations the clock raised beyond the readings a re-run
+	// went through: they stand until the device's own time passes them,
+	// then are withdrawn unless raised again.
+	carried []emission
+	delay   delays
+}
+
+// delays are the last few delays between a device's readings' times and
+// their arrival at the gateway. Their least is the device's usual delay
+// (its clock's offset and its link's latency, not a buffered upload's age):
+// the clock ticks the device that much behind the wall clock, so that a
+// device whose clock runs behind is not re-run on every reading.
+type delays struct {
+	d [16]time.Duration
+	n int
+}
+
+func (ds *delays) observe(d time.Duration) {
+	ds.d[ds.n%len(ds.d)] = max(d, 0)
+	ds.n++
+}
+
+func (ds *delays) usual() time.Duration {
+	n := min(ds.n, len(ds.d))
+	if n == 0 {
+		return 0
+	}
+	least := ds.d[0]
+	for _, d := range ds.d[1:n] {
+		least = min(least, d)
+	}
+	return least
 }
 
 // mark is the device's state before any reading at or after at.
@@ -102,21 +137,40 @@ func nextEntry(b []byte, off int) (entry, int) {
 // and values, leaving out what ingest adds on a resend (a duplicate-fix mark
 // from the GPS filters, place tags).
 func fingerprint(r *telemetry.Reading) uint64 {
-	h := fnv.New64a()
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], uint64(r.Time.UnixNano()))
-	h.Write(b[:])
-	h.Write([]byte(r.Event))
-	for _, f := range r.Fields {
+	h := fnvOffset
+	h = fnvUint(h, uint64(r.Time.UnixNano()))
+	h = fnvString(h, r.Event)
+	for i := range r.Fields {
+		f := &r.Fields[i]
 		if f.Name == "gps_filter" {
 			continue
 		}
-		h.Write([]byte(f.Name))
-		binary.LittleEndian.PutUint64(b[:], math.Float64bits(f.Num))
-		h.Write(b[:])
-		h.Write([]byte(f.Str))
+		h = fnvString(h, f.Name)
+		h = fnvUint(h, math.Float64bits(f.Num))
+		h = fnvString(h, f.Str)
 	}
-	return h.Sum64()
+	return h
+}
+
+// FNV-1a, 64 bits, without allocating.
+const (
+	fnvOffset uint64 = 14695981039346656037
+	fnvPrime  uint64 = 1099511628211
+)
+
+func fnvString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint64(s[i])) * fnvPrime
+	}
+	return (h ^ 0xff) * fnvPrime // a separator: "ab","c" differs from "a","bc"
+}
+
+func fnvUint(h, v uint64) uint64 {
+	for i := 0; i < 8; i++ {
+		h = (h ^ (v & 0xff)) * fnvPrime
+		v >>= 8
+	}
+	return h
 }
 
 // seen reports whether a reading with fingerprint fp at t is in the history.
@@ -130,6 +184,20 @@ func (rp *replay) seen(t time.Time, fp uint64) bool {
 	}
 	for _, en := range rp.pending {
 		if en.kind == entryReading && en.fp == fp && en.t.Equal(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// atTail reports whether a reading with fingerprint fp at t is among the
+// newest readings in the history, all at t.
+func (rp *replay) atTail(t time.Time, fp uint64) bool {
+	if !t.Equal(rp.tailT) {
+		return false
+	}
+	for _, x := range rp.tailFP {
+		if x == fp {
 			return true
 		}
 	}
@@ -229,6 +297,10 @@ func (s *shard) process(e *env, en entry, r *telemetry.Reading) {
 	d := e.state
 	s.takeMark(d, en.t)
 	d.rp.hist = appendEntry(d.rp.hist, en)
+	if !en.t.Equal(d.rp.tailT) {
+		d.rp.tailT, d.rp.tailFP = en.t, d.rp.tailFP[:0]
+	}
+	d.rp.tailFP = append(d.rp.tailFP, en.fp)
 	d.dirty = true
 	if en.kind == entryWill {
 		d.Offline.will(e, en.t)
@@ -239,22 +311,29 @@ func (s *shard) process(e *env, en entry, r *telemetry.Reading) {
 	}
 	d.tick(e, r.Time)
 	d.handle(e, r)
+	if len(d.rp.carried) > 0 && d.rp.capture == nil {
+		s.settle(e)
+	}
 	if len(d.rp.hist) > s.e.dc.replayBytes() {
 		s.trim(d)
 	}
 }
 
-// receive takes one reading of d as it arrives.
-func (s *shard) receive(e *env, r *telemetry.Reading) {
+// receive takes one reading of d as it arrives, with its line when known.
+func (s *shard) receive(e *env, r *telemetry.Reading, line []byte) {
 	d := e.state
 	fp := fingerprint(r)
 	en := entry{kind: entryReading, t: r.Time, fp: fp}
 	inOrder := !r.Time.Before(d.Done) && len(d.rp.pending) == 0
-	if d.rp.seen(r.Time, fp) {
+	// In order, only readings at the newest time can be the same one.
+	if (inOrder && d.rp.atTail(r.Time, fp)) || (!inOrder && d.rp.seen(r.Time, fp)) {
 		s.e.m.duplicates.Inc()
 		return
 	}
-	en.line = telemetry.AppendLine(nil, r)
+	en.line = line
+	if en.line == nil {
+		en.line = telemetry.AppendLine(nil, r)
+	}
 	if inOrder {
 		s.process(e, en, r)
 		return
@@ -353,9 +432,10 @@ func (s *shard) rerun(ctx context.Context, d *deviceState) {
 		}
 		s.process(env, en, &r)
 	}
-	if oldDone.After(nd.Done) {
-		nd.tick(env, oldDone)
-	}
+	// The clock is not moved back to where it was: a device uploading its
+	// buffer is not silent. What the clock raised beyond the readings is
+	// carried until the device's time passes it (settle).
+	_ = oldDone
 	rp.capture = nil
 	s.reconcile(env, before, orig, got)
 	s.e.m.reruns.Inc()
@@ -364,17 +444,20 @@ func (s *shard) rerun(ctx context.Context, d *deviceState) {
 }
 
 // reconcile hands on what a re-run raised that the first run did not, and
-// withdraws what the first run raised that the re-run no longer supports.
+// withdraws what the first run raised that the re-run no longer supports;
+// what the clock raised beyond the re-run's readings is carried.
 func (s *shard) reconcile(e *env, before map[string]bool, orig []emission, got []Violation) {
-	id := func(v *Violation) string { return fmt.Sprintf("%s|%t", v.Key, v.Resolved) }
+	rp := e.state.rp
+	orig = append(orig, rp.carried...)
+	rp.carried = nil
 	had := map[string]bool{}
 	for i := range orig {
-		had[id(&orig[i].v)] = true
+		had[emitID(&orig[i].v)] = true
 	}
 	now := map[string]bool{}
 	for i := range got {
 		now[got[i].Key] = true
-		if !had[id(&got[i])] {
+		if !had[emitID(&got[i])] {
 			s.raise(e.ctx, got[i])
 		}
 	}
@@ -385,8 +468,35 @@ func (s *shard) reconcile(e *env, before map[string]bool, orig []emission, got [
 			continue
 		}
 		done[k] = true
+		if em.at.After(e.state.Done) {
+			rp.carried = append(rp.carried, em)
+			continue
+		}
 		s.withdraw(e.ctx, em.v)
 	}
+}
+
+func emitID(v *Violation) string {
+	if v.Resolved {
+		return v.Key + "|resolved"
+	}
+	return v.Key
+}
+
+// settle withdraws the carried violations the device's time has passed
+// without raising them again.
+func (s *shard) settle(e *env) {
+	rp := e.state.rp
+	n := 0
+	for _, em := range rp.carried {
+		if em.at.After(e.state.Done) {
+			rp.carried[n] = em
+			n++
+			continue
+		}
+		s.withdraw(e.ctx, em.v)
+	}
+	rp.carried = rp.carried[:n]
 }
 
 // out records v as raised while handling d and hands it to the sink, or to
@@ -400,6 +510,13 @@ func (s *shard) out(ctx context.Context, d *deviceState, v Violation) {
 		if d.rp.capture != nil {
 			*d.rp.capture = append(*d.rp.capture, v)
 			return
+		}
+		for i, em := range d.rp.carried {
+			if emitID(&em.v) == emitID(&v) {
+				// Raised again as it was: it stands, nothing to hand on.
+				d.rp.carried = append(d.rp.carried[:i], d.rp.carried[i+1:]...)
+				return
+			}
 		}
 	}
 	s.raise(ctx, v)
