@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/sanigate/sanigate/internal/testenv"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -107,7 +108,7 @@ func TestDetectionOverMQTT(t *testing.T) {
 	}
 	send("trk-dup", twice...)
 
-	eventually(t, 30*time.Second, "one illegal_dumping case per truck", func() bool {
+	testenv.Eventually(t, 30*time.Second, "one illegal_dumping case per truck", func() bool {
 		return len(dumpingCases(t, h)) == len(ids)
 	})
 	got := dumpingCases(t, h)
@@ -119,7 +120,7 @@ func TestDetectionOverMQTT(t *testing.T) {
 	if n := h.metric("sanigate_violations_raised_total", map[string]string{"type": "illegal_dumping", "resolved": "false"}); n != float64(len(ids)) {
 		t.Errorf("illegal_dumping handed to the sink %g times, want %d (once per truck)", n, len(ids))
 	}
-	eventually(t, 15*time.Second, "every reading seen by the detectors", func() bool {
+	testenv.Eventually(t, 15*time.Second, "every reading seen by the detectors", func() bool {
 		return h.metric("sanigate_violation_readings_total", nil) == float64(readings)
 	})
 	if n := h.metric("sanigate_violation_readings_total", nil); n != float64(readings) {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/sanigate/sanigate/internal/testenv"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -29,7 +30,7 @@ func completingReading(b *testing.B, h *harness, id string) int {
 	base := h.metric("sanigate_violation_readings_total", nil)
 	for j, p := range tripPoints(b, time.Now().Add(-20*time.Minute).Truncate(time.Second)) {
 		c.Publish(topic(id, "telemetry"), 1, false, p).WaitTimeout(30 * time.Second)
-		eventually(b, 10*time.Second, "the reading at the detectors", func() bool {
+		testenv.Eventually(b, 10*time.Second, "the reading at the detectors", func() bool {
 			return h.metric("sanigate_violation_readings_total", nil) >= base+float64(j+1)
 		})
 		time.Sleep(20 * time.Millisecond) // the shard finishes the reading it took
@@ -140,7 +141,7 @@ cases:
 		}(i)
 	}
 	wg.Wait()
-	eventually(b, 60*time.Second, "every webhook", func() bool {
+	testenv.Eventually(b, 60*time.Second, "every webhook", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(hooked) == n+1
