@@ -8,8 +8,11 @@
 // by tens of kilograms and an occasional spike, GPS jitter, jumps and poor
 // fixes, tunnels without a fix, traffic lights, sweepers slowing at
 // crossings, and near misses of every rule (a legal unload at the plant, a
-// bin at 89 %, a short whiff of ammonia). It can be fed live (each reading
-// published at its time) or batched (trucks upload an hour at once).
+// bin at 89 %, a short whiff of ammonia), and trackers cut mid-trip (with
+// and without an unaccounted load). It can be fed live (each reading
+// published at its time), batched (trucks upload an hour at once), with a
+// device's span held back and uploaded late (Hold: a backfill after later
+// live data, an upload hours late) and with QoS 1 resends (Resend).
 package scenario
 
 import (
