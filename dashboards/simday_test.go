@@ -287,6 +287,7 @@ func (d *simDay) violations() {
 		violations.BinOverflow: "bin", violations.BinFire: "bin", violations.BinDamaged: "bin", violations.SortingContamination: "bin",
 		violations.LowBattery: "bin", violations.ToiletOdour: "toilet", violations.ToiletConsumables: "toilet",
 		violations.ToiletSafety: "toilet", violations.ToiletLeak: "toilet", violations.ToiletCold: "toilet",
+		violations.TrackingGap: "truck", violations.UnaccountedLoad: "truck",
 	}
 	severity := map[string]string{violations.IllegalDumping: "critical", violations.BinFire: "critical", violations.ToiletSafety: "critical",
 		violations.SweepingQuality: "minor", violations.BinOverflow: "minor", violations.BinDamaged: "minor", violations.SortingContamination: "minor",

@@ -36,15 +36,15 @@ func Trucks() *Dashboard {
 
 	b.row("违规 Violations")
 	b.add(4, 8, stat("场外卸料 Unloads outside licensed sites", "short",
-		influx(`SELECT count("count") FROM "forever"."violation" WHERE "type" =~ /^(illegal_dumping|wrong_site)$/ AND $timeFilter AND `+f)).
+		influx(`SELECT count("count") FROM "forever"."violation" WHERE "type" =~ /^(illegal_dumping|wrong_site|unaccounted_load)$/ AND $timeFilter AND `+f)).
 		noValue("0").thresholds("green", 1, "red").colorByThresholds())
 	b.add(20, 8, table("场外卸料记录 Unloads outside licensed sites", "",
-		influxTable(`SELECT "type", "severity", "device", "site", "summary", "lat", "lon" FROM "forever"."violation" WHERE "state" <> 'resolved' AND "type" =~ /^(illegal_dumping|wrong_site)$/ AND $timeFilter AND `+f)).
-		describe("illegal_dumping: load dropped while stopped outside every site accepting the truck's category (critical in a farm); wrong_site: unloaded at a site that does not accept it."))
-	b.add(12, 8, bars("遗撒与超载 Spillage and overload per hour", "short", true,
-		influx(`SELECT count("count") FROM "forever"."violation" WHERE "type" =~ /^(spillage|overload)$/ AND $timeFilter AND `+f+` GROUP BY time(1h), "type" fill(0)`).alias("$tag_type")))
-	b.add(12, 8, table("遗撒与超载记录 Spillage and overload", "",
-		influxTable(`SELECT "type", "severity", "device", "district", "summary", "duration_s" FROM "forever"."violation" WHERE "state" <> 'resolved' AND "type" =~ /^(spillage|overload)$/ AND $timeFilter AND `+f)).
+		influxTable(`SELECT "type", "severity", "device", "site", "summary", "lat", "lon" FROM "forever"."violation" WHERE "state" <> 'resolved' AND "type" =~ /^(illegal_dumping|wrong_site|unaccounted_load)$/ AND $timeFilter AND `+f)).
+		describe("illegal_dumping: load dropped while stopped outside every site accepting the truck's category (critical in a farm); wrong_site: unloaded at a site that does not accept it; unaccounted_load: load lower after a tracking gap with no accepting site within reach (critical when a farm was)."))
+	b.add(12, 8, bars("遗撒、超载与轨迹中断 Spillage, overload and tracking gaps per hour", "short", true,
+		influx(`SELECT count("count") FROM "forever"."violation" WHERE "type" =~ /^(spillage|overload|tracking_gap)$/ AND $timeFilter AND `+f+` GROUP BY time(1h), "type" fill(0)`).alias("$tag_type")))
+	b.add(12, 8, table("遗撒、超载与轨迹中断记录 Spillage, overload and tracking gaps", "",
+		influxTable(`SELECT "type", "severity", "device", "district", "summary", "duration_s" FROM "forever"."violation" WHERE "state" <> 'resolved' AND "type" =~ /^(spillage|overload|tracking_gap)$/ AND $timeFilter AND `+f)).
 		rename("duration_s", "时长 duration", "s"))
 
 	b.row("厨余垃圾 Kitchen waste")

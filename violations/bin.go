@@ -17,6 +17,9 @@ type binState struct {
 	Move   episode
 	Contam episode
 	Batt   episode
+	// Last is the time of the newest telemetry reading: the same reading
+	// again (a QoS 1 resend) is not counted twice.
+	Last time.Time `json:",omitempty"`
 }
 
 // episode is the common life of a threshold rule: readings in a row over
@@ -89,6 +92,10 @@ func (b *binState) handle(e *env, r *telemetry.Reading) {
 	default:
 		return
 	}
+	if r.Time.Equal(b.Last) {
+		return
+	}
+	b.Last = r.Time
 	if v, ok := r.Num("fill_pct"); ok {
 		b.overflowStep(e, r, v)
 	}

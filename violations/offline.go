@@ -51,13 +51,18 @@ func (o *offlineState) open(e *env, start, end time.Time, summary string) {
 	o.Key = makeKey(DeviceOffline, e.state.ID, start)
 	v := Violation{Key: o.Key, Type: DeviceOffline, Severity: Minor, Start: start, End: end, Summary: summary,
 		Evidence: []Evidence{{Time: start, Device: e.state.ID, Note: "last reading before the gap"}}}
+	e.placeLastSeen(&v)
+	e.emit(v)
+}
+
+// placeLastSeen places a vehicle's offline violation, and so its dispatch,
+// where it was last seen.
+func (e *env) placeLastSeen(v *Violation) {
 	if f := e.lastFix(); f.ok() {
-		// A vehicle is placed, and dispatched, where it was last seen.
 		v.Lat, v.Lon, v.HasPos = f.Lat, f.Lon, true
 		v.Evidence = append(v.Evidence, Evidence{Time: f.T, Device: e.state.ID,
 			Fields: map[string]float64{"lat": f.Lat, "lon": f.Lon}, Note: "last known position"})
 	}
-	e.emit(v)
 }
 
 // lastFix is the last accepted GPS fix of a truck or sweeper.
@@ -90,8 +95,10 @@ func (o *offlineState) seen(e *env, r *telemetry.Reading) {
 		return
 	}
 	o.Open = false
-	e.emit(Violation{Key: o.Key, Type: DeviceOffline, Severity: Minor, Start: o.Start, End: r.Time, Resolved: true,
+	v := Violation{Key: o.Key, Type: DeviceOffline, Severity: Minor, Start: o.Start, End: r.Time, Resolved: true,
 		Summary: fmt.Sprintf("%s reporting again after %s", e.state.ID, r.Time.Sub(o.Start).Round(time.Second)),
 		Evidence: []Evidence{{Time: o.Start, Device: e.state.ID, Note: "last reading before the gap"},
-			evidence(r, "first reading after the gap")}})
+			evidence(r, "first reading after the gap")}}
+	e.placeLastSeen(&v) // the same place as when it was raised: not yet moved by r
+	e.emit(v)
 }

@@ -178,12 +178,73 @@ func TestOfflineVehicleDistrict(t *testing.T) {
 	}{{"truck-01", telemetry.KindTruck}, {"sweeper-01", telemetry.KindSweeper}} {
 		t.Run(c.dev, func(t *testing.T) {
 			rs, _ := track(c.dev, c.kind, at(8, 0), 5, leg{dur: 10 * time.Minute, speed: 20, from: south, to: moveBy(south, 2000, 0)})
-			got := opened(run(t, dc, rs, at(10, 0), c.dev), violations.DeviceOffline)
+			back, _ := track(c.dev, c.kind, at(9, 0), 5, leg{dur: time.Minute, speed: 20, from: [2]float64{39.97, 116.42}, to: [2]float64{39.97, 116.43}})
+			all := run(t, dc, append(rs, back...), at(10, 0), c.dev)
+			got := opened(all, violations.DeviceOffline)
 			if len(got) != 1 {
 				t.Fatalf("got %d, want 1: %+v", len(got), got)
 			}
 			if got[0].District != "south" || !got[0].HasPos {
 				t.Errorf("district %q (position %v), want south, where it was last seen", got[0].District, got[0].HasPos)
+			}
+			for _, v := range all {
+				if v.Type == violations.DeviceOffline && v.Resolved && v.District != "south" {
+					t.Errorf("resolved in district %q, want south, where it was raised", v.District)
+				}
+			}
+			if resolved(all, violations.DeviceOffline) != 1 {
+				t.Errorf("not resolved when it came back")
+			}
+		})
+	}
+}
+
+// TestResendsCountOnce feeds every reading twice (as QoS 1 resends) and
+// expects the verdicts of the single feed.
+func TestResendsCountOnce(t *testing.T) {
+	dc := violations.DefaultConfig()
+	twice := func(rs []telemetry.Reading) []telemetry.Reading {
+		var out []telemetry.Reading
+		for _, r := range rs {
+			out = append(out, r, r)
+		}
+		return out
+	}
+	contam := func(n int) []telemetry.Reading {
+		return binDay(20, func(i int, f map[string]float64) {
+			if i >= 5 && i < 5+n {
+				f["contamination_pct"] = 30
+			}
+		})
+	}
+	cases := []struct {
+		name   string
+		device string
+		rs     []telemetry.Reading
+		typ    string
+		want   int
+	}{
+		{"near: two readings of contamination", "bin-0001", contam(2), violations.SortingContamination, 0},
+		{"three readings of contamination", "bin-0001", contam(3), violations.SortingContamination, 1},
+		{"near: one reading of low battery", "bin-0001", binDay(20, func(i int, f map[string]float64) {
+			if i == 5 {
+				f["battery_pct"] = 10
+			}
+		}), violations.LowBattery, 0},
+		{"dump on the road", "truck-01", stopAndDrop("truck-01", openRoad, 3000, 800, false), violations.IllegalDumping, 1},
+		{"near: 250 kg drop", "truck-01", stopAndDrop("truck-01", openRoad, 3000, 250, false), violations.IllegalDumping, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			once := opened(run(t, dc, c.rs, at(9, 0), c.device), c.typ)
+			got := opened(run(t, dc, twice(c.rs), at(9, 0), c.device), c.typ)
+			if len(got) != c.want || len(once) != c.want {
+				t.Fatalf("got %d with resends, %d without, want %d: %+v", len(got), len(once), c.want, got)
+			}
+			for i := range got {
+				if got[i].Key != once[i].Key {
+					t.Errorf("key %s with resends, %s without", got[i].Key, once[i].Key)
+				}
 			}
 		})
 	}

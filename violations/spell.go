@@ -53,8 +53,8 @@ func (s *Spell) active() bool { return !s.Start.IsZero() }
 // this level counts (overload counts only time spent moving). hold bounds the
 // time between two readings that may count; clear is how long readings must
 // stay under the clear level to end the spell. It reports ended when the
-// spell is over (the caller resolves it if raised, then resets it), and
-// restarted when a gap made a spell not yet raised begin again.
+// spell is over (the caller resolves it if raised, then resets it); after a
+// gap a spell not yet raised begins again from t.
 func (s *Spell) step(t time.Time, lv level, count bool, hold, clear time.Duration) (ended bool) {
 	if !s.active() {
 		if lv == over {

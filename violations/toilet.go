@@ -21,6 +21,9 @@ type toiletState struct {
 	LeakL0 float64 `json:",omitempty"`
 	Cold   Spell
 	Prev   toiletPrev
+	// Last is the time of the newest telemetry reading: the same reading
+	// again (a QoS 1 resend) is not counted twice.
+	Last time.Time `json:",omitempty"`
 }
 
 // odourRun is the odour spell and the highest value of each gas in it, so
@@ -57,6 +60,10 @@ func (t *toiletState) handle(e *env, r *telemetry.Reading) {
 	default:
 		return
 	}
+	if r.Time.Equal(t.Last) {
+		return
+	}
+	t.Last = r.Time
 	nh3, okN := r.Num("nh3_mgm3")
 	h2s, okH := r.Num("h2s_mgm3")
 	if okN || okH {

@@ -64,9 +64,20 @@ func ingest(t testing.TB, cfg *fleet.Config, msgs []scenario.Message, fn func([]
 // runScenario feeds msgs to a fresh engine and returns what it raised.
 func runScenario(t testing.TB, cfg *fleet.Config, sc *scenario.Scenario, msgs []scenario.Message) ([]violations.Violation, *violations.Engine) {
 	t.Helper()
+	return runScenarioWith(t, cfg, violations.DefaultConfig(), sc, msgs)
+}
+
+// runScenarioWith is runScenario with thresholds dc.
+func runScenarioWith(t testing.TB, cfg *fleet.Config, dc violations.Config, sc *scenario.Scenario, msgs []scenario.Message) ([]violations.Violation, *violations.Engine) {
+	t.Helper()
 	ctx := context.Background()
 	col := &collector{}
-	eng := violations.NewEngine(cfg, violations.DefaultConfig(), col, violations.EngineOptions{Shards: 3})
+	eng := violations.NewEngine(cfg, dc, col, violations.EngineOptions{Shards: 3})
+	// Detection watches from the start of the day whatever its lateness: a
+	// route window begun the evening before is not judged.
+	if err := eng.AdvanceTo(ctx, sc.From); err != nil {
+		t.Fatal(err)
+	}
 	ingest(t, cfg, msgs, func(rs []telemetry.Reading) {
 		if err := eng.ProcessReadings(ctx, rs); err != nil {
 			t.Fatal(err)

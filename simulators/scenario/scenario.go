@@ -8,8 +8,11 @@
 // by tens of kilograms and an occasional spike, GPS jitter, jumps and poor
 // fixes, tunnels without a fix, traffic lights, sweepers slowing at
 // crossings, and near misses of every rule (a legal unload at the plant, a
-// bin at 89 %, a short whiff of ammonia). It can be fed live (each reading
-// published at its time) or batched (trucks upload an hour at once).
+// bin at 89 %, a short whiff of ammonia), and trackers cut mid-trip (with
+// and without an unaccounted load). It can be fed live (each reading
+// published at its time), batched (trucks upload an hour at once), with a
+// device's span held back and uploaded late (Hold: a backfill after later
+// live data, an upload hours late) and with QoS 1 resends (Resend).
 package scenario
 
 import (
@@ -252,3 +255,54 @@ func (g *gen) siteFor(category string) string {
 
 // free reports whether p lies in no site.
 func (g *gen) free(p point) bool { return len(g.cfg.Map.Locate(p.Lat, p.Lon).Sites) == 0 }
+
+// Hold returns msgs with the messages of device published in [from, to)
+// held back, as a device out of coverage does, and uploaded delay after to
+// in batches (JSON arrays, one per channel, under the codec's limit of
+// readings per message), after whatever it published live meanwhile.
+func Hold(msgs []Message, device string, from, to time.Time, delay time.Duration) []Message {
+	held := map[string][]json.RawMessage{}
+	var channels []string
+	var out []Message
+	for _, m := range msgs {
+		if m.Device != device || m.PublishAt.Before(from) || !m.PublishAt.Before(to) {
+			out = append(out, m)
+			continue
+		}
+		if _, ok := held[m.Channel]; !ok {
+			channels = append(channels, m.Channel)
+		}
+		held[m.Channel] = append(held[m.Channel], m.Payload)
+	}
+	at := to.Add(delay)
+	for _, ch := range channels {
+		items := held[ch]
+		for len(items) > 0 {
+			n := min(len(items), 900)
+			b, _ := json.Marshal(items[:n])
+			items = items[n:]
+			out = append(out, Message{Device: device, Channel: ch, Payload: b, PublishAt: at})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].PublishAt.Before(out[j].PublishAt) })
+	return out
+}
+
+// Resend returns msgs with every nth message published a second time a
+// second later, as a device resends a QoS 1 message whose PUBACK it missed.
+func Resend(msgs []Message, n int) []Message {
+	if n <= 0 {
+		return msgs
+	}
+	out := make([]Message, 0, len(msgs)+len(msgs)/n)
+	for i, m := range msgs {
+		out = append(out, m)
+		if i%n == n-1 {
+			again := m
+			again.PublishAt = m.PublishAt.Add(time.Second)
+			out = append(out, again)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].PublishAt.Before(out[j].PublishAt) })
+	return out
+}

@@ -46,12 +46,19 @@ func (g *gen) sweepers() {
 			j.chosen, missed = "missed", true
 		}
 	}
+	gap := ""
+	for _, j := range order {
+		if j.rt != nil && j.chosen == "" && j.b.Add(time.Hour).Before(g.to) {
+			gap = j.d.ID
+			break
+		}
+	}
 	for _, j := range jobs {
-		g.sweepDay(j.d, j.rt, j.a, j.b, j.chosen)
+		g.sweepDay(j.d, j.rt, j.a, j.b, j.chosen, j.d.ID == gap)
 	}
 }
 
-func (g *gen) sweepDay(d *fleet.Device, rt *fleet.SweepingRoute, a, b time.Time, inj string) {
+func (g *gen) sweepDay(d *fleet.Device, rt *fleet.SweepingRoute, a, b time.Time, inj string, gap bool) {
 	v := &vehicle{g: g, id: d.ID, sweeper: true, rng: g.rngFor(d.ID), t: g.from, water: 100, fuel: 80}
 	if rt == nil || len(rt.Line) == 0 || len(rt.Line[0]) < 2 {
 		v.pos = point{39.9, 116.4}
@@ -113,5 +120,26 @@ sweep:
 	default:
 		g.near = append(g.near, d.ID+": slowed to 1 km/h at every crossing of "+rt.ID)
 	}
+	if gap {
+		g.sweeperGap(v, b)
+	}
 	v.park(g.to)
+}
+
+// sweeperGap drives the sweeper away once its window is over, brush up,
+// with its tracker silent for 15 minutes on the way.
+func (g *gen) sweeperGap(v *vehicle, end time.Time) {
+	v.park(end.Add(5 * time.Minute))
+	dst := g.freePoint(v.pos, 4000)
+	mid := lerp(v.pos, dst, 0.3)
+	v.drive(mid, driveOpts{kmh: 20})
+	last := v.t.Add(-step)
+	v.silentFrom, v.silentTo = v.t, v.t.Add(15*time.Minute)
+	v.drive(dst, driveOpts{kmh: 20})
+	v.park(v.silentTo)
+	v.drive(g.freePoint(dst, 1000), driveOpts{kmh: 20})
+	g.expect(Expected{Type: "tracking_gap", Device: v.id, Start: last, End: v.silentTo, Severity: "major",
+		Note: "sweeper's tracker silent for 15 min on its way back"})
+	g.expect(Expected{Type: "device_offline", Device: v.id, Start: last, End: last.Add(30 * time.Second), Severity: "minor",
+		Note: "sweeper's tracker silent for 15 min on its way back"})
 }

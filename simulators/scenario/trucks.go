@@ -93,7 +93,7 @@ func (g *gen) assignGaps(inj map[string]string) map[string]string {
 				continue
 			}
 			switch inj[d.ID] {
-			case injOffline, injFarmDump, injRoadDump, injWrongSite, injOverload:
+			case injOffline, injFarmDump, injRoadDump, injWrongSite, injOverload, injOverloadNear:
 				continue
 			}
 			if name != injGap && len(g.gapPlaces(d.Category, name == injGapFarm)) == 0 {
