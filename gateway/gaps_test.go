@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/sanigate/sanigate/internal/testenv"
 	"io"
 	"net"
 	"path/filepath"
@@ -32,7 +33,7 @@ func TestTrackingGapThroughTheGateway(t *testing.T) {
 	c.Disconnect(100)
 
 	var gap, unacc []map[string]any
-	eventually(t, 20*time.Second, "tracking_gap and unaccounted_load stored", func() bool {
+	testenv.Eventually(t, 20*time.Second, "tracking_gap and unaccounted_load stored", func() bool {
 		gap = h.influx.Rows(t, `SELECT * FROM "violation" WHERE "type"='tracking_gap'`)
 		unacc = h.influx.Rows(t, `SELECT * FROM "violation" WHERE "type"='unaccounted_load'`)
 		return len(gap) == 1 && len(unacc) == 1
@@ -52,7 +53,7 @@ func TestTrackingGapThroughTheGateway(t *testing.T) {
 
 	dropConnection(t, h.g.MQTTAddr(), "truck-1", "pw-truck-1")
 	var off []map[string]any
-	eventually(t, 20*time.Second, "device_offline stored", func() bool {
+	testenv.Eventually(t, 20*time.Second, "device_offline stored", func() bool {
 		off = h.influx.Rows(t, `SELECT * FROM "violation" WHERE "type"='device_offline'`)
 		return len(off) >= 1
 	})
