@@ -7,7 +7,7 @@ INFLUXDB_VERSION := v1.8.10
 
 export PATH := $(TOOLS)/bin:$(PATH)
 
-.PHONY: all build run test tools bench bench-modbus lint vet fmt clean demo-config dashboards
+.PHONY: all build run test tools bench bench-modbus lint vet fmt clean demo-config dashboards fuzz
 
 all: build
 
@@ -34,10 +34,23 @@ $(INFLUXD):
 run: tools build
 	@scripts/run.sh
 
-## test: install tools, then run every test against the real components
+## test: install tools, then run every test against the real components, then each fuzz target briefly
 test: tools
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+
+# Fuzz targets, as package:function: MQTT frames through the listener,
+# telemetry JSON of every kind, the case API's JSON bodies.
+FUZZ_TARGETS := ./broker:FuzzMQTTFrames ./telemetry:FuzzDecode ./cases:FuzzActionBody
+FUZZTIME     ?= 2m
+
+## fuzz: run each fuzz target for FUZZTIME (default 2m; `make test` gives each 5s)
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo ">> fuzzing $$fn in $$pkg for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 ## bench: ingest throughput through the gateway into InfluxDB, and against mosquitto
 bench: tools build

@@ -1,41 +1,9 @@
 package telemetry
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"unicode"
 )
-
-// duplicateKey returns the first key that occurs twice at the top level of
-// the JSON object obj (encoding/json would keep the last one silently, so a
-// device could send one "ts" for a checker and another for storage).
-func duplicateKey(obj []byte) (string, bool) {
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return "", false
-	}
-	seen := make(map[string]struct{}, 8)
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return "", false
-		}
-		k, ok := t.(string)
-		if !ok {
-			return "", false
-		}
-		if _, dup := seen[k]; dup {
-			return k, true
-		}
-		seen[k] = struct{}{}
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return "", false
-		}
-	}
-	return "", false
-}
 
 // badText reports a control or bidirectional formatting character in a
 // text field: they hide or reorder what an operator reads in a dashboard
