@@ -12,7 +12,9 @@ import (
 func TestStrictTelemetry(t *testing.T) {
 	h := newHarness(t)
 	truck, toilet := h.mustConnect("truck-1"), h.mustConnect("toilet-1")
-	ts := func(s int) string { return time.Now().Add(-time.Duration(100-s) * time.Second).UTC().Format(time.RFC3339Nano) }
+	ts := func(s int) string {
+		return time.Now().Add(-time.Duration(100-s) * time.Second).UTC().Format(time.RFC3339Nano)
+	}
 	old := time.Now().Add(-10 * 24 * time.Hour).UTC().Format(time.RFC3339Nano)
 	bad := []struct{ who, channel, reason, payload string }{
 		{"toilet-1", "telemetry", "malformed", fmt.Sprintf(`{"ts":%q,"nh3_mgm3":0.1,"ts":%q}`, ts(1), old)},
