@@ -71,7 +71,10 @@ func FuzzMQTTFrames(f *testing.F) {
 			_, _ = conn.Write(connectPacket(version))
 		}
 		_, _ = conn.Write(frames)
-		_ = conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		// End of input: the broker sees EOF and closes, unless it waits for
+		// more of a packet, which the deadline bounds.
+		_ = conn.(*net.TCPConn).CloseWrite()
+		_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 		_, _ = io.Copy(io.Discard, bufio.NewReader(conn))
 		_ = conn.Close()
 		if ps := b.Problems(); len(ps) > 0 {

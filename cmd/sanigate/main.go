@@ -60,6 +60,11 @@ Flags:
 		logLevel   = fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 		logFormat  = fs.String("log-format", "text", "log `format`: text or json")
 		pprofOn    = fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
+		tlsCert    = fs.String("tls-cert", "", "certificate PEM `file` for MQTT over TLS and HTTPS, overrides mqtt/http.tls_cert_file")
+		tlsKey     = fs.String("tls-key", "", "key PEM `file` for -tls-cert, overrides mqtt/http.tls_key_file")
+		clientCA   = fs.String("client-ca", "", "CA PEM `file` for device client certificates, overrides mqtt.client_ca_file")
+		mqttTLS    = fs.String("mqtt-tls-address", "", "MQTT over TLS listen `address`, overrides mqtt.tls_address")
+		httpsAddr  = fs.String("https-address", "", "HTTPS listen `address` (API, /mqtt WebSocket), overrides http.tls_address")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -94,6 +99,11 @@ Flags:
 		{*influxURL, func(v string) { cfg.InfluxDB.URL = v }},
 		{*bucket, func(v string) { cfg.InfluxDB.Bucket = v }},
 		{*spoolDir, func(v string) { cfg.Spool.Dir = v }},
+		{*tlsCert, func(v string) { cfg.MQTT.TLSCertFile, cfg.HTTP.TLSCertFile = v, v }},
+		{*tlsKey, func(v string) { cfg.MQTT.TLSKeyFile, cfg.HTTP.TLSKeyFile = v, v }},
+		{*clientCA, func(v string) { cfg.MQTT.ClientCAFile = v }},
+		{*mqttTLS, func(v string) { cfg.MQTT.TLSAddress = v }},
+		{*httpsAddr, func(v string) { cfg.HTTP.TLSAddress = v }},
 	} {
 		if o.v != "" {
 			o.set(o.v)
