@@ -5,6 +5,35 @@ import (
 	"unicode"
 )
 
+// members counts the members of the JSON object obj (its top-level
+// colons outside strings). Fewer distinct keys in the decoded map than
+// members means a key was given twice, "a" and "\u0061" included.
+func members(obj []byte) int {
+	n, depth, inStr, esc := 0, 0, false, false
+	for _, c := range obj {
+		switch {
+		case inStr:
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+		case c == ':' && depth == 1:
+			n++
+		}
+	}
+	return n
+}
+
 // badText reports a control or bidirectional formatting character in a
 // text field: they hide or reorder what an operator reads in a dashboard
 // or a case.
