@@ -117,7 +117,7 @@ func New(opts Options) (*Broker, error) {
 	opts.applyCapDefaults()
 	caps.MaximumSessionExpiryInterval = uint32(opts.MaxSessionExpiry / time.Second)
 	caps.MaximumMessageExpiryInterval = 24 * 60 * 60
-	caps.MaximumQos = 1 // QoS 2 adds a round trip and nothing durable beyond QoS 1 here
+	caps.MaximumQos = 2 // QoS 2: PUBREC once durable (qos2.go)
 	// mochi logs every client error at warn level; keep its chatter at error.
 	mlog := slog.New(levelFloor{h: opts.Logger.Handler(), min: slog.LevelError})
 	srv := mqtt.New(&mqtt.Options{

@@ -30,6 +30,7 @@ type hook struct {
 	known   func(device string) bool // registered devices, for certificate logins
 	maxSubs int                      // subscriptions one session may hold
 	maxFilt int                      // bytes in one subscription filter
+	q2      qos2                     // QoS 2 packet ids per client
 
 	mu      sync.Mutex
 	online  map[*mqtt.Client]*acker // authenticated clients -> their PUBACK sender
@@ -108,6 +109,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		h.b.metrics.rejected.WithLabelValues("too_large").Inc()
 		h.b.logLimited("too_large", "mqtt packet over the size limit; client disconnected", "device", string(cl.Properties.Username))
 	}
+	h.q2.forget(cl)
 	h.mu.Lock()
 	if a, ok := h.online[cl]; ok {
 		a.close()
@@ -200,6 +202,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (out packets.Packet
 			return pk, packets.ErrRejectPacket
 		}
 		return pk, packets.CodeSuccessIgnore
+	}
+	if pk.FixedHeader.Qos == 2 {
+		return pk, h.publishQoS2(cl, device, channel, pk)
 	}
 	h.mu.Lock()
 	a = h.online[cl]
