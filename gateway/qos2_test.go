@@ -15,7 +15,9 @@ import (
 // PUBREL/PUBCOMP; a resent PUBLISH awaiting its PUBREL is not stored twice.
 func TestQoS2EndToEnd(t *testing.T) {
 	h := newHarness(t)
-	ts := func(s int) string { return time.Now().Add(-time.Duration(100-s) * time.Second).UTC().Format(time.RFC3339Nano) }
+	ts := func(s int) string {
+		return time.Now().Add(-time.Duration(100-s) * time.Second).UTC().Format(time.RFC3339Nano)
+	}
 
 	// MQTT 3.1.1 with paho's own QoS 2 flow.
 	c := h.mustConnect("bin-1")
