@@ -45,8 +45,11 @@ func (c *Config) validateEdge(add func(path, format string, args ...any)) {
 		}
 	}
 	pair := func(section, cert, key string) {
-		if (cert == "") != (key == "") {
-			add(section+".tls_cert_file", "tls_cert_file and tls_key_file go together")
+		switch {
+		case cert != "" && key == "":
+			add(section+".tls_cert_file", "needs %s.tls_key_file too", section)
+		case cert == "" && key != "":
+			add(section+".tls_key_file", "needs %s.tls_cert_file too", section)
 		}
 	}
 	pair("mqtt", c.MQTT.TLSCertFile, c.MQTT.TLSKeyFile)
