@@ -73,6 +73,9 @@ type Options struct {
 	MaxSubscriptions int
 	MaxFilterBytes   int
 	MaxSessionExpiry time.Duration
+	// MaxSessionsPerDevice caps the sessions (client ids) one device holds,
+	// connected or kept for a reconnect (default 4).
+	MaxSessionsPerDevice int
 	// OnLastWill, if set, is called when a device's last connection ends
 	// without a DISCONNECT (its last will): the device_offline signal.
 	OnLastWill func(device string)
@@ -127,7 +130,7 @@ func New(opts Options) (*Broker, error) {
 	})
 	b := &Broker{srv: srv, log: opts.Logger, metrics: m}
 	h := &hook{b: b, auth: opts.Auth, handler: opts.Handler, onWill: opts.OnLastWill, known: opts.Known,
-		maxSubs: opts.MaxSubscriptions, maxFilt: opts.MaxFilterBytes}
+		maxSubs: opts.MaxSubscriptions, maxFilt: opts.MaxFilterBytes, maxSessions: opts.MaxSessionsPerDevice}
 	b.hook = h
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)

@@ -23,14 +23,16 @@ var publishChannels = map[string]bool{"telemetry": true, "events": true, "status
 // handling costs that message, never the broker.
 type hook struct {
 	mqtt.HookBase
-	b       *Broker
-	auth    Authenticator
-	handler Handler
-	onWill  func(device string)
-	known   func(device string) bool // registered devices, for certificate logins
-	maxSubs int                      // subscriptions one session may hold
-	maxFilt int                      // bytes in one subscription filter
-	q2      qos2                     // QoS 2 packet ids per client
+	b           *Broker
+	auth        Authenticator
+	handler     Handler
+	onWill      func(device string)
+	known       func(device string) bool // registered devices, for certificate logins
+	maxSubs     int                      // subscriptions one session may hold
+	maxFilt     int                      // bytes in one subscription filter
+	q2          qos2                     // QoS 2 packet ids per client
+	sessions    sessions                 // each device's sessions
+	maxSessions int                      // sessions one device may hold
 
 	mu      sync.Mutex
 	online  map[*mqtt.Client]*acker // authenticated clients -> their PUBACK sender
@@ -49,6 +51,7 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnDisconnect,
 		mqtt.OnPacketRead,
 		mqtt.OnPacketEncode,
+		mqtt.OnClientExpired,
 	}, []byte{b})
 }
 
@@ -99,6 +102,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		h.b.metrics.connected.Inc()
 	}
 	h.mu.Unlock()
+	h.sessions.add(string(cl.Properties.Username), cl.ID)
 }
 
 // OnDisconnect un-counts the device and counts oversized packets, which mochi
@@ -110,6 +114,9 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		h.b.logLimited("too_large", "mqtt packet over the size limit; client disconnected", "device", string(cl.Properties.Username))
 	}
 	h.q2.forget(cl)
+	if expire && !cl.IsTakenOver() {
+		h.sessions.remove(string(cl.Properties.Username), cl.ID)
+	}
 	h.mu.Lock()
 	if a, ok := h.online[cl]; ok {
 		a.close()
