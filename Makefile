@@ -9,7 +9,7 @@ NATS_SERVER_VERSION := v2.15.2
 
 export PATH := $(TOOLS)/bin:$(PATH)
 
-.PHONY: all build run run-cluster test tools bench bench-modbus soak lint vet fmt clean demo-config dashboards
+.PHONY: all build run run-cluster test tools bench bench-modbus soak lint vet fmt clean demo-config dashboards fuzz
 
 all: build
 
@@ -46,10 +46,26 @@ run: tools build
 run-cluster: tools build
 	@scripts/run-cluster.sh
 
-## test: install tools, then run every test against the real components
+## test: install tools, then run every test against the real components, then each fuzz target briefly
 test: tools
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s FUZZ_TARGETS="$(FUZZ_QUICK)"
+
+# Fuzz targets, as package:function: MQTT frames through the listener,
+# telemetry JSON of every kind, the case API's JSON bodies. `go test` runs
+# every target's seeds; `make test` also fuzzes the first two for 5s each (the
+# third needs a coverage-instrumented SQLite build, minutes on a small machine).
+FUZZ_QUICK   := ./broker:FuzzMQTTFrames ./telemetry:FuzzDecode
+FUZZ_TARGETS ?= $(FUZZ_QUICK) ./cases:FuzzActionBody
+FUZZTIME     ?= 2m
+
+## fuzz: run each fuzz target for FUZZTIME (default 2m)
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo ">> fuzzing $$fn in $$pkg for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 ## bench: ingest throughput through the gateway into InfluxDB, and against mosquitto
 bench: tools build

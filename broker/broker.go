@@ -69,6 +69,9 @@ type Options struct {
 	MaxSubscriptions int
 	MaxFilterBytes   int
 	MaxSessionExpiry time.Duration
+	// MaxSessionsPerDevice caps the sessions (client ids) one device holds,
+	// connected or kept for a reconnect (default 4).
+	MaxSessionsPerDevice int
 	// OnLastWill, if set, is called when a device's last connection ends
 	// without a DISCONNECT (its last will): the device_offline signal.
 	OnLastWill func(device string)
@@ -117,7 +120,7 @@ func New(opts Options) (*Broker, error) {
 	opts.applyCapDefaults()
 	caps.MaximumSessionExpiryInterval = uint32(opts.MaxSessionExpiry / time.Second)
 	caps.MaximumMessageExpiryInterval = 24 * 60 * 60
-	caps.MaximumQos = 1 // QoS 2 adds a round trip and nothing durable beyond QoS 1 here
+	caps.MaximumQos = 2 // QoS 2: PUBREC once durable (qos2.go)
 	sizeForDevices(caps)
 	// mochi logs every client error at warn level; keep its chatter at error.
 	mlog := slog.New(levelFloor{h: opts.Logger.Handler(), min: slog.LevelError})
@@ -132,7 +135,7 @@ func New(opts Options) (*Broker, error) {
 	b.acks = newAckers(b)
 	b.logins = newLoginThrottle(opts.Login)
 	h := &hook{b: b, auth: opts.Auth, handler: opts.Handler, onWill: opts.OnLastWill, known: opts.Known,
-		maxSubs: opts.MaxSubscriptions, maxFilt: opts.MaxFilterBytes}
+		maxSubs: opts.MaxSubscriptions, maxFilt: opts.MaxFilterBytes, maxSessions: opts.MaxSessionsPerDevice}
 	b.hook = h
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)

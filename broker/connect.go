@@ -20,6 +20,8 @@ var errConnectRefused = errors.New("connect refused")
 // client sent none), and refuses:
 //   - a client id that is neither the device id nor "{id}-..." (0x85; 3.1.1: 0x02),
 //     so that no device can take over another's session;
+//   - a new session for a device that holds MaxSessionsPerDevice already
+//     (0x97; 3.1.1: 0x03);
 //   - a will on any topic but the device's own status topic (0x87; 3.1.1: 0x05),
 //     since mochi publishes wills without asking the ACL.
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
@@ -40,6 +42,9 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 		h.b.metrics.authFailures.WithLabelValues("client_id").Inc()
 		h.b.logLimited("client_id", "mqtt client id not bound to the device; refused", "device", device, "client", cl.ID, "remote", cl.Net.Remote)
 		return h.refuseConnect(cl, packets.ErrClientIdentifierNotValid)
+	}
+	if err := h.checkSessions(cl, device); err != nil {
+		return err
 	}
 	if cl.Properties.Will.Flag == 1 && cl.Properties.Will.TopicName != TopicPrefix+device+"/status" {
 		h.b.metrics.authFailures.WithLabelValues("will_topic").Inc()

@@ -23,13 +23,16 @@ var publishChannels = map[string]bool{"telemetry": true, "events": true, "status
 // handling costs that message, never the broker.
 type hook struct {
 	mqtt.HookBase
-	b       *Broker
-	auth    Authenticator
-	handler Handler
-	onWill  func(device string)
-	known   func(device string) bool // registered devices, for certificate logins
-	maxSubs int                      // subscriptions one session may hold
-	maxFilt int                      // bytes in one subscription filter
+	b           *Broker
+	auth        Authenticator
+	handler     Handler
+	onWill      func(device string)
+	known       func(device string) bool // registered devices, for certificate logins
+	maxSubs     int                      // subscriptions one session may hold
+	maxFilt     int                      // bytes in one subscription filter
+	q2          qos2                     // QoS 2 packet ids per client
+	sessions    sessions                 // each device's sessions
+	maxSessions int                      // sessions one device may hold
 
 	mu      sync.Mutex
 	online  map[*mqtt.Client]*acker // authenticated clients -> their PUBACK sender
@@ -48,6 +51,7 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnDisconnect,
 		mqtt.OnPacketRead,
 		mqtt.OnPacketEncode,
+		mqtt.OnClientExpired,
 	}, []byte{b})
 }
 
@@ -94,6 +98,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		h.b.metrics.connected.Inc()
 	}
 	h.mu.Unlock()
+	h.sessions.add(string(cl.Properties.Username), cl.ID)
 }
 
 // OnDisconnect un-counts the device and counts oversized packets, which mochi
@@ -103,6 +108,10 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if errors.Is(err, packets.ErrPacketTooLarge) {
 		h.b.metrics.rejected.WithLabelValues("too_large").Inc()
 		h.b.logLimited("too_large", "mqtt packet over the size limit; client disconnected", "device", string(cl.Properties.Username))
+	}
+	h.q2.forget(cl)
+	if expire && !cl.IsTakenOver() {
+		h.sessions.remove(string(cl.Properties.Username), cl.ID)
 	}
 	h.mu.Lock()
 	if _, ok := h.online[cl]; ok {
@@ -190,6 +199,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (out packets.Packet
 			return pk, packets.ErrRejectPacket
 		}
 		return pk, packets.CodeSuccessIgnore
+	}
+	if pk.FixedHeader.Qos == 2 {
+		return pk, h.publishQoS2(cl, device, channel, pk)
 	}
 	slot = h.ackerOf(cl).reserve(pk.PacketID)
 	if herr := h.handler.HandlePublish(device, channel, pk.Payload, slot.done); herr != nil {

@@ -41,6 +41,8 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (out packets.Pac
 			_ = cl.WritePacket(ack)
 			return pk, errEmptyClientID
 		}
+	case packets.Pubrel:
+		h.pubrelRead(cl, pk.PacketID)
 	case packets.Publish:
 		if pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 && pk.TopicName == "" && cl.State.TopicAliases.Inbound != nil {
 			pk.TopicName = cl.State.TopicAliases.Inbound.Set(pk.Properties.TopicAlias, "")
@@ -64,6 +66,7 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (out packets.Pac
 
 // OnPacketEncode adjusts packets mochi v2.7.9 is about to send:
 //   - an MQTT 5 CONNACK accepting the client carries the Maximum Packet Size;
+//   - the PUBCOMP of a QoS 2 publish the hook received is a success;
 //   - no DISCONNECT goes to a 3.1.1 client (the packet does not exist for a
 //     server to send in 3.1.1): it is made too large to send, which mochi
 //     skips, and the connection is closed all the same.
@@ -73,6 +76,8 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 		if cl.Properties.ProtocolVersion == 5 && pk.ReasonCode < packets.ErrUnspecifiedError.Code {
 			pk.Properties.MaximumPacketSize = uint32(h.b.maxPacket)
 		}
+	case packets.Pubcomp:
+		pk = h.pubcompEncode(cl, pk)
 	case packets.Disconnect:
 		if cl.Properties.ProtocolVersion < 5 {
 			pk.Mods.MaxSize = 1

@@ -90,6 +90,9 @@ func (o *Options) applyCapDefaults() {
 	if o.MaxFilterBytes == 0 {
 		o.MaxFilterBytes = 256
 	}
+	if o.MaxSessionsPerDevice == 0 {
+		o.MaxSessionsPerDevice = 4
+	}
 	if o.MaxSessionExpiry == 0 {
 		o.MaxSessionExpiry = time.Hour
 	}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sanigate/sanigate/internal/strictjson"
 )
 
 // DeviceInfo describes a registered device for /api/v1/devices.
@@ -277,6 +279,14 @@ func (s *Service) handleAction(w http.ResponseWriter, r *http.Request, who Actor
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
 			s.fail(w, fmt.Errorf("%w: body: %v", ErrBadRequest, err))
+			return
+		}
+		if dec.More() {
+			s.fail(w, fmt.Errorf("%w: body: data after the JSON object", ErrBadRequest))
+			return
+		}
+		if k, dup := strictjson.DuplicateKey(body); dup {
+			s.fail(w, fmt.Errorf("%w: body: key %q appears twice", ErrBadRequest, k))
 			return
 		}
 	}

@@ -82,6 +82,9 @@ type MQTTConfig struct {
 	MaxFilterBytes int `yaml:"max_filter_bytes"`
 	// MaxSessionExpiry caps how long a session outlives its connection (default 1h).
 	MaxSessionExpiry Duration `yaml:"max_session_expiry"`
+	// MaxSessionsPerDevice caps the sessions (client ids) one device holds,
+	// connected or kept for a reconnect (default 4).
+	MaxSessionsPerDevice int `yaml:"max_sessions_per_device"`
 }
 
 // HTTPConfig configures the HTTP server for /metrics, /healthz, /readyz and the API.

@@ -20,6 +20,9 @@ func (c *Config) applyEdgeDefaults() {
 	if c.MQTT.MaxSessionExpiry == 0 {
 		c.MQTT.MaxSessionExpiry = Duration(time.Hour)
 	}
+	if c.MQTT.MaxSessionsPerDevice == 0 {
+		c.MQTT.MaxSessionsPerDevice = 4
+	}
 	if c.HTTP.TLSAddress == "" {
 		c.HTTP.TLSAddress = ":8443"
 	}
@@ -45,8 +48,11 @@ func (c *Config) validateEdge(add func(path, format string, args ...any)) {
 		}
 	}
 	pair := func(section, cert, key string) {
-		if (cert == "") != (key == "") {
-			add(section+".tls_cert_file", "tls_cert_file and tls_key_file go together")
+		switch {
+		case cert != "" && key == "":
+			add(section+".tls_cert_file", "needs %s.tls_key_file too", section)
+		case cert == "" && key != "":
+			add(section+".tls_key_file", "needs %s.tls_cert_file too", section)
 		}
 	}
 	pair("mqtt", c.MQTT.TLSCertFile, c.MQTT.TLSKeyFile)
@@ -59,6 +65,9 @@ func (c *Config) validateEdge(add func(path, format string, args ...any)) {
 	}
 	if c.MQTT.MaxFilterBytes < 32 || c.MQTT.MaxFilterBytes > 65535 {
 		add("mqtt.max_filter_bytes", "must be between 32 and 65535, got %d", c.MQTT.MaxFilterBytes)
+	}
+	if c.MQTT.MaxSessionsPerDevice < 1 || c.MQTT.MaxSessionsPerDevice > 1000 {
+		add("mqtt.max_sessions_per_device", "must be between 1 and 1000, got %d", c.MQTT.MaxSessionsPerDevice)
 	}
 	if d := c.MQTT.MaxSessionExpiry.D(); d < 0 || d > 7*24*time.Hour {
 		add("mqtt.max_session_expiry", "must be between 0 and 168h, got %s", d)

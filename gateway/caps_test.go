@@ -79,3 +79,26 @@ func TestSubscriptionAndSessionCaps(t *testing.T) {
 		t.Errorf("CONNACK session expiry: got %+v, want %d", ack.Properties, want)
 	}
 }
+
+// A device holds at most mqtt.max_sessions_per_device sessions, counting
+// those kept for a reconnect; its existing sessions stay usable.
+func TestSessionsPerDeviceCapped(t *testing.T) {
+	h := newHarness(t)
+	max := h.cfg.MQTT.MaxSessionsPerDevice
+	for i := range max {
+		c, err := h.connect311("bin-1", fmt.Sprintf("bin-1-s%d", i), false, nil)
+		if err != nil {
+			t.Fatalf("session %d: %v", i, err)
+		}
+		c.Disconnect(50) // the session stays for a reconnect
+	}
+	if _, err := h.connect311("bin-1", "bin-1-one-more", false, nil); err == nil || !strings.Contains(strings.ToLower(err.Error()), "server unavailable") {
+		t.Errorf("session %d: got %v, want refused (server unavailable)", max+1, err)
+	}
+	if _, err := h.connect311("bin-1", "bin-1-s0", false, nil); err != nil {
+		t.Errorf("an existing session: %v", err)
+	}
+	if _, err := h.connect311("bin-2", "bin-2-s0", false, nil); err != nil {
+		t.Errorf("another device: %v", err)
+	}
+}

@@ -186,8 +186,9 @@ func (g *Gateway) buildIngest(tm *telemetry.Metrics) error {
 		TLSAddress: cfg.MQTT.TLSAddress, TLS: mqttTLS,
 		Known:            func(id string) bool { _, ok := g.registry.Device(id); return ok },
 		MaxSubscriptions: cfg.MQTT.MaxSubscriptions, MaxFilterBytes: cfg.MQTT.MaxFilterBytes,
-		MaxSessionExpiry: cfg.MQTT.MaxSessionExpiry.D(),
-		Auth:             g.registry, Handler: g.pipeline, Logger: g.log.With("component", "mqtt"), Registerer: g.reg,
+		MaxSessionExpiry:     cfg.MQTT.MaxSessionExpiry.D(),
+		MaxSessionsPerDevice: cfg.MQTT.MaxSessionsPerDevice,
+		Auth:                 g.registry, Handler: g.pipeline, Logger: g.log.With("component", "mqtt"), Registerer: g.reg,
 		OnLastWill: func(device string) {
 			if d := g.detectors; d != nil {
 				d.Offline(device, time.Now())

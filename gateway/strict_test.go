@@ -20,6 +20,7 @@ func TestStrictTelemetry(t *testing.T) {
 	bad := []struct{ who, channel, reason, payload string }{
 		{"toilet-1", "telemetry", "malformed", fmt.Sprintf(`{"ts":%q,"nh3_mgm3":0.1,"ts":%q}`, ts(1), old)},
 		{"toilet-1", "telemetry", "malformed", fmt.Sprintf(`{"ts":%q,"nh3_mgm3":0.1,"nh3_mgm3":9}`, ts(2))},
+		{"toilet-1", "telemetry", "malformed", fmt.Sprintf(`{"ts":%q,"nh3_mgm3":0.1,"nh3\u005fmgm3":9}`, ts(11))},
 		{"toilet-1", "telemetry", "malformed", fmt.Sprintf(`[{"ts":%q,"nh3_mgm3":0.1},{"ts":%q,"ts":%q,"nh3_mgm3":0.2}]`, ts(3), ts(4), ts(5))},
 		{"truck-1", "events", "unknown_device", fmt.Sprintf(`{"ts":%q,"event":"pickup","bin":"bin-999","lat":39.91,"lon":116.41}`, ts(6))},
 		{"truck-1", "events", "unknown_device", fmt.Sprintf(`{"ts":%q,"event":"pickup","bin":"truck-1","lat":39.91,"lon":116.41}`, ts(7))},

@@ -7,6 +7,9 @@ ROOT=$(pwd)
 RUN="$ROOT/.run"
 MQTT_ADDR=${SANIGATE_MQTT_ADDRESS:-127.0.0.1:1883}
 HTTP_ADDR=${SANIGATE_HTTP_ADDRESS:-127.0.0.1:8080}
+MQTTS_ADDR=${MQTTS_ADDRESS:-127.0.0.1:8883}
+HTTPS_ADDR=${HTTPS_ADDRESS:-127.0.0.1:8443}
+TLS="$RUN/tls"
 INFLUX_PORT=${INFLUX_PORT:-8086}
 INFLUX_URL="http://127.0.0.1:${INFLUX_PORT}"
 mkdir -p "$RUN/influxdb" "$RUN/logs"
@@ -30,8 +33,13 @@ echo ">> starting InfluxDB on $INFLUX_URL"
 influx_start "$RUN/influxdb" "$INFLUX_PORT" "$RUN/logs/influxd.log" warn
 pids+=("$INFLUX_PID")
 
+echo ">> generating throw-away TLS certificates in $TLS"
+bin/sanisim gen-certs -dir "$TLS" -devices bin-0001 >/dev/null
+
 echo ">> starting the gateway"
 bin/sanigate -config examples/demo/sanigate.yaml -mqtt-address "$MQTT_ADDR" -http-address "$HTTP_ADDR" \
+  -tls-cert "$TLS/gateway.pem" -tls-key "$TLS/gateway-key.pem" -client-ca "$TLS/ca.pem" \
+  -mqtt-tls-address "$MQTTS_ADDR" -https-address "$HTTPS_ADDR" \
   -influxdb-url "$INFLUX_URL" -spool-dir "$RUN/spool" 2>"$RUN/logs/sanigate.log" &
 pids+=($!)
 for _ in $(seq 1 100); do
@@ -48,6 +56,10 @@ cat <<MSG
 
 sanigate is running with the demo city.
   MQTT broker     mqtt://$MQTT_ADDR   (devices: username = id, password = demo-<id>)
+  MQTT over TLS   mqtts://$MQTTS_ADDR  e.g. mosquitto_pub -h 127.0.0.1 -p ${MQTTS_ADDR##*:} --cafile $TLS/ca.pem \\
+                    --cert $TLS/bin-0001.pem --key $TLS/bin-0001-key.pem \\
+                    -i bin-0001-cli -t sanigate/v1/devices/bin-0001/status -m online
+  HTTPS, wss      https://$HTTPS_ADDR   wss://$HTTPS_ADDR/mqtt   (CA: $TLS/ca.pem)
   metrics         http://$HTTP_ADDR/metrics
   health          http://$HTTP_ADDR/healthz   http://$HTTP_ADDR/readyz
   InfluxDB        $INFLUX_URL   database "sanigate"

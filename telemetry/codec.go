@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/sanigate/sanigate/internal/strictjson"
 )
 
 // Reasons a message is refused. They are the values of the "reason" label of
@@ -141,7 +143,8 @@ func (c *Codec) decodeOne(device, kind string, schema map[string]fieldSpec, even
 		}
 		return Reading{}, malformed(err)
 	}
-	if k, dup := duplicateKey(raw); dup {
+	if members(raw) != len(obj) {
+		k, _ := strictjson.DuplicateKey(raw)
 		return Reading{}, reject(ReasonMalformed, idx, k, "key %q appears twice", k)
 	}
 	r := Reading{Device: device, Kind: kind, Fields: make([]Field, 0, len(obj))}

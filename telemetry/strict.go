@@ -1,40 +1,37 @@
 package telemetry
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"unicode"
 )
 
-// duplicateKey returns the first key that occurs twice at the top level of
-// the JSON object obj (encoding/json would keep the last one silently, so a
-// device could send one "ts" for a checker and another for storage).
-func duplicateKey(obj []byte) (string, bool) {
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return "", false
+// members counts the members of the JSON object obj (its top-level
+// colons outside strings). Fewer distinct keys in the decoded map than
+// members means a key was given twice, "a" and "\u0061" included.
+func members(obj []byte) int {
+	n, depth, inStr, esc := 0, 0, false, false
+	for _, c := range obj {
+		switch {
+		case inStr:
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+		case c == ':' && depth == 1:
+			n++
+		}
 	}
-	seen := make(map[string]struct{}, 8)
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return "", false
-		}
-		k, ok := t.(string)
-		if !ok {
-			return "", false
-		}
-		if _, dup := seen[k]; dup {
-			return k, true
-		}
-		seen[k] = struct{}{}
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return "", false
-		}
-	}
-	return "", false
+	return n
 }
 
 // badText reports a control or bidirectional formatting character in a

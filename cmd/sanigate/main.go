@@ -71,6 +71,11 @@ Flags:
 		pprofOn    = fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
 		rolesFlag  = fs.String("roles", "edge,detect,writer,api", "`roles` this process runs, comma-separated; a subset needs cluster mode")
 		natsURLs   = fs.String("nats", "", "comma-separated NATS `URLs` of the cluster, overrides cluster.nats (cluster mode)")
+		tlsCert    = fs.String("tls-cert", "", "certificate PEM `file` for MQTT over TLS and HTTPS, overrides mqtt/http.tls_cert_file")
+		tlsKey     = fs.String("tls-key", "", "key PEM `file` for -tls-cert, overrides mqtt/http.tls_key_file")
+		clientCA   = fs.String("client-ca", "", "CA PEM `file` for device client certificates, overrides mqtt.client_ca_file")
+		mqttTLS    = fs.String("mqtt-tls-address", "", "MQTT over TLS listen `address`, overrides mqtt.tls_address")
+		httpsAddr  = fs.String("https-address", "", "HTTPS listen `address` (API, /mqtt WebSocket), overrides http.tls_address")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -106,6 +111,11 @@ Flags:
 		{*bucket, func(v string) { cfg.InfluxDB.Bucket = v }},
 		{*spoolDir, func(v string) { cfg.Spool.Dir = v }},
 		{*natsURLs, func(v string) { cfg.Cluster.NATS = strings.Split(v, ",") }},
+		{*tlsCert, func(v string) { cfg.MQTT.TLSCertFile, cfg.HTTP.TLSCertFile = v, v }},
+		{*tlsKey, func(v string) { cfg.MQTT.TLSKeyFile, cfg.HTTP.TLSKeyFile = v, v }},
+		{*clientCA, func(v string) { cfg.MQTT.ClientCAFile = v }},
+		{*mqttTLS, func(v string) { cfg.MQTT.TLSAddress = v }},
+		{*httpsAddr, func(v string) { cfg.HTTP.TLSAddress = v }},
 	} {
 		if o.v != "" {
 			o.set(o.v)

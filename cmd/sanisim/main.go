@@ -39,6 +39,7 @@ Usage:
   sanisim bench [flags]      publish as fast as acknowledgements allow; print rate and PUBACK latency
   sanisim bench-config       write a configuration of N load devices (password = "pw-" + id)
   sanisim modbus-fleet       serve N Modbus toilet controllers and write a gateway configuration polling them
+  sanisim gen-certs          write a throw-away CA, a localhost server certificate and device certificates
 
 Run 'sanisim <command> -h' for the flags of a command.
 `)
@@ -58,6 +59,8 @@ Run 'sanisim <command> -h' for the flags of a command.
 		return benchConfig(args[1:], stdout, stderr)
 	case "modbus-fleet":
 		return modbusFleet(args[1:], stdout, stderr)
+	case "gen-certs":
+		return genCerts(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		usage()
 		return 0
