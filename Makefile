@@ -4,10 +4,12 @@ TOOLS    := $(CURDIR)/.tools
 BIN      := $(CURDIR)/bin
 INFLUXD  := $(TOOLS)/bin/influxd
 INFLUXDB_VERSION := v1.8.10
+TELEGRAF := $(TOOLS)/bin/telegraf
+TELEGRAF_VERSION := v1.37.2
 
 export PATH := $(TOOLS)/bin:$(PATH)
 
-.PHONY: all build run test tools bench bench-modbus lint vet fmt clean demo-config dashboards
+.PHONY: all build run test tools bench bench-peer bench-modbus lint vet fmt clean demo-config dashboards
 
 all: build
 
@@ -38,9 +40,18 @@ test: tools
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
 
-## bench: ingest throughput through the gateway into InfluxDB, and against mosquitto
+## bench: per-connection memory, reconnect storm, CPU per message and peak RSS of the gateway (and mosquitto alone)
 bench: tools build
 	@scripts/bench.sh
+
+## bench-peer: the same load through Debian's mosquitto + Telegraf into the same InfluxDB; prints the ratio (opt-in: building Telegraf takes long)
+bench-peer: tools build $(TELEGRAF)
+	@scripts/bench-peer.sh
+
+$(TELEGRAF):
+	@echo ">> installing Telegraf $(TELEGRAF_VERSION) into .tools/bin (long: half an hour here)"
+	@mkdir -p $(TOOLS)/bin
+	GOBIN=$(TOOLS)/bin GOFLAGS= $(GO) install github.com/influxdata/telegraf/cmd/telegraf@$(TELEGRAF_VERSION)
 
 ## bench-modbus: 500 simulated Modbus devices polled every second through one gateway
 bench-modbus: tools build

@@ -23,6 +23,7 @@ LIVE_RATE=${LIVE_RATE:-1000}    # live messages per second during and after the 
 MOSQUITTO=${MOSQUITTO:-1}
 SECRETS=${SECRETS:-generated}   # generated: $hmac-sha256$ device secrets; bcrypt4: bcrypt cost 4 of "pw-" + id
 GATEWAY=${GATEWAY:-bin/sanigate} # another build to compare with
+FIGURES=${FIGURES:-}            # if set, a file the figures are written to as NAME=value lines
 BASE=${BENCH_PORT_BASE:-19000}
 INFLUX_PORT=$((BASE + 86)); MQTT_PORT=$((BASE + 883)); HTTP_PORT=$((BASE + 80)); MOSQ_PORT=$((BASE + 884))
 W=$(mktemp -d)
@@ -67,6 +68,8 @@ config() { # devices out spool-dir
 echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); InfluxDB runs on it too"
 start_influx
 
+STORM="-"; IDLE_RSS="-"; IDLE_HEAP="-"; IDLE_STACK="-"; IDLE_GOR="-"
+if [ "$IDLE_DEVICES" != 0 ]; then
 echo "== $IDLE_DEVICES idle connections ($SECRETS secrets), then a gateway restart: all reconnect at once"
 config "$IDLE_DEVICES" "$W/idle.yaml" "$W/idle-spool"
 start_gateway "$W/idle.yaml"
@@ -88,13 +91,16 @@ t0=$(date +%s.%N); stop_gateway; t1=$(date +%s.%N)
 start_gateway "$W/idle.yaml"; t2=$(date +%s.%N)
 echo "           gateway stopped in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b-a }') s, started (healthz answers) in $(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.1f", b-a }') s"
 if wait_line "$W/idle.txt" '^reconnected=' 600; then
-  STORM=$(sed -nE 's/^reconnected=[0-9]+ seconds=([0-9.]+)/\1/p' "$W/idle.txt" | head -1)
-  echo "           all $IDLE_DEVICES reconnected $STORM s after the gateway went down (stop, start, $IDLE_DEVICES logins); gateway CPU since its start $(metric process_cpu_seconds_total) s"
+  LOST=$(sed -nE 's/^reconnected=[0-9]+ seconds=([0-9.]+).*/\1/p' "$W/idle.txt" | head -1)
+  AT=$(sed -nE 's/^reconnected=.* at=([0-9.]+)/\1/p' "$W/idle.txt" | head -1)
+  STORM=$(awk -v a="$t1" -v b="$AT" 'BEGIN { printf "%.1f", b-a }')
+  echo "           all $IDLE_DEVICES reconnected $STORM s after the new gateway process started ($LOST s after the first connection was lost); gateway CPU since its start $(metric process_cpu_seconds_total) s"
 else
   STORM="(not all within 600 s)"; echo "           not all reconnected within 600 s"
 fi
 kill "$IDLE" 2>/dev/null || true; wait "$IDLE" 2>/dev/null || true
 stop_gateway
+fi
 
 config "$DEVICES" "$W/bench.yaml" "$W/spool"
 start_gateway "$W/bench.yaml"
@@ -126,11 +132,14 @@ sleep 3
 PEAK=$(proc_rss_mb "$GW")
 echo "           points written to InfluxDB so far: $(metric sanigate_points_written_total | cut -d. -f1); gateway peak RSS $PEAK MiB"
 
+if [ -n "$FIGURES" ]; then
+  printf 'MOD_US=%s\nMOD_RATE=%s\nSAT_US=%s\nSAT_RATE=%s\nPEAK=%s\n' "$MOD_US" "$MOD_RATE" "$SAT_US" "$SAT_RATE" "$PEAK" >"$FIGURES"
+fi
 echo
 echo "| figure (this run) | measured | goal |"
 echo "|---|---|---|"
 echo "| memory per idle MQTT connection ($IDLE_DEVICES idle devices) | $IDLE_RSS KiB RSS ($IDLE_HEAP KiB heap, $IDLE_STACK KiB stacks), $IDLE_GOR goroutines | <= 16 KB, <= 2 goroutines |"
-echo "| $IDLE_DEVICES devices reconnecting after a restart ($SECRETS secrets) | $STORM s | <= 60 s |"
+echo "| $IDLE_DEVICES devices reconnecting after a restart ($SECRETS secrets), from the new process's start | $STORM s | <= 60 s |"
 echo "| gateway CPU per message, $DEVICES devices, QoS 1 at $RATE msg/s offered ($MOD_RATE/s stored) | $MOD_US us | <= 30 us |"
 echo "| same at saturation ($SAT_RATE msg/s accepted, all stored) | $SAT_US us | <= 20 us |"
 echo "| gateway peak RSS in these runs | $PEAK MiB | <= 256 MiB |"

@@ -96,7 +96,8 @@ func (w *wave) connected() {
 		w.report("connected=%d seconds=%.2f", w.n, time.Since(w.start).Seconds())
 		w.first = false
 	} else if w.down {
-		w.report("reconnected=%d seconds=%.2f", w.n, time.Since(w.start).Seconds())
+		now := time.Now()
+		w.report("reconnected=%d seconds=%.2f at=%.3f", w.n, now.Sub(w.start).Seconds(), float64(now.UnixMilli())/1000)
 	}
 	w.down = false
 }
