@@ -18,6 +18,8 @@ DURATION=${DURATION:-20s}
 WINDOW=${WINDOW:-8}
 RATE=${RATE:-10000}             # messages per second of the moderate-load run
 IDLE_DEVICES=${IDLE_DEVICES:-15000}
+IDLE_SETTLE=${IDLE_SETTLE:-130} # seconds idle before measuring: past the runtime's 2-minute forced GC, which frees
+                                # what connecting left behind and shrinks the stacks the login path grew
 BACKLOG=${BACKLOG:-60}          # seconds of outage to build a backlog; 0 skips
 LIVE_RATE=${LIVE_RATE:-1000}    # live messages per second during and after the outage
 MOSQUITTO=${MOSQUITTO:-1}
@@ -79,6 +81,8 @@ bin/sanisim idle -broker "127.0.0.1:$MQTT_PORT" -devices "$IDLE_DEVICES" "$(secr
 IDLE=$!; pids+=("$IDLE")
 if ! wait_line "$W/idle.txt" '^connected=' 600; then echo "idle devices did not all connect:"; cat "$W/idle.err"; exit 1; fi
 sleep 3
+echo "           $(cat "$W/idle.txt"); $(metric go_memstats_heap_inuse_bytes | awk '{ printf "%.0f", $1/1048576 }') MiB heap in use, $(metric go_memstats_stack_inuse_bytes | awk '{ printf "%.0f", $1/1048576 }') MiB of stacks just after; measuring after ${IDLE_SETTLE}s idle"
+sleep "$IDLE_SETTLE"
 g1=$(metric go_goroutines); h1=$(metric go_memstats_heap_inuse_bytes); s1=$(metric go_memstats_stack_inuse_bytes); r1=$(proc_rss_kb "$GW")
 n=$(metric sanigate_devices_connected | cut -d. -f1)
 echo "           $(cat "$W/idle.txt"); gateway counts $n connected"

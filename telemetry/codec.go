@@ -215,9 +215,11 @@ func decodeField(name string, spec fieldSpec, raw []byte, idx int) (Field, *Reje
 		}
 		return f, nil
 	case String:
-		if err := json.Unmarshal(raw, &f.Str); err != nil {
+		var str string // not &f.Str: that would move every field to the heap
+		if err := json.Unmarshal(raw, &str); err != nil {
 			return f, reject(ReasonWrongType, idx, name, "want a string, got %s", clip(string(b)))
 		}
+		f.Str = str
 		if len(f.Str) > 256 {
 			return f, reject(ReasonOutOfRange, idx, name, "string longer than 256 bytes")
 		}
