@@ -18,8 +18,8 @@ DURATION=${DURATION:-20s}
 WINDOW=${WINDOW:-8}
 RATE=${RATE:-10000}             # messages per second of the moderate-load run
 IDLE_DEVICES=${IDLE_DEVICES:-15000}
-IDLE_SETTLE=${IDLE_SETTLE:-130} # seconds idle before measuring: past the runtime's 2-minute forced GC, which frees
-                                # what connecting left behind and shrinks the stacks the login path grew
+IDLE_SETTLE=${IDLE_SETTLE:-3}   # seconds idle before measuring (130: past the runtime's 2-minute forced GC, which
+                                # collects what connecting left; stacks do not shrink, garbage grows meanwhile)
 BACKLOG=${BACKLOG:-60}          # seconds of outage to build a backlog; 0 skips
 LIVE_RATE=${LIVE_RATE:-1000}    # live messages per second during and after the outage
 MOSQUITTO=${MOSQUITTO:-1}
