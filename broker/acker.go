@@ -8,10 +8,12 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 )
 
-// ackWriteTimeout bounds one write of acknowledgements to a client. A client
-// that does not read its PUBACKs for that long is disconnected: while its
-// write blocks, the other clients of its shard wait.
-const ackWriteTimeout = 5 * time.Second
+// ackWriteTimeout bounds one write of acknowledgements to a client. A write
+// blocks only when the client has left its socket's whole send buffer of
+// PUBACKs unread (thousands, where an honest client has at most its receive
+// maximum in flight); such a client is disconnected after this long, since
+// while its write blocks, the other clients of its shard wait.
+const ackWriteTimeout = time.Second
 
 // ackers sends PUBACKs once the gateway has made each message durable. mochi
 // would acknowledge a QoS 1 publish as soon as its hook returned, so the hook

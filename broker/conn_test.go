@@ -65,6 +65,10 @@ func TestIdleConnectionGoroutines(t *testing.T) {
 			c.Close()
 		}
 	}()
+	// The session is counted just after CONNACK is sent.
+	for i := 0; i < 500 && b.ConnectedDevices() != n; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if got := b.ConnectedDevices(); got != n {
 		t.Fatalf("connected: %d, want %d", got, n)
 	}
