@@ -6,10 +6,12 @@ INFLUXD  := $(TOOLS)/bin/influxd
 INFLUXDB_VERSION := v1.8.10
 NATS_SERVER := $(TOOLS)/bin/nats-server
 NATS_SERVER_VERSION := v2.15.2
+TELEGRAF := $(TOOLS)/bin/telegraf
+TELEGRAF_VERSION := v1.37.2
 
 export PATH := $(TOOLS)/bin:$(PATH)
 
-.PHONY: all build run run-cluster test tools bench bench-modbus soak lint vet fmt clean demo-config dashboards fuzz
+.PHONY: all build run run-cluster test tools bench bench-peer bench-modbus soak lint vet fmt clean demo-config dashboards fuzz
 
 all: build
 
@@ -67,13 +69,22 @@ fuzz:
 	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
 
-## bench: ingest throughput through the gateway into InfluxDB, and against mosquitto
+## bench: per-connection memory, reconnect storm, CPU per message and peak RSS of the gateway (and mosquitto alone)
 bench: tools build
 	@scripts/bench.sh
 
 ## soak: steady QoS 1 load (200 devices, 5,000 msg/s, 30 min; DURATION, RATE, OUTAGE to change), memory each minute
 soak: tools build
 	@scripts/soak.sh
+
+## bench-peer: the same load through Debian's mosquitto + Telegraf into the same InfluxDB; prints the ratio (opt-in: building Telegraf takes long)
+bench-peer: tools build $(TELEGRAF)
+	@scripts/bench-peer.sh
+
+$(TELEGRAF):
+	@echo ">> installing Telegraf $(TELEGRAF_VERSION) into .tools/bin (long: half an hour here)"
+	@mkdir -p $(TOOLS)/bin
+	GOBIN=$(TOOLS)/bin GOFLAGS= $(GO) install github.com/influxdata/telegraf/cmd/telegraf@$(TELEGRAF_VERSION)
 
 ## bench-modbus: 500 simulated Modbus devices polled every second through one gateway
 bench-modbus: tools build

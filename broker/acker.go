@@ -8,10 +8,12 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 )
 
-// ackWriteTimeout bounds one write of acknowledgements to a client. A client
-// that does not read its PUBACKs for that long is disconnected: while its
-// write blocks, the other clients of its shard wait.
-const ackWriteTimeout = 5 * time.Second
+// ackWriteTimeout bounds one write of acknowledgements to a client. A write
+// blocks only when the client has left its socket's whole send buffer of
+// PUBACKs unread (thousands, where an honest client has at most its receive
+// maximum in flight); such a client is disconnected after this long, since
+// while its write blocks, the other clients of its shard wait.
+const ackWriteTimeout = time.Second
 
 // ackers sends PUBACKs once the gateway has made each message durable. mochi
 // would acknowledge a QoS 1 publish as soon as its hook returned, so the hook
@@ -44,20 +46,17 @@ type acker struct {
 	shard *ackShard
 
 	mu     sync.Mutex
-	queue  []*ackSlot
-	queued bool // in its shard's ready list
+	queue  []ackSlot // publishes not answered yet, in arrival order
+	head   uint64    // sequence number of queue[0]
+	queued bool      // in its shard's ready list
 }
 
 // ackSlot is one QoS 1 publish waiting for its verdict.
 type ackSlot struct {
-	a     *acker
 	id    uint16
 	ready bool
 	err   error
 }
-
-// done records the publish's verdict; it never blocks.
-func (s *ackSlot) done(err error) { s.a.complete(s, err) }
 
 func newAckers(b *Broker) *ackers {
 	n := max(8, 4*runtime.GOMAXPROCS(0))
@@ -96,20 +95,29 @@ func (as *ackers) add(cl *mqtt.Client) *acker {
 	return &acker{cl: cl, v5: cl.Properties.ProtocolVersion == 5, shard: s}
 }
 
-// reserve takes the next place in the acknowledgement order.
-func (a *acker) reserve(id uint16) *ackSlot {
-	s := &ackSlot{a: a, id: id}
+// reserve takes the next place in the acknowledgement order and returns its
+// sequence number.
+func (a *acker) reserve(id uint16) uint64 {
 	a.mu.Lock()
-	a.queue = append(a.queue, s)
+	seq := a.head + uint64(len(a.queue))
+	a.queue = append(a.queue, ackSlot{id: id})
 	a.mu.Unlock()
-	return s
+	return seq
 }
 
-// complete records a publish's verdict and, when the head of the client's
-// queue may now be answered, hands the client to its shard.
-func (a *acker) complete(s *ackSlot, err error) {
+// doneFunc is the completion a Handler calls for the publish at seq.
+func (a *acker) doneFunc(seq uint64) func(error) {
+	return func(err error) { a.complete(seq, err) }
+}
+
+// complete records the verdict of the publish at seq (the first verdict
+// counts) and, when the head of the client's queue may now be answered,
+// hands the client to its shard. It never blocks.
+func (a *acker) complete(seq uint64, err error) {
 	a.mu.Lock()
-	s.ready, s.err = true, err
+	if i := seq - a.head; seq >= a.head && i < uint64(len(a.queue)) && !a.queue[i].ready {
+		a.queue[i].ready, a.queue[i].err = true, err
+	}
 	push := !a.queued && len(a.queue) > 0 && a.queue[0].ready
 	if push {
 		a.queued = true
@@ -161,9 +169,9 @@ func (as *ackers) flush(a *acker, buf []byte) []byte {
 			as.b.metrics.negativeAcks.WithLabelValues(ack.reason).Inc()
 		}
 		buf = appendPuback(buf, a.queue[k].id, ack)
-		a.queue[k] = nil
 	}
 	a.queue = append(a.queue[:0], a.queue[k:]...)
+	a.head += uint64(k)
 	a.mu.Unlock()
 	if len(buf) == 0 {
 		return buf

@@ -80,7 +80,7 @@ func TestLoginThrottleBounded(t *testing.T) {
 
 // startBroker runs a broker with the real device registry on a free
 // loopback port.
-func startBroker(t *testing.T, reg *fleet.Registry, lim LoginLimits) (*Broker, *prometheus.Registry) {
+func startBroker(t testing.TB, reg *fleet.Registry, lim LoginLimits) (*Broker, *prometheus.Registry) {
 	t.Helper()
 	pr := prometheus.NewRegistry()
 	b, err := New(Options{Address: "127.0.0.1:0", Auth: reg, Handler: discard{}, Registerer: pr, Login: lim})

@@ -178,14 +178,17 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (out packets.Packet
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	var slot *ackSlot
+	var (
+		a   *acker
+		seq uint64
+	)
 	defer func() {
 		if r := recover(); r != nil {
 			h.recoveredValue("publish", cl, r)
-			if slot != nil && !slot.ready {
-				slot.done(errInternal) // keep the acknowledgement order moving
+			if a != nil {
+				a.complete(seq, errInternal) // keep the acknowledgement order moving
 			}
-			out, err = pk, packets.ErrRejectPacket
+			out, err = pk, errRejectPacket
 		}
 	}()
 	device := string(cl.Properties.Username)
@@ -196,19 +199,28 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (out packets.Packet
 	}
 	if pk.FixedHeader.Qos == 0 {
 		if herr := h.handler.HandlePublish(device, channel, pk.Payload, nil); herr != nil {
-			return pk, packets.ErrRejectPacket
+			return pk, errRejectPacket
 		}
-		return pk, packets.CodeSuccessIgnore
+		return pk, errSuccessIgnore
 	}
 	if pk.FixedHeader.Qos == 2 {
 		return pk, h.publishQoS2(cl, device, channel, pk)
 	}
-	slot = h.ackerOf(cl).reserve(pk.PacketID)
-	if herr := h.handler.HandlePublish(device, channel, pk.Payload, slot.done); herr != nil {
-		slot.done(herr)
+	ac := h.ackerOf(cl)
+	s := ac.reserve(pk.PacketID)
+	a, seq = ac, s // from here on, a recovered panic answers this publish
+	if herr := h.handler.HandlePublish(device, channel, pk.Payload, a.doneFunc(seq)); herr != nil {
+		a.complete(seq, herr)
 	}
-	return pk, packets.ErrRejectPacket
+	return pk, errRejectPacket
 }
+
+// mochi's verdicts, boxed once: returning a packets.Code as an error would
+// allocate on every publish.
+var (
+	errRejectPacket  error = packets.ErrRejectPacket
+	errSuccessIgnore error = packets.CodeSuccessIgnore
+)
 
 // ackerOf returns the client's acker; one made for the occasion if the
 // session is not counted yet (which mochi does not allow after CONNACK).

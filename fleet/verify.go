@@ -64,22 +64,24 @@ func (v *verifier) digest(hash, id, password string) [sha256.Size]byte {
 }
 
 // check verifies password for device id with stored hash ("" when the id is
-// unknown, which always fails after the dummy verification).
+// unknown). An unknown id takes the same steps as a known one with a wrong
+// password (digest, cache lookup, a verification against the dummy hash of
+// the fleet's usual scheme) and always fails.
 func (v *verifier) check(id, hash, password string) bool {
-	if hash == "" {
+	known := hash != ""
+	if !known {
 		// Made on first use: building a registry stays cheap.
 		v.dummyOnce.Do(func() { v.dummy = dummyHash(v.devices) })
-		_ = v.verify(v.dummy, password)
-		return false
+		hash = v.dummy
 	}
 	d := v.digest(hash, id, password)
 	v.mu.Lock()
-	known, seen := v.cache[id]
+	cached, seen := v.cache[id]
 	v.mu.Unlock()
-	if seen && subtle.ConstantTimeCompare(known[:], d[:]) == 1 {
+	if seen && subtle.ConstantTimeCompare(cached[:], d[:]) == 1 && known {
 		return true
 	}
-	if v.verify(hash, password) != nil {
+	if v.verify(hash, password) != nil || !known {
 		return false
 	}
 	v.mu.Lock()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"time"
 
@@ -96,11 +95,14 @@ func (c *Codec) Decode(device, kind string, events bool, payload []byte) ([]Read
 	if len(p) == 0 {
 		return nil, reject(ReasonEmpty, -1, "", "empty payload")
 	}
-	var objs []json.RawMessage
+	if !json.Valid(p) {
+		var v json.RawMessage
+		return nil, malformed(json.Unmarshal(p, &v))
+	}
+	var one [1][]byte
+	objs := one[:]
 	if p[0] == '[' {
-		if err := json.Unmarshal(p, &objs); err != nil {
-			return nil, malformed(err)
-		}
+		objs = arrayElements(p, nil)
 		if len(objs) == 0 {
 			return nil, reject(ReasonEmpty, -1, "", "empty array")
 		}
@@ -108,16 +110,17 @@ func (c *Codec) Decode(device, kind string, events bool, payload []byte) ([]Read
 			return nil, reject(ReasonTooMany, -1, "", "%d readings in one message, at most %d", len(objs), c.MaxReadings)
 		}
 	} else {
-		objs = []json.RawMessage{p}
+		objs[0] = bytes.TrimRight(p, " \t\r\n")
 	}
 	now := c.Now()
 	out := make([]Reading, 0, len(objs))
+	var buf [16]member
 	for i, raw := range objs {
 		idx := i
-		if len(objs) == 1 && p[0] != '[' {
+		if p[0] != '[' {
 			idx = -1
 		}
-		r, err := c.decodeOne(device, kind, schema, events, raw, idx, now)
+		r, err := c.decodeOne(device, kind, schema, events, raw, idx, now, buf[:0])
 		if err != nil {
 			return nil, err
 		}
@@ -134,21 +137,17 @@ func malformed(err error) *RejectError {
 	return reject(ReasonMalformed, -1, "", "%v", err)
 }
 
-func (c *Codec) decodeOne(device, kind string, schema map[string]fieldSpec, events bool, raw json.RawMessage, idx int, now time.Time) (Reading, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) {
-			return Reading{}, reject(ReasonMalformed, idx, "", "a reading must be a JSON object")
-		}
-		return Reading{}, malformed(err)
+func (c *Codec) decodeOne(device, kind string, schema map[string]fieldSpec, events bool, raw []byte, idx int, now time.Time, obj []member) (Reading, error) {
+	obj, ok := objectMembers(raw, obj)
+	if !ok {
+		return Reading{}, reject(ReasonMalformed, idx, "", "a reading must be a JSON object")
 	}
 	if members(raw) != len(obj) {
 		k, _ := strictjson.DuplicateKey(raw)
 		return Reading{}, reject(ReasonMalformed, idx, k, "key %q appears twice", k)
 	}
 	r := Reading{Device: device, Kind: kind, Fields: make([]Field, 0, len(obj))}
-	tsRaw, ok := obj["ts"]
+	tsRaw, ok := lookup(obj, "ts")
 	if !ok {
 		return Reading{}, reject(ReasonBadTimestamp, idx, "ts", "missing device time")
 	}
@@ -165,7 +164,7 @@ func (c *Codec) decodeOne(device, kind string, schema map[string]fieldSpec, even
 	r.Time = ts
 
 	if events {
-		evRaw, ok := obj["event"]
+		evRaw, ok := lookup(obj, "event")
 		if !ok {
 			return Reading{}, reject(ReasonUnknownEvent, idx, "event", "missing event name")
 		}
@@ -180,20 +179,15 @@ func (c *Codec) decodeOne(device, kind string, schema map[string]fieldSpec, even
 		r.Event = ev
 		schema = es
 	}
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		if k == "ts" || (events && k == "event") {
+	for _, m := range obj {
+		if string(m.key) == "ts" || (events && string(m.key) == "event") {
 			continue
 		}
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		spec, ok := schema[k]
+		spec, ok := schema[string(m.key)]
 		if !ok {
-			return Reading{}, reject(ReasonUnknownField, idx, k, "not a field of a %s", kind)
+			return Reading{}, reject(ReasonUnknownField, idx, string(m.key), "not a field of a %s", kind)
 		}
-		f, rerr := decodeField(k, spec, obj[k], idx)
+		f, rerr := decodeField(fieldNames[string(m.key)], spec, m.val, idx)
 		if rerr != nil {
 			return Reading{}, rerr
 		}
@@ -212,24 +206,26 @@ func (c *Codec) decodeOne(device, kind string, schema map[string]fieldSpec, even
 	return r, nil
 }
 
-func decodeField(name string, spec fieldSpec, raw json.RawMessage, idx int) (Field, *RejectError) {
+func decodeField(name string, spec fieldSpec, raw []byte, idx int) (Field, *RejectError) {
 	f := Field{Name: name, Type: spec.typ}
-	s := string(bytes.TrimSpace(raw))
+	b := bytes.TrimSpace(raw)
 	switch spec.typ {
 	case Bool:
-		switch s {
+		switch string(b) {
 		case "true":
 			f.Num = 1
 		case "false":
 			f.Num = 0
 		default:
-			return f, reject(ReasonWrongType, idx, name, "want true or false, got %s", clip(s))
+			return f, reject(ReasonWrongType, idx, name, "want true or false, got %s", clip(string(b)))
 		}
 		return f, nil
 	case String:
-		if err := json.Unmarshal(raw, &f.Str); err != nil {
-			return f, reject(ReasonWrongType, idx, name, "want a string, got %s", clip(s))
+		var str string // not &f.Str: that would move every field to the heap
+		if err := json.Unmarshal(raw, &str); err != nil {
+			return f, reject(ReasonWrongType, idx, name, "want a string, got %s", clip(string(b)))
 		}
+		f.Str = str
 		if len(f.Str) > 256 {
 			return f, reject(ReasonOutOfRange, idx, name, "string longer than 256 bytes")
 		}
@@ -238,10 +234,14 @@ func decodeField(name string, spec fieldSpec, raw json.RawMessage, idx int) (Fie
 		}
 		return f, nil
 	}
-	if s == "" || !(s[0] == '-' || (s[0] >= '0' && s[0] <= '9')) {
-		return f, reject(ReasonWrongType, idx, name, "want a number, got %s", clip(s))
+	if len(b) == 0 || !(b[0] == '-' || (b[0] >= '0' && b[0] <= '9')) {
+		return f, reject(ReasonWrongType, idx, name, "want a number, got %s", clip(string(b)))
 	}
-	v, err := strconv.ParseFloat(s, 64)
+	v, err := parseNumber(b)
+	s := ""
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < spec.min || v > spec.max || (spec.typ == Int && v != math.Trunc(v)) {
+		s = string(b) // for the refusal's message
+	}
 	if err != nil {
 		if errors.Is(err, strconv.ErrRange) {
 			return f, reject(ReasonNonFinite, idx, name, "%s is not a finite number", clip(s))
@@ -263,9 +263,9 @@ func decodeField(name string, spec fieldSpec, raw json.RawMessage, idx int) (Fie
 
 // parseTime reads RFC 3339 strings and Unix times (seconds, or milliseconds
 // when the number is at least 1e11, which as seconds would be year 5138).
-func parseTime(raw json.RawMessage) (time.Time, error) {
-	s := string(bytes.TrimSpace(raw))
-	if len(s) > 0 && s[0] == '"' {
+func parseTime(raw []byte) (time.Time, error) {
+	b := bytes.TrimSpace(raw)
+	if len(b) > 0 && b[0] == '"' {
 		var str string
 		if err := json.Unmarshal(raw, &str); err != nil {
 			return time.Time{}, err
@@ -276,9 +276,9 @@ func parseTime(raw json.RawMessage) (time.Time, error) {
 		}
 		return t, nil
 	}
-	v, err := strconv.ParseFloat(s, 64)
+	v, err := parseNumber(b)
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 {
-		return time.Time{}, fmt.Errorf("%s is not a time", clip(s))
+		return time.Time{}, fmt.Errorf("%s is not a time", clip(string(b)))
 	}
 	if v >= 1e11 {
 		ms := int64(v)
@@ -286,6 +286,17 @@ func parseTime(raw json.RawMessage) (time.Time, error) {
 	}
 	sec := math.Floor(v)
 	return time.Unix(int64(sec), int64((v-sec)*1e9)), nil
+}
+
+// parseNumber parses a JSON number without copying it: short numbers go
+// through a stack buffer.
+func parseNumber(b []byte) (float64, error) {
+	if len(b) <= 32 {
+		var buf [32]byte
+		n := copy(buf[:], b)
+		return strconv.ParseFloat(string(buf[:n]), 64)
+	}
+	return strconv.ParseFloat(string(b), 64)
 }
 
 func clip(s string) string {

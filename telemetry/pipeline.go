@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sanigate/sanigate/fleet"
@@ -47,7 +48,7 @@ type Pipeline struct {
 
 	gps      *fleet.GPSFilter
 	gpsState sync.Map // device id -> *gpsState
-	last     sync.Map // device id -> *Reading, its latest telemetry reading
+	last     sync.Map // device id -> *atomic.Pointer[Reading], its latest telemetry reading
 }
 
 // Last returns the latest telemetry reading (by device time) accepted from
@@ -57,7 +58,8 @@ func (p *Pipeline) Last(device string) (*Reading, bool) {
 	if !ok {
 		return nil, false
 	}
-	return v.(*Reading), true
+	r := v.(*atomic.Pointer[Reading]).Load()
+	return r, r != nil
 }
 
 func (p *Pipeline) remember(rs []Reading) {
@@ -70,16 +72,21 @@ func (p *Pipeline) remember(rs []Reading) {
 	if newest == nil {
 		return
 	}
+	v, ok := p.last.Load(newest.Device)
+	if !ok {
+		v, _ = p.last.LoadOrStore(newest.Device, new(atomic.Pointer[Reading]))
+	}
+	last := v.(*atomic.Pointer[Reading])
 	// The readings of a stored message are not touched again (codecs and
 	// drivers build each message's readings afresh), so their fields can
 	// be shared rather than copied on this hot path.
 	r := *newest
 	for {
-		old, loaded := p.last.LoadOrStore(r.Device, &r)
-		if !loaded || old.(*Reading).Time.After(r.Time) {
-			return // stored, or a newer reading is already there
+		old := last.Load()
+		if old != nil && old.Time.After(r.Time) {
+			return // a newer reading is already there
 		}
-		if p.last.CompareAndSwap(r.Device, old, &r) {
+		if last.CompareAndSwap(old, &r) {
 			return
 		}
 	}

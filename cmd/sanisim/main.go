@@ -37,7 +37,8 @@ Usage:
   sanisim run [flags]        simulate the demo city's fleet over MQTT
   sanisim gen-demo [flags]   write the demo configuration (sanigate.yaml)
   sanisim bench [flags]      publish as fast as acknowledgements allow; print rate and PUBACK latency
-  sanisim bench-config       write a configuration of N load devices (password = "pw-" + id)
+  sanisim bench-config       write a configuration of N load devices and their generated secrets
+  sanisim idle [flags]       hold N idle device connections; time their reconnection after a gateway restart
   sanisim modbus-fleet       serve N Modbus toilet controllers and write a gateway configuration polling them
   sanisim gen-certs          write a throw-away CA, a localhost server certificate and device certificates
 
@@ -55,6 +56,8 @@ Run 'sanisim <command> -h' for the flags of a command.
 		return genDemo(args[1:], stdout, stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
+	case "idle":
+		return idle(args[1:], stdout, stderr)
 	case "bench-config":
 		return benchConfig(args[1:], stdout, stderr)
 	case "modbus-fleet":
@@ -164,11 +167,17 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	rate := fs.Float64("rate", 0, "messages per second over all devices (0: as fast as possible)")
 	duration := fs.Duration("duration", 10*time.Second, "how long to publish")
 	offset := fs.Duration("time-offset", time.Hour, "device time of the first reading, before now")
+	secrets := fs.String("secrets", "", "`file` of device secrets written by bench-config (default: password \"pw-\" + id)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	pw, err := passwords(*secrets)
+	if err != nil {
+		fmt.Fprintf(stderr, "sanisim: %v\n", err)
+		return 1
+	}
 	res, err := simulators.Load(context.Background(), simulators.LoadOptions{
-		Broker: *broker, Devices: loadIDs(*devices), Password: func(id string) string { return "pw-" + id },
+		Broker: *broker, Devices: loadIDs(*devices), Password: pw,
 		QoS: byte(*qos), Window: *window, Rate: *rate, Duration: *duration, Base: time.Now().Add(-*offset),
 	})
 	if err != nil {
@@ -192,13 +201,23 @@ func benchConfig(args []string, stdout, stderr io.Writer) int {
 	mqtt := fs.String("mqtt-address", "127.0.0.1:1883", "MQTT listen `address`")
 	httpAddr := fs.String("http-address", "127.0.0.1:8080", "HTTP listen `address`")
 	spool := fs.String("spool-dir", "spool", "spool `folder`")
+	secrets := fs.String("secrets", "", "write generated device secrets to this `file` and store their $hmac-sha256$ hashes (default: bcrypt cost 4 of \"pw-\" + id)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	var sec strings.Builder
 	var b strings.Builder
 	fmt.Fprintf(&b, "mqtt:\n  address: %q\nhttp:\n  address: %q\ninfluxdb:\n  url: %s\n  bucket: sanigate\nspool:\n  dir: %s\ndevices:\n", *mqtt, *httpAddr, *influx, *spool)
 	for _, id := range loadIDs(*devices) {
-		h, err := fleet.HashPassword("pw-"+id, 4)
+		var h string
+		var err error
+		if *secrets != "" {
+			var s string
+			s, h, err = fleet.GenerateSecret()
+			fmt.Fprintf(&sec, "%s\t%s\n", id, s)
+		} else {
+			h, err = fleet.HashPassword("pw-"+id, 4)
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "sanisim: %v\n", err)
 			return 1
@@ -208,6 +227,12 @@ func benchConfig(args []string, stdout, stderr io.Writer) int {
 	if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
 		fmt.Fprintf(stderr, "sanisim: %v\n", err)
 		return 1
+	}
+	if *secrets != "" {
+		if err := os.WriteFile(*secrets, []byte(sec.String()), 0o600); err != nil {
+			fmt.Fprintf(stderr, "sanisim: %v\n", err)
+			return 1
+		}
 	}
 	return 0
 }

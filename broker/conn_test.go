@@ -1,0 +1,112 @@
+package broker
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sanigate/sanigate/fleet"
+)
+
+// rawConnect opens a connection and completes CONNECT/CONNACK with a bare
+// MQTT 3.1.1 client that runs no goroutine of its own.
+func rawConnect(addr, id, pw string) (net.Conn, error) {
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	str := func(p []byte, s string) []byte { return append(binary.BigEndian.AppendUint16(p, uint16(len(s))), s...) }
+	body := str(nil, "MQTT")
+	body = append(body, 4, 0xc2, 0, 60)
+	body = str(str(str(body, "c-"+id), id), pw)
+	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
+	if _, err := conn.Write(append([]byte{0x10, byte(len(body))}, body...)); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	var ack [4]byte
+	if _, err := io.ReadFull(conn, ack[:]); err != nil || ack[0] != 0x20 || ack[3] != 0 {
+		conn.Close()
+		return nil, fmt.Errorf("connack % x: %v", ack, err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return conn, nil
+}
+
+// An idle device connection costs the broker at most two goroutines (mochi's
+// read and write loops): acknowledgements have no goroutine per connection.
+func TestIdleConnectionGoroutines(t *testing.T) {
+	const n = 100
+	var devs []fleet.Device
+	secrets := map[string]string{}
+	for i := range n {
+		id := fmt.Sprintf("bin-%03d", i)
+		s, h, _ := fleet.GenerateSecret()
+		secrets[id] = s
+		devs = append(devs, fleet.Device{ID: id, Kind: "bin", PasswordHash: h})
+	}
+	b, _ := startBroker(t, fleet.NewRegistry(devs), LoginLimits{})
+	before := runtime.NumGoroutine()
+	var conns []net.Conn
+	for id, s := range secrets {
+		c, err := rawConnect(b.Addr(), id, s)
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		conns = append(conns, c)
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	// The session is counted just after CONNACK is sent.
+	for i := 0; i < 500 && b.ConnectedDevices() != n; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := b.ConnectedDevices(); got != n {
+		t.Fatalf("connected: %d, want %d", got, n)
+	}
+	if extra := runtime.NumGoroutine() - before; extra > 2*n+4 {
+		t.Errorf("%d connections added %d goroutines, want at most %d", n, extra, 2*n+4)
+	}
+}
+
+// A storm of logins against slow hashes is served in full: every connection
+// waits its turn at the verification pool, none is refused or times out.
+func TestLoginStormAllServed(t *testing.T) {
+	const n = 60
+	var devs []fleet.Device
+	for i := range n {
+		h, err := fleet.HashPassword(fmt.Sprintf("pw-%d", i), 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		devs = append(devs, fleet.Device{ID: fmt.Sprintf("bin-%03d", i), Kind: "bin", PasswordHash: h})
+	}
+	b, _ := startBroker(t, fleet.NewRegistry(devs), LoginLimits{})
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := rawConnect(b.Addr(), fmt.Sprintf("bin-%03d", i), fmt.Sprintf("pw-%d", i))
+			if err != nil {
+				errs <- err
+				return
+			}
+			c.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
