@@ -15,9 +15,10 @@ build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 # Debian packages the tests talk to: a third-party Modbus stack, socat for a
-# serial line between pseudo-terminals (PostgreSQL
+# serial line between pseudo-terminals, Chromium (and CJK fonts for its
+# screenshots) for the console's browser tests (PostgreSQL
 # for the case store comes through scripts/install-postgres.sh).
-DEB_PACKAGES := python3-pymodbus socat
+DEB_PACKAGES := python3-pymodbus socat chromium fonts-noto-cjk
 
 ## tools: install what tests and the demo need (InfluxDB 1.8.10 into .tools/bin, Debian packages)
 tools: $(INFLUXD)

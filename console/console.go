@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/sanigate/sanigate/cases"
@@ -64,6 +65,14 @@ type Console struct {
 	layers   []byte
 	throttle *throttle
 	now      func() time.Time
+	done     chan struct{}
+	once     sync.Once
+}
+
+// Close ends the live event streams, so that a server shutting down does
+// not wait for them; the pages keep working.
+func (c *Console) Close() {
+	c.once.Do(func() { close(c.done) })
 }
 
 // maxPhotoBytes bounds an uploaded photo.
@@ -95,7 +104,7 @@ func New(opt Options) (*Console, error) {
 	if err := os.MkdirAll(opt.PhotoDir, 0o750); err != nil {
 		return nil, fmt.Errorf("console: photo folder: %w", err)
 	}
-	c := &Console{opt: opt, svc: opt.Cases, log: opt.Logger, now: opt.Clock, throttle: newThrottle(opt.Clock)}
+	c := &Console{opt: opt, svc: opt.Cases, log: opt.Logger, now: opt.Clock, throttle: newThrottle(opt.Clock), done: make(chan struct{})}
 	var err error
 	if c.layers, err = readLayers(opt.Layers); err != nil {
 		return nil, err

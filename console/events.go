@@ -55,6 +55,8 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, q *request) {
 		select {
 		case <-r.Context().Done():
 			return
+		case <-c.done:
+			return
 		case <-deadline.C:
 			return
 		case <-t.C:

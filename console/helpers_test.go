@@ -98,7 +98,10 @@ func newEnv(t testing.TB, opt Options) *env {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(con.Handler())
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		con.Close()
+		srv.Close()
+	})
 	return &env{svc: svc, con: con, srv: srv, dir: dir}
 }
 

@@ -14,6 +14,7 @@ import (
 
 func (g *Gateway) startHTTP() error {
 	mux := http.NewServeMux()
+	var onShutdown []func()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -27,6 +28,7 @@ func (g *Gateway) startHTTP() error {
 			return err
 		}
 		mux.Handle("/", con.Handler())
+		onShutdown = append(onShutdown, con.Close)
 	}
 	if g.Profiling {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -39,6 +41,9 @@ func (g *Gateway) startHTTP() error {
 	}
 	g.httpLn = ln
 	g.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	for _, f := range onShutdown {
+		g.http.RegisterOnShutdown(f)
+	}
 	go func() {
 		if err := g.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			g.log.Error("http server stopped", "error", err)
