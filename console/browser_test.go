@@ -193,6 +193,9 @@ func TestConsoleInChromium(t *testing.T) {
 	if n := eval[string](t, ctx, `document.getElementById('live-n').textContent`); n != "1" {
 		t.Errorf("badge counts %q new cases, want 1", n)
 	}
+	if n := eval[string](t, ctx, `document.getElementById('count-dispatched').textContent`); n != "2" {
+		t.Errorf("the dispatched count says %s after the new case, want 2", n)
+	}
 	if first := eval[string](t, ctx, `document.querySelector('#queue-body tr').dataset.id`); first != "2" {
 		t.Errorf("the new case is not on top: first row is %s", first)
 	}
@@ -223,6 +226,13 @@ func TestConsoleInChromium(t *testing.T) {
 		step(t, ctx, p, chromedp.Navigate(base+"/"+p), chromedp.WaitVisible(chromedp.CSS("main h1")))
 		if p == "fleet" {
 			step(t, ctx, "fleet ready", chromedp.WaitVisible(chromedp.CSS(`#fleetmap[data-ready="1"]`)))
+			rows := eval[string](t, ctx, `Array.from(document.querySelectorAll('#device-rows tr')).map(r => r.cells[0].textContent + ':' + r.cells[3].textContent).join(' ')`)
+			if want := "bin-7:Open case bin-8:Full toilet-1:OK truck-7:Open case truck-8:Offline"; rows != want {
+				t.Errorf("fleet rows %q, want %q", rows, want)
+			}
+			if n := eval[int](t, ctx, `document.querySelectorAll('#fleetmap .leaflet-overlay-pane canvas').length`); n == 0 {
+				t.Error("no devices drawn on the fleet map")
+			}
 		}
 		checkLabels(t, ctx, p)
 		shoot(t, ctx, dir, strings.ReplaceAll(p, "/", "-"))

@@ -89,7 +89,8 @@ func (c *Console) sendCase(w http.ResponseWriter, p *page, cs cases.Case) error 
 		c.log.Error("console event row failed", "err", err)
 		return err
 	}
-	b, err := json.Marshal(map[string]any{"id": cs.ID, "type": cs.Type, "severity": cs.Severity, "html": row.String()})
+	b, err := json.Marshal(map[string]any{"id": cs.ID, "type": cs.Type, "severity": cs.Severity, "state": cs.State,
+		"html": row.String()})
 	if err != nil {
 		return err
 	}

@@ -69,7 +69,7 @@ func newEnv(t testing.TB, opt Options) *env {
 	dir := t.TempDir()
 	cst := time.FixedZone("CST", 8*3600)
 	svc, err := cases.Open(context.Background(), testCasesConfig(cases.StoreConfig{Driver: cases.SQLite, Path: filepath.Join(dir, "cases.db")}),
-		cases.Deps{Location: cst})
+		cases.Deps{Location: cst, Devices: testDevices{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +127,30 @@ func (e *env) dump(t testing.TB, device string, at time.Time) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testDevices is a small fleet in the demo city's north and central
+// districts, as the gateway's directory would list it.
+type testDevices struct{}
+
+var testFleet = []cases.DeviceInfo{
+	{ID: "truck-7", Kind: "truck", District: "north", Contractor: "greenclean", Lat: 39.9765, Lon: 116.4225, HasPos: true, Online: true},
+	{ID: "truck-8", Kind: "truck", District: "central", Contractor: "greenclean", Lat: 39.925, Lon: 116.36, HasPos: true, Online: false},
+	{ID: "bin-7", Kind: "bin", District: "central", Contractor: "greenclean", Lat: 39.93, Lon: 116.40, HasPos: true, Online: true},
+	{ID: "bin-8", Kind: "bin", District: "north", Contractor: "greenclean", Lat: 39.96, Lon: 116.35, HasPos: true, Online: true},
+	{ID: "toilet-1", Kind: "toilet", District: "north", Lat: 39.985, Lon: 116.45, HasPos: true, Online: true},
+}
+
+func (testDevices) Devices() []cases.DeviceInfo { return append([]cases.DeviceInfo(nil), testFleet...) }
+
+func (testDevices) LastReading(id string) (cases.Reading, bool) {
+	switch id {
+	case "bin-8":
+		return cases.Reading{Time: time.Now().Add(-time.Minute), Fields: map[string]float64{"fill_pct": 96}}, true
+	case "truck-7":
+		return cases.Reading{Time: time.Now().Add(-time.Minute), Fields: map[string]float64{"load_kg": 1700, "speed_kmh": 0}}, true
+	}
+	return cases.Reading{}, false
 }
 
 // client is a browser without a browser: a cookie jar and forms.

@@ -23,6 +23,8 @@
     n++;
     count.textContent = String(n);
     badge.hidden = false;
+    var chip = document.getElementById("count-" + msg.state);
+    if (chip && /^\d+$/.test(chip.textContent)) { chip.textContent = String(Number(chip.textContent) + 1); }
     if (body.getAttribute("data-live") === "1") {
       var t = document.createElement("tbody");
       t.innerHTML = msg.html;
