@@ -1,0 +1,95 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sanigate/sanigate/cases"
+)
+
+// The console is served at / beside the API, metrics and health, and its
+// fleet map knows the devices' latest readings.
+func TestConsoleThroughTheGateway(t *testing.T) {
+	sections := `cases:
+  units:
+    - {id: city-office, name: City office}
+  dispatch: {default_unit: city-office}
+`
+	h := newHarnessYAML(t, "", sections)
+	if _, err := h.g.Cases().AddUser(context.Background(), cases.User{Name: "office", Role: cases.RoleCity}, "office-password"); err != nil {
+		t.Fatal(err)
+	}
+	c := h.mustConnect("bin-1")
+	ts := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
+	publish(t, c, topic("bin-1", "telemetry"), 1, fmt.Sprintf(`{"ts":%q,"fill_pct":97}`, ts.Format(time.RFC3339Nano)))
+
+	base := "http://" + h.g.HTTPAddr()
+	jar, _ := cookiejar.New(nil)
+	cl := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	get := func(path string) (int, string) {
+		resp, err := cl.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/")
+	if code != http.StatusOK || !strings.Contains(body, `action="/login"`) {
+		t.Fatalf("/ without a session: %d", code)
+	}
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)[1]
+	resp, err := cl.PostForm(base+"/login", url.Values{"csrf": {csrf}, "name": {"office"}, "password": {"office-password"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/" {
+		t.Fatalf("login: %d at %s", resp.StatusCode, resp.Request.URL.Path)
+	}
+	var fleet struct {
+		Devices []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		} `json:"devices"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body = get("/fleet.json")
+		if err := json.Unmarshal([]byte(body), &fleet); err != nil {
+			t.Fatalf("fleet.json: %v in %s", err, body)
+		}
+		full := false
+		for _, d := range fleet.Devices {
+			full = full || (d.ID == "bin-1" && d.Status == "full")
+		}
+		if full {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bin-1 never shows full on the fleet map: %s", body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz: %d", code)
+	}
+	r, err := http.Get(base + "/api/v1/me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the API answers a request without a token: %d", r.StatusCode)
+	}
+}
