@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/sanigate/sanigate/cases"
+	"github.com/sanigate/sanigate/fleet"
 )
 
 //go:embed templates/*.html
@@ -49,6 +50,8 @@ type Options struct {
 	SessionTTL time.Duration
 	// Poll is how often live pages look for news (default 1 s).
 	Poll time.Duration
+	// Calendar, when set, counts what is left of a deadline in working time.
+	Calendar *fleet.Calendar
 	// Location is the city's time zone for the times shown (default UTC).
 	Location *time.Location
 	Logger   *slog.Logger

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sanigate/sanigate/cases"
+	"github.com/sanigate/sanigate/fleet"
 )
 
 var rowID = regexp.MustCompile(`<tr data-id="(\d+)"`)
@@ -270,5 +271,20 @@ func TestAccountAndAdmin(t *testing.T) {
 	south := e.client(t)
 	if code, body := south.tryLogin("south", "south-password-1"); code != http.StatusOK || strings.Contains(body, `href="/admin/users"`) {
 		t.Errorf("the new district user: %d, or offered the users page", code)
+	}
+}
+
+func TestCasePageDeadlineInWorkingTime(t *testing.T) {
+	cal, err := fleet.CalendarConfig{WorkingHours: "00:00-24:00", Workdays: nil}.Build(time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, Options{Calendar: cal})
+	e.dump(t, "truck-1", time.Now().Add(-time.Hour))
+	c := e.client(t)
+	c.login("dispatcher")
+	_, body := c.get("/cases/1")
+	if !strings.Contains(body, "of working time left") || !strings.Contains(body, "left;") {
+		t.Errorf("the close deadline does not say what is left:\n%s", regexp.MustCompile(`(?s)id="close-left">[^<]*`).FindString(body))
 	}
 }

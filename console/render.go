@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sanigate/sanigate/cases"
+	"github.com/sanigate/sanigate/fleet"
 )
 
 // page is what every template gets: the language, the user, the CSRF token.
@@ -21,7 +22,17 @@ type page struct {
 	Nav   string
 	User  cases.User
 	loc   *time.Location
+	cal   *fleet.Calendar
 	now   time.Time
+}
+
+// WorkLeft says how much working time remains until t ("" without a
+// calendar, or once t has passed).
+func (p *page) WorkLeft(t time.Time) string {
+	if p.cal == nil || t.IsZero() || !t.After(p.now) {
+		return ""
+	}
+	return fmt.Sprintf(p.T("due.work"), fmtDuration(p.cal.WorkingTimeBetween(p.now, t)))
 }
 
 // T translates a message key into the page's language.
@@ -80,7 +91,8 @@ func (p *page) Row(c cases.Case) rowData { return rowData{P: p, C: c} }
 
 // base fills the common part of a page for a logged-in user.
 func (c *Console) base(q *request, title, nav string) page {
-	return page{Lang: q.lang, CSRF: q.sess.CSRF, Title: title, Nav: nav, User: q.sess.User, loc: c.opt.Location, now: c.now()}
+	return page{Lang: q.lang, CSRF: q.sess.CSRF, Title: title, Nav: nav, User: q.sess.User, loc: c.opt.Location,
+		cal: c.opt.Calendar, now: c.now()}
 }
 
 var funcs = template.FuncMap{
