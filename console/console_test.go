@@ -277,3 +277,17 @@ func TestHandleWithPhoto(t *testing.T) {
 		t.Errorf("path escape: %d", code)
 	}
 }
+
+func TestTileOrigin(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://{s}.tile.city.example/{z}/{x}/{y}.png": "https://*.tile.city.example",
+		"http://maps.example:8080/t/{z}/{x}/{y}.png":    "http://maps.example:8080",
+		"javascript:alert(1)":                           "",
+		"https://evil.example; script-src *":            "",
+		"":                                              "",
+	} {
+		if got := origin(raw); got != want {
+			t.Errorf("origin(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}

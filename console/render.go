@@ -135,13 +135,19 @@ func (c *Console) render(w http.ResponseWriter, status int, name string, data an
 	_, _ = buf.WriteTo(w)
 }
 
-// origin is the scheme and host of a tile URL, for the page's policy.
+// origin is the scheme and host of a tile URL, for the page's policy; a
+// "{s}" subdomain placeholder becomes a wildcard.
 func origin(raw string) string {
-	u, err := url.Parse(strings.ReplaceAll(strings.ReplaceAll(raw, "{", ""), "}", ""))
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok || (scheme != "http" && scheme != "https") {
 		return ""
 	}
-	return u.Scheme + "://" + strings.ReplaceAll(u.Host, "s.", "*.")
+	host, _, _ := strings.Cut(rest, "/")
+	host = strings.Replace(host, "{s}", "*", 1)
+	if host == "" || strings.ContainsAny(host, " ;'\"{}") {
+		return ""
+	}
+	return scheme + "://" + host
 }
 
 // readLayers reads the GeoJSON base layers into one JSON object.
