@@ -50,6 +50,9 @@ type Options struct {
 	SessionTTL time.Duration
 	// Poll is how often live pages look for news (default 1 s).
 	Poll time.Duration
+	// History, when set, reads the device's stored track and curves around
+	// a case's span for the case page.
+	History History
 	// Calendar, when set, counts what is left of a deadline in working time.
 	Calendar *fleet.Calendar
 	// Location is the city's time zone for the times shown (default UTC).

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,18 +17,27 @@ import (
 	"github.com/sanigate/sanigate/cases"
 )
 
-// The console is served at / beside the API, metrics and health, and its
-// fleet map knows the devices' latest readings.
+// The console is served at / beside the API, metrics and health; its fleet
+// map knows the devices' latest readings, and the case of a dump detected
+// in the gateway shows the truck's track and load read back from InfluxDB.
 func TestConsoleThroughTheGateway(t *testing.T) {
-	sections := `cases:
+	demo, _ := filepath.Abs("../examples/demo")
+	sections := fmt.Sprintf(`places:
+  districts: %s
+  sites: %s
+cases:
   units:
     - {id: city-office, name: City office}
   dispatch: {default_unit: city-office}
-`
+`, filepath.Join(demo, "districts.geojson"), filepath.Join(demo, "sites.geojson"))
 	h := newHarnessYAML(t, "", sections)
 	if _, err := h.g.Cases().AddUser(context.Background(), cases.User{Name: "office", Role: cases.RoleCity}, "office-password"); err != nil {
 		t.Fatal(err)
 	}
+	// The trip first: the detectors work in event time, and a reading older
+	// than what they have seen is late.
+	truck := h.mustConnect("truck-1")
+	publish(t, truck, topic("truck-1", "telemetry"), 1, dumpingTrip(time.Now().Add(-90*time.Minute).Truncate(time.Second)))
 	c := h.mustConnect("bin-1")
 	ts := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
 	publish(t, c, topic("bin-1", "telemetry"), 1, fmt.Sprintf(`{"ts":%q,"fill_pct":97}`, ts.Format(time.RFC3339Nano)))
@@ -80,6 +90,41 @@ func TestConsoleThroughTheGateway(t *testing.T) {
 			t.Fatalf("bin-1 never shows full on the fleet map: %s", body)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	var data struct {
+		Track  [][3]float64 `json:"track"`
+		Series []struct {
+			Name string `json:"name"`
+		} `json:"series"`
+	}
+	caseData := regexp.MustCompile(`(?s)<script type="application/json" id="case-data">(.*?)</script>`)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		pg, err := h.g.Cases().List(context.Background(), cases.System, cases.Filter{Type: "illegal_dumping"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, body := 0, ""
+		if len(pg.Cases) == 1 {
+			code, body = get(fmt.Sprintf("/cases/%d", pg.Cases[0].ID))
+		}
+		if m := caseData.FindStringSubmatch(body); code == http.StatusOK && m != nil {
+			if err := json.Unmarshal([]byte(m[1]), &data); err != nil {
+				t.Fatalf("case data: %v in %s", err, m[1])
+			}
+			if len(data.Track) >= 100 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no case with the stored track: %d, %d track points", code, len(data.Track))
+		}
+	}
+	hasLoad := false
+	for _, s := range data.Series {
+		hasLoad = hasLoad || s.Name == "load_kg"
+	}
+	if !hasLoad {
+		t.Errorf("no load curve on the case page: %+v", data.Series)
 	}
 	if code, _ := get("/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz: %d", code)
