@@ -26,9 +26,13 @@ func newInfluxHistory(base, bucket, token string) *influxHistory {
 		client: &http.Client{Timeout: 5 * time.Second}}
 }
 
-func quoteIdent(s string) string { return `"` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`) + `"` }
+func quoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`) + `"`
+}
 
-func quoteString(s string) string { return `'` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `'`, `\'`) + `'` }
+func quoteString(s string) string {
+	return `'` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `'`, `\'`) + `'`
+}
 
 // maxHistoryPoints bounds one read.
 const maxHistoryPoints = 5000
