@@ -285,6 +285,26 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatalf("after verification the case is %s", st)
 	}
 	shoot(t, ctx, dir, "case-closed")
+
+	// Filtering swaps the table in place (htmx) and the live stream follows
+	// the filter: a new bin does not show among the dumps, a new dump does.
+	step(t, ctx, "queue again", chromedp.Navigate(base+"/cases"), chromedp.WaitVisible(chromedp.CSS(`tr[data-id="1"]`)))
+	eval[bool](t, ctx, `(window.sameDocument = true)`)
+	step(t, ctx, "filter dumps", chromedp.SetValue(chromedp.CSS("#f-type"), "illegal_dumping"),
+		chromedp.Click(chromedp.CSS("#filters button[type=submit]")), chromedp.WaitNotPresent(chromedp.CSS(`tr[data-id="1"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-id="2"]`)))
+	if !eval[bool](t, ctx, `window.sameDocument === true && location.search.includes('type=illegal_dumping')`) {
+		t.Error("the filter reloaded the page or did not update the address")
+	}
+	step(t, ctx, "stream reconnects", chromedp.Sleep(700*time.Millisecond))
+	if err := e.svc.Raise(context.Background(), binOverflow("bin-9", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	e.dump(t, "truck-9", time.Now().Add(-5*time.Minute))
+	step(t, ctx, "the new dump arrives", chromedp.WaitVisible(chromedp.CSS(`tr[data-id="4"]`)))
+	if n := eval[int](t, ctx, `document.querySelectorAll('tr[data-id="3"]').length`); n != 0 {
+		t.Error("a bin arrived among the filtered dumps")
+	}
 	logout(t, ctx)
 
 	// The contractor sees only its bin, in Chinese.
