@@ -61,6 +61,10 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, q *request) {
 			return
 		case <-t.C:
 		}
+		// A session ended elsewhere (logout, password change) ends the stream.
+		if _, err := c.svc.SessionOf(r.Context(), q.token); err != nil {
+			return
+		}
 		f.After = since
 		pg, err := c.svc.List(r.Context(), q.who, f)
 		if err != nil {

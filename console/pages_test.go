@@ -147,6 +147,14 @@ func TestEventsStreamOnlyWhatTheUserSees(t *testing.T) {
 	if id := readEvent(t, sc); id != 3 {
 		t.Errorf("greenclean's first event is case %d, want the bin (3), not the dump (2)", id)
 	}
+	// Logging out elsewhere ends the stream.
+	green.get("/cases")
+	green.post("/logout", url.Values{"csrf": {green.csrf}})
+	for sc.Scan() {
+	}
+	if ctx.Err() != nil {
+		t.Error("the stream outlived its session")
+	}
 	// Without a session there is no stream.
 	anon, err := http.Get(e.srv.URL + "/events")
 	if err != nil {
