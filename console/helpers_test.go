@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sanigate/sanigate/cases"
+	"github.com/sanigate/sanigate/internal/pgtest"
 	"github.com/sanigate/sanigate/internal/testenv"
 	"github.com/sanigate/sanigate/violations"
 )
@@ -62,14 +63,31 @@ type env struct {
 	dir string
 }
 
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// eachStore runs fn with the case store on SQLite and on a real PostgreSQL.
+func eachStore(t *testing.T, fn func(t *testing.T, st cases.StoreConfig)) {
+	t.Run("sqlite", func(t *testing.T) {
+		fn(t, cases.StoreConfig{Driver: cases.SQLite, Path: filepath.Join(t.TempDir(), "cases.db")})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		fn(t, cases.StoreConfig{Driver: cases.Postgres, DSN: pgtest.DB(t)})
+	})
+}
+
 // newEnv starts a case service on SQLite, the console on a loopback
 // server, and adds the test users.
 func newEnv(t testing.TB, opt Options) *env {
 	t.Helper()
+	return newEnvOn(t, opt, cases.StoreConfig{Driver: cases.SQLite, Path: filepath.Join(t.TempDir(), "cases.db")})
+}
+
+// newEnvOn is newEnv on the given case store.
+func newEnvOn(t testing.TB, opt Options, st cases.StoreConfig) *env {
+	t.Helper()
 	dir := t.TempDir()
 	cst := time.FixedZone("CST", 8*3600)
-	svc, err := cases.Open(context.Background(), testCasesConfig(cases.StoreConfig{Driver: cases.SQLite, Path: filepath.Join(dir, "cases.db")}),
-		cases.Deps{Location: cst, Devices: testDevices{}})
+	svc, err := cases.Open(context.Background(), testCasesConfig(st), cases.Deps{Location: cst, Devices: testDevices{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,56 +47,58 @@ func (c *client) pages(t *testing.T, path string) []string {
 }
 
 func TestQueueFiltersAndPaging(t *testing.T) {
-	e := newEnv(t, Options{})
-	now := time.Now()
-	for i := 0; i < 60; i++ {
-		if err := e.svc.Raise(context.Background(), binOverflow(fmt.Sprintf("bin-%02d", i), now.Add(-time.Duration(i)*time.Minute))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e.dump(t, "truck-1", now.Add(-time.Hour))
-	e.dump(t, "truck-2", now.Add(-time.Hour))
-	c := e.client(t)
-	c.login("dispatcher")
-	_, body := c.get("/cases")
-	if ids := rowIDs(body); len(ids) != pageSize || ids[0] != "62" {
-		t.Fatalf("first page: %d rows starting %v", len(ids), ids[:1])
-	}
-	if !strings.Contains(body, `id="count-dispatched">62<`) {
-		t.Error("the count of dispatched cases is not 62")
-	}
-	for _, sort := range []string{"newest", "oldest", "due"} {
-		all := c.pages(t, "/cases?sort="+sort)
-		seen := map[string]bool{}
-		for _, id := range all {
-			if seen[id] {
-				t.Errorf("sort %s: case %s on two pages", sort, id)
+	eachStore(t, func(t *testing.T, st cases.StoreConfig) {
+		e := newEnvOn(t, Options{}, st)
+		now := time.Now()
+		for i := 0; i < 60; i++ {
+			if err := e.svc.Raise(context.Background(), binOverflow(fmt.Sprintf("bin-%02d", i), now.Add(-time.Duration(i)*time.Minute))); err != nil {
+				t.Fatal(err)
 			}
-			seen[id] = true
 		}
-		if len(seen) != 62 {
-			t.Errorf("sort %s: %d cases over the pages, want 62", sort, len(seen))
+		e.dump(t, "truck-1", now.Add(-time.Hour))
+		e.dump(t, "truck-2", now.Add(-time.Hour))
+		c := e.client(t)
+		c.login("dispatcher")
+		_, body := c.get("/cases")
+		if ids := rowIDs(body); len(ids) != pageSize || ids[0] != "62" {
+			t.Fatalf("first page: %d rows starting %v", len(ids), ids[:1])
 		}
-		if sort == "oldest" && all[0] != "1" {
-			t.Errorf("oldest first starts at %s", all[0])
+		if !strings.Contains(body, `id="count-dispatched">62<`) {
+			t.Error("the count of dispatched cases is not 62")
 		}
-	}
-	_, body = c.get("/cases?type=illegal_dumping&district=north")
-	if ids := rowIDs(body); strings.Join(ids, ",") != "62,61" {
-		t.Errorf("dumps in the north: %v", ids)
-	}
-	_, body = c.get("/cases?state=closed")
-	if ids := rowIDs(body); len(ids) != 0 {
-		t.Errorf("closed cases: %v", ids)
-	}
-	code, body := c.get("/cases?state=nonsense&from=yesterday&sort=random")
-	if code != http.StatusOK || !strings.Contains(body, "ignored: state, from, sort") {
-		t.Errorf("bad filters are not named: %d", code)
-	}
-	code, _ = c.get("/cases?after=DROP%20TABLE")
-	if code != http.StatusOK {
-		t.Errorf("bad cursor: %d", code)
-	}
+		for _, sort := range []string{"newest", "oldest", "due"} {
+			all := c.pages(t, "/cases?sort="+sort)
+			seen := map[string]bool{}
+			for _, id := range all {
+				if seen[id] {
+					t.Errorf("sort %s: case %s on two pages", sort, id)
+				}
+				seen[id] = true
+			}
+			if len(seen) != 62 {
+				t.Errorf("sort %s: %d cases over the pages, want 62", sort, len(seen))
+			}
+			if sort == "oldest" && all[0] != "1" {
+				t.Errorf("oldest first starts at %s", all[0])
+			}
+		}
+		_, body = c.get("/cases?type=illegal_dumping&district=north")
+		if ids := rowIDs(body); strings.Join(ids, ",") != "62,61" {
+			t.Errorf("dumps in the north: %v", ids)
+		}
+		_, body = c.get("/cases?state=closed")
+		if ids := rowIDs(body); len(ids) != 0 {
+			t.Errorf("closed cases: %v", ids)
+		}
+		code, body := c.get("/cases?state=nonsense&from=yesterday&sort=random")
+		if code != http.StatusOK || !strings.Contains(body, "ignored: state, from, sort") {
+			t.Errorf("bad filters are not named: %d", code)
+		}
+		code, _ = c.get("/cases?after=DROP%20TABLE")
+		if code != http.StatusOK {
+			t.Errorf("bad cursor: %d", code)
+		}
+	})
 }
 
 // readEvent reads the stream until a case event, and returns its id.
