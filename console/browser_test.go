@@ -285,6 +285,11 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatalf("after verification the case is %s", st)
 	}
 	shoot(t, ctx, dir, "case-closed")
+	step(t, ctx, "assessment after the closure", chromedp.Navigate(base+"/assessment"), chromedp.WaitVisible(chromedp.CSS("table.kpis")))
+	if row := eval[string](t, ctx, `Array.from(document.querySelectorAll('table.kpis tbody tr')).map(r => Array.from(r.cells).map(c => c.textContent.trim()).join(' ')).join(' | ')`); !strings.Contains(row, "enforcement-north  1 1 100.0% 100.0% 0.0% 0.0%") {
+		t.Errorf("assessment after the closure: %q", row)
+	}
+	shoot(t, ctx, dir, "assessment-closed")
 
 	// Filtering swaps the table in place (htmx) and the live stream follows
 	// the filter: a new bin does not show among the dumps, a new dump does.
