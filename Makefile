@@ -19,10 +19,11 @@ build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 # Debian packages the tests talk to: a third-party Modbus stack, mosquitto_pub/_sub
-# as a third-party MQTT (TLS) client, socat for a
-# serial line between pseudo-terminals (PostgreSQL
-# for the case store comes through scripts/install-postgres.sh).
-DEB_PACKAGES := python3-pymodbus python3-serial python3-serial-asyncio socat mosquitto-clients
+# as a third-party MQTT (TLS) client, socat for a serial line between
+# pseudo-terminals, Chromium (and CJK fonts for its screenshots) for the
+# console's browser tests (PostgreSQL for the case store comes through
+# scripts/install-postgres.sh).
+DEB_PACKAGES := python3-pymodbus python3-serial python3-serial-asyncio socat mosquitto-clients chromium fonts-noto-cjk
 
 ## tools: install what tests and the demo need (InfluxDB 1.8.10 and nats-server 2.15.2 into .tools/bin, Debian packages)
 tools: $(INFLUXD) $(NATS_SERVER)

@@ -150,14 +150,17 @@ func TestListOrdersAndCounts(t *testing.T) {
 		if _, err := e.svc.List(ctx, System, Filter{Order: "random"}); !errors.Is(err, ErrBadRequest) {
 			t.Errorf("unknown order: %v", err)
 		}
-		counts, err := e.svc.CountByState(ctx, System, Filter{State: []State{Closed}})
+		counts, err := e.svc.CountByState(ctx, System, Filter{State: []State{Closed}}, 0)
 		if err != nil || counts[Dispatched] != 5 {
 			t.Errorf("counts %v %v", counts, err)
 		}
 		unit := Actor{Name: "g", Role: RoleUnit, Unit: "greenclean"}
-		counts, _ = e.svc.CountByState(ctx, unit, Filter{})
+		counts, _ = e.svc.CountByState(ctx, unit, Filter{}, 0)
 		if counts[Dispatched] != 4 {
 			t.Errorf("greenclean counts %v", counts)
+		}
+		if capped, _ := e.svc.CountByState(ctx, unit, Filter{Severity: "minor"}, 1); capped[Dispatched] != 2 || len(capped) != 1 {
+			t.Errorf("capped counts %v, want dispatched: 2 (more than 1)", capped)
 		}
 		if id, err := e.svc.LatestID(ctx, unit); err != nil || id != 5 {
 			t.Errorf("latest for greenclean %d %v", id, err)

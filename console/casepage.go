@@ -70,7 +70,9 @@ func (c *Console) casePage(w http.ResponseWriter, r *http.Request, q *request) {
 		text, photos := splitPhotos(h.Note)
 		d.History = append(d.History, historyRow{HistoryEntry: h, Photos: photos, Text: text})
 	}
-	b, err := json.Marshal(evidenceView(cs, c.opt.TileURL))
+	ev := evidenceView(cs, c.opt.TileURL)
+	c.withHistory(r.Context(), cs, &ev)
+	b, err := json.Marshal(ev)
 	if err != nil {
 		c.fail(w, q, err)
 		return

@@ -19,9 +19,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/sanigate/sanigate/cases"
+	"github.com/sanigate/sanigate/fleet"
 )
 
 //go:embed templates/*.html
@@ -48,6 +51,11 @@ type Options struct {
 	SessionTTL time.Duration
 	// Poll is how often live pages look for news (default 1 s).
 	Poll time.Duration
+	// History, when set, reads the device's stored track and curves around
+	// a case's span for the case page.
+	History History
+	// Calendar, when set, counts what is left of a deadline in working time.
+	Calendar *fleet.Calendar
 	// Location is the city's time zone for the times shown (default UTC).
 	Location *time.Location
 	Logger   *slog.Logger
@@ -64,6 +72,14 @@ type Console struct {
 	layers   []byte
 	throttle *throttle
 	now      func() time.Time
+	done     chan struct{}
+	once     sync.Once
+}
+
+// Close ends the live event streams, so that a server shutting down does
+// not wait for them; the pages keep working.
+func (c *Console) Close() {
+	c.once.Do(func() { close(c.done) })
 }
 
 // maxPhotoBytes bounds an uploaded photo.
@@ -95,7 +111,7 @@ func New(opt Options) (*Console, error) {
 	if err := os.MkdirAll(opt.PhotoDir, 0o750); err != nil {
 		return nil, fmt.Errorf("console: photo folder: %w", err)
 	}
-	c := &Console{opt: opt, svc: opt.Cases, log: opt.Logger, now: opt.Clock, throttle: newThrottle(opt.Clock)}
+	c := &Console{opt: opt, svc: opt.Cases, log: opt.Logger, now: opt.Clock, throttle: newThrottle(opt.Clock), done: make(chan struct{})}
 	var err error
 	if c.layers, err = readLayers(opt.Layers); err != nil {
 		return nil, err
@@ -156,8 +172,14 @@ func (c *Console) Handler() http.Handler {
 	return securityHeaders(c.opt.TileURL, mux)
 }
 
+// cacheFor serves the embedded assets with a cache lifetime, and no
+// folder listings.
 func cacheFor(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		h.ServeHTTP(w, r)
 	})

@@ -47,6 +47,9 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, q *request) {
 	_, _ = w.Write([]byte("retry: 3000\n\n"))
 	fl.Flush()
 	p := c.base(q, "queue", "queue")
+	// The server's write timeout bounds ordinary responses; a stream moves
+	// its own deadline forward before each write instead.
+	rc := http.NewResponseController(w)
 	t := time.NewTicker(c.opt.Poll)
 	defer t.Stop()
 	deadline := time.NewTimer(maxStream)
@@ -55,10 +58,17 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, q *request) {
 		select {
 		case <-r.Context().Done():
 			return
+		case <-c.done:
+			return
 		case <-deadline.C:
 			return
 		case <-t.C:
 		}
+		// A session ended elsewhere (logout, password change) ends the stream.
+		if _, err := c.svc.SessionOf(r.Context(), q.token); err != nil {
+			return
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(c.opt.Poll + 30*time.Second))
 		f.After = since
 		pg, err := c.svc.List(r.Context(), q.who, f)
 		if err != nil {
@@ -87,7 +97,8 @@ func (c *Console) sendCase(w http.ResponseWriter, p *page, cs cases.Case) error 
 		c.log.Error("console event row failed", "err", err)
 		return err
 	}
-	b, err := json.Marshal(map[string]any{"id": cs.ID, "type": cs.Type, "severity": cs.Severity, "html": row.String()})
+	b, err := json.Marshal(map[string]any{"id": cs.ID, "type": cs.Type, "severity": cs.Severity, "state": cs.State,
+		"html": row.String()})
 	if err != nil {
 		return err
 	}

@@ -31,8 +31,11 @@ type fleetCase struct {
 }
 
 func (c *Console) fleetPage(w http.ResponseWriter, r *http.Request, q *request) {
-	d := c.base(q, "fleet", "fleet")
-	c.render(w, http.StatusOK, "fleet", &struct{ page }{d})
+	d := struct {
+		page
+		Tiles string
+	}{c.base(q, "fleet", "fleet"), c.opt.TileURL}
+	c.render(w, http.StatusOK, "fleet", &d)
 }
 
 // fleetJSON lists the devices the user sees, their state and open cases;

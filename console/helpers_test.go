@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sanigate/sanigate/cases"
+	"github.com/sanigate/sanigate/internal/pgtest"
 	"github.com/sanigate/sanigate/internal/testenv"
 	"github.com/sanigate/sanigate/violations"
 )
@@ -62,14 +63,31 @@ type env struct {
 	dir string
 }
 
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// eachStore runs fn with the case store on SQLite and on a real PostgreSQL.
+func eachStore(t *testing.T, fn func(t *testing.T, st cases.StoreConfig)) {
+	t.Run("sqlite", func(t *testing.T) {
+		fn(t, cases.StoreConfig{Driver: cases.SQLite, Path: filepath.Join(t.TempDir(), "cases.db")})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		fn(t, cases.StoreConfig{Driver: cases.Postgres, DSN: pgtest.DB(t)})
+	})
+}
+
 // newEnv starts a case service on SQLite, the console on a loopback
 // server, and adds the test users.
 func newEnv(t testing.TB, opt Options) *env {
 	t.Helper()
+	return newEnvOn(t, opt, cases.StoreConfig{Driver: cases.SQLite, Path: filepath.Join(t.TempDir(), "cases.db")})
+}
+
+// newEnvOn is newEnv on the given case store.
+func newEnvOn(t testing.TB, opt Options, st cases.StoreConfig) *env {
+	t.Helper()
 	dir := t.TempDir()
 	cst := time.FixedZone("CST", 8*3600)
-	svc, err := cases.Open(context.Background(), testCasesConfig(cases.StoreConfig{Driver: cases.SQLite, Path: filepath.Join(dir, "cases.db")}),
-		cases.Deps{Location: cst})
+	svc, err := cases.Open(context.Background(), testCasesConfig(st), cases.Deps{Location: cst, Devices: testDevices{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +116,10 @@ func newEnv(t testing.TB, opt Options) *env {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(con.Handler())
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		con.Close()
+		srv.Close()
+	})
 	return &env{svc: svc, con: con, srv: srv, dir: dir}
 }
 
@@ -124,6 +145,30 @@ func (e *env) dump(t testing.TB, device string, at time.Time) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testDevices is a small fleet in the demo city's north and central
+// districts, as the gateway's directory would list it.
+type testDevices struct{}
+
+var testFleet = []cases.DeviceInfo{
+	{ID: "truck-7", Kind: "truck", District: "north", Contractor: "greenclean", Lat: 39.9765, Lon: 116.4225, HasPos: true, Online: true},
+	{ID: "truck-8", Kind: "truck", District: "central", Contractor: "greenclean", Lat: 39.925, Lon: 116.36, HasPos: true, Online: false},
+	{ID: "bin-7", Kind: "bin", District: "central", Contractor: "greenclean", Lat: 39.93, Lon: 116.40, HasPos: true, Online: true},
+	{ID: "bin-8", Kind: "bin", District: "north", Contractor: "greenclean", Lat: 39.96, Lon: 116.35, HasPos: true, Online: true},
+	{ID: "toilet-1", Kind: "toilet", District: "north", Lat: 39.985, Lon: 116.45, HasPos: true, Online: true},
+}
+
+func (testDevices) Devices() []cases.DeviceInfo { return append([]cases.DeviceInfo(nil), testFleet...) }
+
+func (testDevices) LastReading(id string) (cases.Reading, bool) {
+	switch id {
+	case "bin-8":
+		return cases.Reading{Time: time.Now().Add(-time.Minute), Fields: map[string]float64{"fill_pct": 96}}, true
+	case "truck-7":
+		return cases.Reading{Time: time.Now().Add(-time.Minute), Fields: map[string]float64{"load_kg": 1700, "speed_kmh": 0}}, true
+	}
+	return cases.Reading{}, false
 }
 
 // client is a browser without a browser: a cookie jar and forms.

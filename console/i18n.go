@@ -41,7 +41,7 @@ var messages = map[string]map[string]string{
 		"closed": "已结案", "csv": "导出 CSV", "language": "语言", "change.password": "修改密码", "old.password": "原密码",
 		"new.password": "新密码（至少 10 位）", "save": "保存", "saved": "已保存", "role": "角色", "admin": "管理员",
 		"add.user": "新建用户", "role.city": "市级（全部案件）", "role.district": "区级", "role.unit": "责任单位",
-		"skip": "跳到正文", "live": "实时", "back": "返回队列", "position": "位置", "track": "轨迹",
+		"skip": "跳到正文", "facts": "案件信息", "due.work": "工作时间剩余 %s", "live": "实时", "back": "返回队列", "position": "位置", "track": "轨迹",
 	},
 	"en": {
 		"app": "Sanitation dispatch console", "login": "Log in", "logout": "Log out", "user": "User name", "password": "Password",
@@ -80,7 +80,7 @@ var messages = map[string]map[string]string{
 		"due.count": "Due", "closed": "Closed", "csv": "Export CSV", "language": "Language", "change.password": "Change password",
 		"old.password": "Current password", "new.password": "New password (10 characters or more)", "save": "Save",
 		"saved": "Saved", "role": "Role", "admin": "Administrator", "add.user": "Add user", "role.city": "City (every case)",
-		"role.district": "District", "role.unit": "Unit", "skip": "Skip to content", "live": "Live", "back": "Back to the queue",
+		"role.district": "District", "role.unit": "Unit", "skip": "Skip to content", "facts": "Case", "due.work": "%s of working time left", "live": "Live", "back": "Back to the queue",
 		"position": "Position", "track": "Track",
 	},
 }

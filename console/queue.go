@@ -16,7 +16,7 @@ const pageSize = 50
 
 type stateCount struct {
 	State  cases.State
-	N      int
+	N      string
 	Active bool
 	Query  url.Values
 }
@@ -25,7 +25,6 @@ type queueData struct {
 	page
 	Cases      []cases.Case
 	Counts     []stateCount
-	Total      int
 	Q          url.Values
 	Next       url.Values
 	First      url.Values
@@ -167,7 +166,7 @@ func (c *Console) queuePage(w http.ResponseWriter, r *http.Request, q *request) 
 		d.Next = cloneValues(v)
 		d.Next.Set("after", cursorOf(f, pg.Cases[len(pg.Cases)-1]))
 	}
-	counts, err := c.svc.CountByState(r.Context(), q.who, f)
+	counts, err := c.svc.CountByState(r.Context(), q.who, f, countLimit(f))
 	if err != nil {
 		c.fail(w, q, err)
 		return
@@ -183,10 +182,25 @@ func (c *Console) queuePage(w http.ResponseWriter, r *http.Request, q *request) 
 		if !active[s] {
 			sq.Set("state", string(s))
 		}
-		d.Counts = append(d.Counts, stateCount{State: s, N: counts[s], Active: active[s], Query: sq})
-		d.Total += counts[s]
+		n := strconv.Itoa(counts[s])
+		if lim := countLimit(f); lim > 0 && counts[s] > lim {
+			n = "≥" + strconv.Itoa(lim)
+		}
+		d.Counts = append(d.Counts, stateCount{State: s, N: n, Active: active[s], Query: sq})
 	}
 	c.render(w, http.StatusOK, "queue", &d)
+}
+
+// maxCount is where the counts per state stop for filters that no index
+// covers; counts within the user's scope alone are exact.
+const maxCount = 1000
+
+func countLimit(f cases.Filter) int {
+	if f.Type != "" || f.Severity != "" || f.District != "" || f.Unit != "" || f.Contractor != "" || f.Overdue != nil ||
+		!f.From.IsZero() || !f.To.IsZero() {
+		return maxCount
+	}
+	return 0
 }
 
 func cloneValues(v url.Values) url.Values {

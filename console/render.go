@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sanigate/sanigate/cases"
+	"github.com/sanigate/sanigate/fleet"
 )
 
 // page is what every template gets: the language, the user, the CSRF token.
@@ -21,7 +22,17 @@ type page struct {
 	Nav   string
 	User  cases.User
 	loc   *time.Location
+	cal   *fleet.Calendar
 	now   time.Time
+}
+
+// WorkLeft says how much working time remains until t ("" without a
+// calendar, or once t has passed).
+func (p *page) WorkLeft(t time.Time) string {
+	if p.cal == nil || t.IsZero() || !t.After(p.now) {
+		return ""
+	}
+	return fmt.Sprintf(p.T("due.work"), fmtDuration(p.cal.WorkingTimeBetween(p.now, t)))
 }
 
 // T translates a message key into the page's language.
@@ -80,7 +91,8 @@ func (p *page) Row(c cases.Case) rowData { return rowData{P: p, C: c} }
 
 // base fills the common part of a page for a logged-in user.
 func (c *Console) base(q *request, title, nav string) page {
-	return page{Lang: q.lang, CSRF: q.sess.CSRF, Title: title, Nav: nav, User: q.sess.User, loc: c.opt.Location, now: c.now()}
+	return page{Lang: q.lang, CSRF: q.sess.CSRF, Title: title, Nav: nav, User: q.sess.User, loc: c.opt.Location,
+		cal: c.opt.Calendar, now: c.now()}
 }
 
 var funcs = template.FuncMap{
@@ -123,13 +135,19 @@ func (c *Console) render(w http.ResponseWriter, status int, name string, data an
 	_, _ = buf.WriteTo(w)
 }
 
-// origin is the scheme and host of a tile URL, for the page's policy.
+// origin is the scheme and host of a tile URL, for the page's policy; a
+// "{s}" subdomain placeholder becomes a wildcard.
 func origin(raw string) string {
-	u, err := url.Parse(strings.ReplaceAll(strings.ReplaceAll(raw, "{", ""), "}", ""))
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok || (scheme != "http" && scheme != "https") {
 		return ""
 	}
-	return u.Scheme + "://" + strings.ReplaceAll(u.Host, "s.", "*.")
+	host, _, _ := strings.Cut(rest, "/")
+	host = strings.Replace(host, "{s}", "*", 1)
+	if host == "" || strings.ContainsAny(host, " ;'\"{}") {
+		return ""
+	}
+	return scheme + "://" + host
 }
 
 // readLayers reads the GeoJSON base layers into one JSON object.

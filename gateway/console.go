@@ -20,10 +20,15 @@ func (g *Gateway) consoleHandler() (*console.Console, error) {
 			layers[name] = cfg.Resolve(path)
 		}
 	}
+	token, err := cfg.InfluxToken()
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
 	c, err := console.New(console.Options{
-		Cases: g.cases, Layers: layers, TileURL: os.Getenv("SANIGATE_CONSOLE_TILES"),
+		History: newInfluxHistory(cfg.InfluxDB.URL, cfg.InfluxDB.Bucket, token),
+		Cases:   g.cases, Layers: layers, TileURL: os.Getenv("SANIGATE_CONSOLE_TILES"),
 		PhotoDir: cfg.Resolve(cfg.Spool.Dir) + "-photos", SecureCookies: os.Getenv("SANIGATE_CONSOLE_SECURE_COOKIES") == "1",
-		Location: cfg.Location(), Logger: g.log.With("component", "console"),
+		Calendar: cfg.WorkCalendar, Location: cfg.Location(), Logger: g.log.With("component", "console"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)

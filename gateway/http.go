@@ -15,6 +15,7 @@ import (
 
 func (g *Gateway) startHTTP() error {
 	mux := http.NewServeMux()
+	var onShutdown []func()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -29,6 +30,7 @@ func (g *Gateway) startHTTP() error {
 			return err
 		}
 		mux.Handle("/", con.Handler())
+		onShutdown = append(onShutdown, con.Close)
 	}
 	if g.Profiling {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -41,6 +43,9 @@ func (g *Gateway) startHTTP() error {
 	}
 	g.httpLn, g.httpFirst = ln, ln
 	srv := g.newHTTPServer(mux)
+	for _, f := range onShutdown {
+		srv.RegisterOnShutdown(f)
+	}
 	g.sup.start(component{name: "http", run: func(ctx context.Context) error { return g.serveHTTP(ctx, srv) }})
 	return g.startHTTPS(mux)
 }

@@ -35,6 +35,23 @@ pids+=("$INFLUX_PID")
 
 echo ">> generating throw-away TLS certificates in $TLS"
 bin/sanisim gen-certs -dir "$TLS" -devices bin-0001 >/dev/null
+echo ">> adding the console's demo users (one per role; kept in .run/cases.db)"
+DEMO_USERS=(
+  "dispatcher:city::-admin:demo-dispatcher"
+  "north-bureau:district:north::demo-north-bureau"
+  "north-crew:unit:enforcement-north::demo-north-crew"
+  "greenclean:unit:greenclean::demo-greenclean"
+)
+for u in "${DEMO_USERS[@]}"; do
+  IFS=: read -r name role scope admin pass <<<"$u"
+  args=(-config examples/demo/sanigate.yaml -name "$name" -role "$role" -existing-ok)
+  case "$role" in
+    district) args+=(-district "$scope") ;;
+    unit) args+=(-unit "$scope") ;;
+  esac
+  [ -n "$admin" ] && args+=("$admin")
+  echo "$pass" | bin/sanigate user add "${args[@]}" >/dev/null
+done
 
 echo ">> starting the gateway"
 bin/sanigate -config examples/demo/sanigate.yaml -mqtt-address "$MQTT_ADDR" -http-address "$HTTP_ADDR" \
@@ -64,6 +81,11 @@ sanigate is running with the demo city.
   health          http://$HTTP_ADDR/healthz   http://$HTTP_ADDR/readyz
   InfluxDB        $INFLUX_URL   database "sanigate"
                   try: curl -sG $INFLUX_URL/query --data-urlencode db=sanigate --data-urlencode 'q=SELECT count(*) FROM bin'
+  console         http://$HTTP_ADDR/   log in as (user / password):
+                    dispatcher   / demo-dispatcher     city office, every case, may add users
+                    north-bureau / demo-north-bureau   Beiyuan (north) district
+                    north-crew   / demo-north-crew     north enforcement bureau (a unit)
+                    greenclean   / demo-greenclean     Greenclean sanitation (a contractor unit)
   cases API       curl -s -H 'Authorization: Bearer demo-city-office-token' http://$HTTP_ADDR/api/v1/cases
                   (also /api/v1/devices, /api/v1/kpis; cases are kept in .run/cases.db)
   Grafana         dashboards/README.md: point Grafana's provisioning at dashboards/provisioning

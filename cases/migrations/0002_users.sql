@@ -28,7 +28,12 @@ CREATE INDEX sessions_user ON sessions (user_id);
 CREATE INDEX sessions_expires ON sessions (expires_at);
 
 -- The console's queue sorts by deadline and filters by contractor and
--- severity, with the id as the tie-breaker of its keyset paging.
+-- severity, with the id as the tie-breaker of its keyset paging; it counts
+-- cases per state within a district's or a unit's scope from the index alone.
 CREATE INDEX cases_due_id ON cases (close_due, id);
+CREATE INDEX cases_unit_state ON cases (unit, state);
+CREATE INDEX cases_district_state ON cases (district, state);
+CREATE INDEX cases_unit_due ON cases (unit, close_due, id);
+CREATE INDEX cases_district_due ON cases (district, close_due, id);
 CREATE INDEX cases_contractor ON cases (contractor, id);
 CREATE INDEX cases_severity ON cases (severity, id);

@@ -44,6 +44,9 @@
     })),
     axes: [{}].concat(names.slice(0, 2).map(function (n, i) { return { scale: i === 0 ? "y" : "y1", side: i === 0 ? 3 : 1, label: n }; }))
   };
-  new uPlot(opts, cols, curve);
+  var plot = new uPlot(opts, cols, curve);
+  var resize = function () { plot.setSize({ width: Math.max(280, curve.clientWidth - 10), height: 240 }); };
+  window.addEventListener("resize", resize);
+  if (window.ResizeObserver) { new ResizeObserver(resize).observe(curve); }
   curve.setAttribute("data-ready", "1");
 })();

@@ -14,7 +14,7 @@
     (d.cases || []).forEach(function (c) { h += '<br><a href="/cases/' + encodeURIComponent(c.id) + '">#' + esc(c.id) + " " + esc(c.type) + "</a>"; });
     return h;
   }
-  window.sanigateMap(el, null, function (map) {
+  window.sanigateMap(el, el.getAttribute("data-tiles") || null, function (map) {
     function refresh() {
       fetch("/fleet.json", { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (j) {
         var html = "";

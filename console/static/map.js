@@ -3,7 +3,7 @@
 // unless one is configured.
 window.sanigateMap = function (el, tiles, done) {
   "use strict";
-  var map = L.map(el, { preferCanvas: true, attributionControl: !!tiles, keyboard: true });
+  var map = L.map(el, { preferCanvas: true, attributionControl: !!tiles, keyboard: true, zoomSnap: 0.25 });
   if (tiles) { L.tileLayer(tiles, { maxZoom: 19 }).addTo(map); }
   var styles = {
     districts: { color: "#183153", weight: 2, fillColor: "#dfe7f0", fillOpacity: 0.5 },
@@ -27,7 +27,8 @@ window.sanigateMap = function (el, tiles, done) {
       if (name === "districts") { bounds = layer.getBounds(); }
     });
     L.control.layers(null, overlays, { collapsed: true }).addTo(map);
-    if (bounds && bounds.isValid()) { map.fitBounds(bounds); } else { map.setView([0, 0], 2); }
+    map.invalidateSize();
+    if (bounds && bounds.isValid()) { map.fitBounds(bounds, { padding: [10, 10] }); } else { map.setView([0, 0], 2); }
     if (done) { done(map); }
   }).catch(function () { map.setView([0, 0], 2); if (done) { done(map); } });
   return map;
