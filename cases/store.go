@@ -69,6 +69,10 @@ func openStore(ctx context.Context, driver, dsn string) (*store, error) {
 		db.Close()
 		return nil, fmt.Errorf("cases: connect to %s store: %w", driver, err)
 	}
+	if err := s.checkVersion(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err

@@ -3,6 +3,7 @@
 //	sanigate -config sanigate.yaml          run the gateway
 //	sanigate -config sanigate.yaml -check   check the configuration and exit
 //	sanigate hash-password                  read a password on stdin, print its bcrypt hash
+//	sanigate -version                       print the version, commit and build date
 package main
 
 import (
@@ -30,6 +31,10 @@ func main() {
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "hash-password" {
 		return hashPassword(args[1:], stdin, stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "version" {
+		printVersion(stdout)
+		return 0
 	}
 	fs := flag.NewFlagSet("sanigate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -60,6 +65,7 @@ Flags:
 		logLevel   = fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 		logFormat  = fs.String("log-format", "text", "log `format`: text or json")
 		pprofOn    = fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
+		showVer    = fs.Bool("version", false, "print the version, commit and build date, and exit")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -67,17 +73,19 @@ Flags:
 		}
 		return 2
 	}
+	if *showVer {
+		printVersion(stdout)
+		return 0
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		fmt.Fprintf(stderr, "sanigate: -log-level: %v\n", err)
 		return 2
 	}
-	hopts := &slog.HandlerOptions{Level: level}
-	var log *slog.Logger
-	if *logFormat == "json" {
-		log = slog.New(slog.NewJSONHandler(stderr, hopts))
-	} else {
-		log = slog.New(slog.NewTextHandler(stderr, hopts))
+	log, err := newLogger(stderr, *logFormat, level, "gateway")
+	if err != nil {
+		fmt.Fprintf(stderr, "sanigate: -log-format: %v\n", err)
+		return 2
 	}
 
 	cfg, err := fleet.Load(*configPath)
@@ -129,6 +137,7 @@ Flags:
 		return 1
 	}
 	<-ctx.Done()
+	log = log.With("component", "main")
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
