@@ -4,6 +4,8 @@
 //	sanigate -config sanigate.yaml -check   check the configuration and exit
 //	sanigate hash-password                  read a password on stdin, print its bcrypt hash
 //	sanigate -version                       print the version, commit and build date
+//	sanigate backup -out FILE.tar.gz        back up the case store and the configuration
+//	sanigate restore -in FILE.tar.gz        restore them (see -help of each)
 package main
 
 import (
@@ -32,6 +34,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "hash-password" {
 		return hashPassword(args[1:], stdin, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "backup" {
+		return backupCmd(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "restore" {
+		return restoreCmd(args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "version" {
 		printVersion(stdout)
 		return 0
@@ -44,6 +52,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 Usage:
   sanigate [flags]              run the gateway
   sanigate hash-password [-cost N]   read a password on stdin and print its bcrypt hash
+  sanigate backup [-config F] [-out A.tar.gz]   back up the case store and the configuration files
+  sanigate restore -in A.tar.gz [-config F | -config-out DIR] [-force]   put a backup back
+  sanigate version              print the version, commit and build date
 
 Flags override the configuration file; SANIGATE_* environment variables
 (SANIGATE_MQTT_ADDRESS, SANIGATE_HTTP_ADDRESS, SANIGATE_INFLUXDB_URL,
