@@ -40,6 +40,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "restore" {
 		return restoreCmd(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "rollups" {
+		return rollupsCmd(args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "version" {
 		printVersion(stdout)
 		return 0
@@ -54,6 +57,7 @@ Usage:
   sanigate hash-password [-cost N]   read a password on stdin and print its bcrypt hash
   sanigate backup [-config F] [-out A.tar.gz]   back up the case store and the configuration files
   sanigate restore -in A.tar.gz [-config F | -config-out DIR] [-force]   put a backup back
+  sanigate rollups [-config F] [-backfill 2160h]   set up InfluxDB retention; compute past rollups
   sanigate version              print the version, commit and build date
 
 Flags override the configuration file; SANIGATE_* environment variables
