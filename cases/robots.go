@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
 )
 
 // Group robot channels: the chat groups crews already read. Each robot is a

@@ -73,6 +73,10 @@ func openStore(ctx context.Context, driver, dsn string) (*store, error) {
 		// The DSN may hold a password: name the settings, not the value.
 		return nil, fmt.Errorf("cases: cannot connect to the postgres store (cases.store.dsn or dsn_env): %w", err)
 	}
+	if err := s.checkVersion(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err

@@ -279,15 +279,28 @@ func (a *InfluxAdmin) ensureRollups(ctx context.Context) error {
 // Backfill computes the rollups of [from, to) from the raw readings, as
 // the continuous queries do for the last minutes: after an upgrade, or
 // when the continuous queries were off.
+//
+// It works in windows of backfillWindow, so that no single query holds
+// more than a few hours of readings in InfluxDB's memory.
 func (a *InfluxAdmin) Backfill(ctx context.Context, from, to time.Time) error {
-	for _, kind := range RollupKinds {
-		where := fmt.Sprintf("time >= %d AND time < %d", from.UnixNano(), to.UnixNano())
-		if _, err := a.Query(ctx, RollupSelect(a.Database, kind, where)); err != nil {
-			return fmt.Errorf("backfill %s rollups: %w", kind, err)
+	from = from.Truncate(time.Minute)
+	for start := from; start.Before(to); start = start.Add(backfillWindow) {
+		end := start.Add(backfillWindow)
+		if end.After(to) {
+			end = to
+		}
+		for _, kind := range RollupKinds {
+			where := fmt.Sprintf("time >= %d AND time < %d", start.UnixNano(), end.UnixNano())
+			if _, err := a.Query(ctx, RollupSelect(a.Database, kind, where)); err != nil {
+				return fmt.Errorf("backfill %s rollups from %s: %w", kind, start.UTC().Format(time.RFC3339), err)
+			}
 		}
 	}
 	return nil
 }
+
+// backfillWindow is the span of raw readings one backfill query rolls up.
+const backfillWindow = 6 * time.Hour
 
 func (a *InfluxAdmin) explainV2(version string, r Retention) {
 	a.log().Warn("influxdb is not 1.x: the gateway does not change its retention; set it up once by hand",
@@ -306,7 +319,7 @@ func (a *InfluxAdmin) log() *slog.Logger {
 
 func (a *InfluxAdmin) client() *http.Client {
 	if a.Client == nil {
-		return &http.Client{Timeout: 30 * time.Second}
+		return &http.Client{Timeout: 5 * time.Minute}
 	}
 	return a.Client
 }
@@ -362,7 +375,10 @@ func (a *InfluxAdmin) Query(ctx context.Context, q string) ([]Series, error) {
 		return nil, fmt.Errorf("influxdb query: %w", err)
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("influxdb query %q: reading the answer: %w", firstWords(q), err)
+	}
 	var body struct {
 		Results []struct {
 			Series []Series `json:"series"`

@@ -5,6 +5,9 @@
 //	sanigate hash-password                  read a password on stdin, print its bcrypt hash
 //	sanigate hash-password -generate        print a new 128-bit device secret, then its hash
 //	sanigate user add -name N -role R       add a console user (password on stdin)
+//	sanigate -version                       print the version, commit and build date
+//	sanigate backup -out FILE.tar.gz        back up the case store and the configuration
+//	sanigate restore -in FILE.tar.gz        restore them (see -help of each)
 package main
 
 import (
@@ -36,6 +39,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "user" {
 		return userCmd(args[1:], stdin, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "backup" {
+		return backupCmd(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "restore" {
+		return restoreCmd(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "rollups" {
+		return rollupsCmd(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "version" {
+		printVersion(stdout)
+		return 0
+	}
 	fs := flag.NewFlagSet("sanigate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -48,6 +64,10 @@ Usage:
   sanigate user add -config FILE -name N -role city|district|unit [-district D] [-unit U] [-admin]
                                 add a console user; the password is read on stdin
   sanigate user list -config FILE   list the console users
+  sanigate backup [-config F] [-out A.tar.gz]   back up the case store and the configuration files
+  sanigate restore -in A.tar.gz [-config F | -config-out DIR] [-force]   put a backup back
+  sanigate rollups [-config F] [-backfill 2160h]   set up InfluxDB retention; compute past rollups
+  sanigate version              print the version, commit and build date
 
 Flags override the configuration file; SANIGATE_* environment variables
 (SANIGATE_MQTT_ADDRESS, SANIGATE_HTTP_ADDRESS, SANIGATE_INFLUXDB_URL,
@@ -76,6 +96,7 @@ Flags:
 		clientCA   = fs.String("client-ca", "", "CA PEM `file` for device client certificates, overrides mqtt.client_ca_file")
 		mqttTLS    = fs.String("mqtt-tls-address", "", "MQTT over TLS listen `address`, overrides mqtt.tls_address")
 		httpsAddr  = fs.String("https-address", "", "HTTPS listen `address` (API, /mqtt WebSocket), overrides http.tls_address")
+		showVer    = fs.Bool("version", false, "print the version, commit and build date, and exit")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -83,17 +104,19 @@ Flags:
 		}
 		return 2
 	}
+	if *showVer {
+		printVersion(stdout)
+		return 0
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		fmt.Fprintf(stderr, "sanigate: -log-level: %v\n", err)
 		return 2
 	}
-	hopts := &slog.HandlerOptions{Level: level}
-	var log *slog.Logger
-	if *logFormat == "json" {
-		log = slog.New(slog.NewJSONHandler(stderr, hopts))
-	} else {
-		log = slog.New(slog.NewTextHandler(stderr, hopts))
+	log, err := newLogger(stderr, *logFormat, level, "gateway")
+	if err != nil {
+		fmt.Fprintf(stderr, "sanigate: -log-format: %v\n", err)
+		return 2
 	}
 
 	cfg, err := fleet.Load(*configPath)
@@ -151,6 +174,7 @@ Flags:
 		return 1
 	}
 	<-ctx.Done()
+	log = log.With("component", "main")
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -188,6 +188,9 @@ func Open(dir string, opts Options) (*Spool, Recovery, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, rec, fmt.Errorf("spool: %w", err)
 	}
+	if err := checkFormat(dir); err != nil {
+		return nil, rec, err
+	}
 	torn, err := recoverCursors(dir)
 	if err != nil {
 		return nil, rec, fmt.Errorf("spool: cursors: %w", err)
