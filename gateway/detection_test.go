@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/sanigate/sanigate/internal/testenv"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -134,5 +135,51 @@ func TestDetectionOverMQTT(t *testing.T) {
 	}
 	if n := h.metric("sanigate_violation_duplicate_readings_total", nil); n < 120 {
 		t.Errorf("duplicates passed over: %g, want at least the 120 resent", n)
+	}
+}
+
+// TestForeignDetectorState removes the spool folder and keeps the state
+// folder between two runs of the gateway: the detectors' state of the old
+// spool is not restored, so readings older than what it had passed are
+// judged, not left out as late.
+func TestForeignDetectorState(t *testing.T) {
+	h := detectionHarness(t, "trk-a")
+	now := time.Now().Truncate(time.Second)
+	sendAll := func(pts ...string) {
+		t.Helper()
+		c, err := h.connect("trk-a", "pw-trk-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Disconnect(50)
+		for _, p := range pts {
+			publish(t, c, topic("trk-a", "telemetry"), 1, p)
+		}
+	}
+	// First run: a trip that ends now, judged and checkpointed.
+	sendAll(tripPoints(t, now.Add(-20*time.Minute))...)
+	testenv.Eventually(t, 30*time.Second, "the first trip judged", func() bool {
+		return h.metric("sanigate_violations_raised_total", map[string]string{"type": "illegal_dumping"}) == 1
+	})
+	h.stop()
+	spoolDir := h.cfg.Resolve(h.cfg.Spool.Dir)
+	if _, err := os.Stat(spoolDir + "-state"); err != nil {
+		t.Fatalf("no state folder: %v", err)
+	}
+	if err := os.RemoveAll(spoolDir); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	// Second run: a trip from an hour before, uploaded at once.
+	pts := tripPoints(t, now.Add(-80*time.Minute))
+	sendAll("[" + strings.Join(pts, ",") + "]")
+	testenv.Eventually(t, 30*time.Second, "the earlier trip judged", func() bool {
+		return h.metric("sanigate_violations_raised_total", map[string]string{"type": "illegal_dumping"}) == 1
+	})
+	if n := h.metric("sanigate_violation_late_readings_total", nil); n != 0 {
+		t.Errorf("late readings after the restart: %g (the old spool's state was restored)", n)
+	}
+	if !strings.Contains(h.logs.String(), "belongs to another spool") {
+		t.Errorf("no warning about the foreign state; logs:\n%s", h.logs.String())
 	}
 }
