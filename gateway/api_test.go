@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sanigate/sanigate/cases"
+	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 // The case API is served by the gateway, behind its tokens, and knows the
@@ -26,18 +27,9 @@ func TestAPIThroughTheGateway(t *testing.T) {
 	publish(t, c, topic("bin-1", "telemetry"), 1, fmt.Sprintf(`{"ts":%q,"fill_pct":61.5}`, ts.Format(time.RFC3339Nano)))
 
 	get := func(token, path string) (int, map[string]any) {
-		req, _ := http.NewRequest("GET", "http://"+h.g.HTTPAddr()+path, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
 		var body map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&body)
-		return resp.StatusCode, body
+		code := testenv.CallAPI(t, "http://"+h.g.HTTPAddr(), token, "GET", path, nil, &body)
+		return code, body
 	}
 	if code, _ := get("", "/api/v1/cases"); code != http.StatusUnauthorized {
 		t.Errorf("no token: got %d, want 401", code)

@@ -110,23 +110,7 @@ func checkLoop(t *testing.T, h *harness, secret []byte, mu *sync.Mutex, got *[]m
 
 	call := func(token, method, path string, body any, out any) int {
 		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, "http://"+h.g.HTTPAddr()+path, rd)
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if out != nil {
-			_ = json.NewDecoder(resp.Body).Decode(out)
-		}
-		return resp.StatusCode
+		return testenv.CallAPI(t, "http://"+h.g.HTTPAddr(), token, method, path, body, out)
 	}
 	var page cases.Page
 	testenv.Eventually(t, 30*time.Second, "the illegal dumping case", func() bool {
