@@ -258,7 +258,7 @@ func (c *Config) loadMap(ps *Problems) {
 	if pc.Districts == "" && pc.Sites == "" && pc.SweepingRoutes == "" && pc.CollectionRoutes == "" {
 		return
 	}
-	m, err := LoadPlacesFor(c, LoadOptions{CityBounds: pc.Bounds, FarKm: pc.FarKm})
+	m, err := loadPlacesFor(c, LoadOptions{CityBounds: pc.Bounds, FarKm: pc.FarKm})
 	var mps Problems
 	switch {
 	case errors.As(err, &mps):

@@ -9,7 +9,7 @@ import (
 
 func ExampleLoadPlaces() {
 	dir := filepath.Join("..", "examples", "demo")
-	places, err := fleet.LoadPlaces(
+	places, err := fleet.LoadPlaces(fleet.LoadOptions{},
 		filepath.Join(dir, "districts.geojson"),
 		filepath.Join(dir, "sites.geojson"),
 		filepath.Join(dir, "sweeping_routes.geojson"),

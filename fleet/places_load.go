@@ -17,7 +17,7 @@ import (
 	"github.com/paulmach/orb/geojson"
 )
 
-// LoadOptions tunes LoadPlacesWith. The zero value is the default.
+// LoadOptions tunes LoadPlaces. The zero value is the default.
 type LoadOptions struct {
 	// Location is the time zone of route windows; nil means DefaultTimezone.
 	Location *time.Location `yaml:"-"`
@@ -33,12 +33,8 @@ type LoadOptions struct {
 
 // LoadPlaces loads the city's map from GeoJSON FeatureCollections; an empty
 // path means the file is not used. Every problem in every file is reported
-// at once, as Problems. See LoadPlacesWith.
-func LoadPlaces(districts, sites, sweepingRoutes, collectionRoutes string) (*Places, error) {
-	return LoadPlacesWith(LoadOptions{}, districts, sites, sweepingRoutes, collectionRoutes)
-}
-
-// LoadPlacesWith is LoadPlaces with options.
+// at once, as Problems. (Load does it for a configuration file, which names
+// the files and checks them against its devices.)
 //
 // districts holds features with property kind "district" (the default) or
 // "grid", an id, a name, and for a grid cell the id of its district; their
@@ -53,7 +49,7 @@ func LoadPlaces(districts, sites, sweepingRoutes, collectionRoutes string) (*Pla
 //
 // A problem names the file, the line where the feature starts, and the
 // feature as `features[3] (id "north")` followed by the property.
-func LoadPlacesWith(opts LoadOptions, districts, sites, sweepingRoutes, collectionRoutes string) (*Places, error) {
+func LoadPlaces(opts LoadOptions, districts, sites, sweepingRoutes, collectionRoutes string) (*Places, error) {
 	loc := opts.Location
 	if loc == nil {
 		var err error
@@ -675,19 +671,19 @@ func (l *loader) checkPlacement(opts LoadOptions) {
 	}
 }
 
-// LoadPlacesFor loads the map that cfg names (paths relative to the
+// loadPlacesFor loads the map that cfg names (paths relative to the
 // configuration file, windows in the city's time zone) and cross-checks it
 // with the registered devices: route members must exist with the right kind
 // and category (CheckDevices), and a device's district must be a known one
 // and, when the device has a registered position, the district it lies in.
 // opts.Location, when nil, becomes cfg.Location(). Every problem of every
 // file is returned at once, as Problems.
-func LoadPlacesFor(cfg *Config, opts LoadOptions) (*Places, error) {
+func loadPlacesFor(cfg *Config, opts LoadOptions) (*Places, error) {
 	if opts.Location == nil {
 		opts.Location = cfg.Location()
 	}
 	pc := cfg.Places
-	places, err := LoadPlacesWith(opts, cfg.Resolve(pc.Districts), cfg.Resolve(pc.Sites),
+	places, err := LoadPlaces(opts, cfg.Resolve(pc.Districts), cfg.Resolve(pc.Sites),
 		cfg.Resolve(pc.SweepingRoutes), cfg.Resolve(pc.CollectionRoutes))
 	if err != nil {
 		return nil, err

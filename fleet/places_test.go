@@ -32,7 +32,7 @@ const demo = "../examples/demo"
 
 func loadDemo(t testing.TB) *Places {
 	t.Helper()
-	p, err := LoadPlaces(filepath.Join(demo, "districts.geojson"), filepath.Join(demo, "sites.geojson"),
+	p, err := LoadPlaces(LoadOptions{}, filepath.Join(demo, "districts.geojson"), filepath.Join(demo, "sites.geojson"),
 		filepath.Join(demo, "sweeping_routes.geojson"), filepath.Join(demo, "collection_routes.geojson"))
 	if err != nil {
 		t.Fatalf("demo city does not load: %v", err)
@@ -111,7 +111,7 @@ func TestLoadPlacesFor(t *testing.T) {
 		Districts: "districts.geojson", Sites: "sites.geojson",
 		SweepingRoutes: "sweeping_routes.geojson", CollectionRoutes: "collection_routes.geojson",
 	}}
-	_, err := LoadPlacesFor(cfg, LoadOptions{})
+	_, err := loadPlacesFor(cfg, LoadOptions{})
 	var ps Problems
 	if !errors.As(err, &ps) {
 		t.Fatalf("got %v, want Problems", err)
@@ -130,7 +130,7 @@ func TestLoadPlacesFor(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	cfg.Devices = demoDevices()
-	p, err := LoadPlacesFor(cfg, LoadOptions{})
+	p, err := loadPlacesFor(cfg, LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestLocateOverlappingSites(t *testing.T) {
 	if err := os.WriteFile(path, []byte(sites), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, err := LoadPlaces("", path, "", "")
+	p, err := LoadPlaces(LoadOptions{}, "", path, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestLoadProblems(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			_, err := LoadPlacesWith(opts, file("districts.geojson"), file("sites.geojson"),
+			_, err := LoadPlaces(opts, file("districts.geojson"), file("sites.geojson"),
 				file("sweeping_routes.geojson"), file("collection_routes.geojson"))
 			var ps Problems
 			if !errors.As(err, &ps) {
