@@ -172,7 +172,7 @@ func (g *Gateway) startForwarder(ctx context.Context, fo cluster.ForwarderOption
 	if err != nil {
 		return err
 	}
-	g.sm.watch(g.spool, cons)
+	g.sm.Watch(g.spool, cons)
 	fo.Registerer, fo.Logger = g.reg, g.log.With("component", "cluster")
 	f, err := cluster.NewForwarder(cons, fo)
 	if err != nil {

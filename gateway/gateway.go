@@ -48,7 +48,7 @@ type Gateway struct {
 	httpFirst net.Listener // the listener Start opened, until first served
 	https     *http.Server
 	httpsLn   net.Listener
-	sm        *spoolMetrics
+	sm        *spool.Metrics
 	modbus    *modbus.Config
 	poller    *modbus.Poller
 	casesCfg  cases.Config

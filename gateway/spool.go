@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/sanigate/sanigate/telemetry/spool"
@@ -9,7 +10,7 @@ import (
 // openSpool opens (and if need be repairs) the spool and its metrics.
 func (g *Gateway) openSpool() error {
 	cfg := g.cfg
-	g.sm = newSpoolMetrics(g.reg)
+	g.sm = spool.NewMetrics(g.reg)
 	dir := cfg.Resolve(cfg.Spool.Dir)
 	sp, rec, err := spool.Open(dir, spool.Options{
 		MaxBytes:     cfg.Spool.MaxBytes,
@@ -17,7 +18,7 @@ func (g *Gateway) openSpool() error {
 		SyncDelay:    cfg.Spool.SyncDelay.D(),
 		SyncRecords:  cfg.Spool.SyncRecords,
 		MinFreeBytes: cfg.Spool.MinFreeBytes,
-		OnSync:       g.sm.observeSync,
+		OnSync:       g.sm.ObserveSync,
 	})
 	if err != nil {
 		return fmt.Errorf("open spool: %w", err)
@@ -41,4 +42,20 @@ func (g *Gateway) logRecovery(dir string, rec spool.Recovery) {
 		g.log.Error("spool: bytes lost to corruption", "bytes", rec.LostBytes)
 	}
 	g.log.Info("spool opened", "dir", dir, "segments", rec.Segments, "records", rec.Records)
+}
+
+// appendCounter counts appends on their way to the spool.
+type appendCounter struct {
+	sp *spool.Spool
+	m  *spool.Metrics
+}
+
+func (a appendCounter) AppendNotify(rec []byte, done func(error)) error {
+	err := a.sp.AppendNotify(rec, done)
+	if err == nil {
+		a.m.CountAppend()
+	} else if errors.Is(err, spool.ErrFull) {
+		a.m.Update()
+	}
+	return err
 }

@@ -21,7 +21,7 @@ func (g *Gateway) startDetectors() error {
 	if err != nil {
 		return err
 	}
-	g.sm.watch(g.spool, cons)
+	g.sm.Watch(g.spool, cons)
 	raised := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sanigate_violations_total", Help: "Violations the detectors raised, by type and severity.",
 	}, []string{"type", "severity"})

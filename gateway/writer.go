@@ -24,7 +24,7 @@ func (g *Gateway) startWriter(tm *telemetry.Metrics) error {
 	if err != nil {
 		return err
 	}
-	g.sm.watch(g.spool, cons)
+	g.sm.Watch(g.spool, cons)
 	token, err := cfg.InfluxToken()
 	if err != nil {
 		return err
@@ -70,7 +70,7 @@ func (g *Gateway) watchReadiness(ctx context.Context) {
 		g.readyMu.Lock()
 		g.influxOK = err
 		g.readyMu.Unlock()
-		g.sm.update()
+		g.sm.Update()
 		select {
 		case <-ctx.Done():
 			return

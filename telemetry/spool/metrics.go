@@ -1,45 +1,44 @@
-package gateway
+package spool
 
 import (
-	"errors"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/sanigate/sanigate/telemetry/spool"
 )
 
-// spoolMetrics exposes the spool's state and the backpressure it causes.
-type spoolMetrics struct {
+// Metrics exposes a spool's state, its consumers' lag and the backpressure
+// it causes, in Prometheus. Its methods are safe for concurrent use.
+type Metrics struct {
 	appends      prometheus.Counter
 	fsyncs       prometheus.Counter
 	fsyncLatency prometheus.Histogram
 	fullSeconds  prometheus.Counter
 
 	mu        sync.Mutex
-	sp        *spool.Spool
-	consumers []*spool.Consumer
+	sp        *Spool
+	consumers []*Consumer
 	fullSince time.Time
 }
 
-func newSpoolMetrics(reg prometheus.Registerer) *spoolMetrics {
-	m := &spoolMetrics{
-		appends: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_spool_appends_total", Help: "Records appended to the spool."}),
-		fsyncs:  prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_spool_fsyncs_total", Help: "Group-commit fsyncs of the spool."}),
+// NewMetrics registers the spool's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		appends: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_spool_appends_total", Help: "Records (device messages, violations, case points) appended to the spool."}),
+		fsyncs:  prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_spool_fsyncs_total", Help: "Group-commit fsyncs of the spool's segments."}),
 		fsyncLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "sanigate_spool_fsync_duration_seconds", Help: "Duration of spool fsyncs.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
 		fullSeconds: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sanigate_backpressure_seconds_total", Help: "Time the spool spent full, pushing back on publishers.",
+			Name: "sanigate_backpressure_seconds_total", Help: "Time the spool spent full, pushing back on publishers (accrued every few seconds).",
 		}),
 	}
 	reg.MustRegister(m.appends, m.fsyncs, m.fsyncLatency, m.fullSeconds)
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sanigate_spool_bytes", Help: "Bytes held in the spool."},
 			func() float64 { return float64(m.stats().Bytes) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sanigate_spool_records", Help: "Records (device messages) held in the spool."},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sanigate_spool_records", Help: "Records held in the spool (device messages, violations, case points)."},
 			func() float64 { return float64(m.stats().Records) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sanigate_spool_max_bytes", Help: "The spool's quota."},
 			func() float64 { return float64(m.stats().MaxBytes) }),
@@ -57,37 +56,40 @@ func newSpoolMetrics(reg prometheus.Registerer) *spoolMetrics {
 	return m
 }
 
-func (m *spoolMetrics) watch(sp *spool.Spool, c ...*spool.Consumer) {
+// Watch makes the metrics report sp and its consumers c.
+func (m *Metrics) Watch(sp *Spool, c ...*Consumer) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sp = sp
 	m.consumers = append(m.consumers, c...)
 }
 
-func (m *spoolMetrics) stats() spool.Stats {
+func (m *Metrics) stats() Stats {
 	m.mu.Lock()
 	sp := m.sp
 	m.mu.Unlock()
 	if sp == nil {
-		return spool.Stats{}
+		return Stats{}
 	}
 	return sp.Stats()
 }
 
-func (m *spoolMetrics) full() bool {
+func (m *Metrics) full() bool {
 	m.mu.Lock()
 	sp := m.sp
 	m.mu.Unlock()
 	return sp != nil && sp.Full()
 }
 
-func (m *spoolMetrics) observeSync(d time.Duration, _ int) {
+// ObserveSync records one group commit; it is an Options.OnSync hook.
+func (m *Metrics) ObserveSync(d time.Duration, _ int) {
 	m.fsyncs.Inc()
 	m.fsyncLatency.Observe(d.Seconds())
 }
 
-// update accrues backpressure time; called periodically.
-func (m *spoolMetrics) update() {
+// Update accrues the time spent full; call it every few seconds, and when an
+// append is refused as full.
+func (m *Metrics) Update() {
 	full := m.full()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -101,7 +103,7 @@ func (m *spoolMetrics) update() {
 	}
 }
 
-type consumerCollector struct{ m *spoolMetrics }
+type consumerCollector struct{ m *Metrics }
 
 var (
 	lagDesc = prometheus.NewDesc("sanigate_spool_consumer_lag_bytes", "Synced spool bytes a consumer has not committed.", []string{"consumer"}, nil)
@@ -112,7 +114,7 @@ func (c consumerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lagDesc;
 
 func (c consumerCollector) Collect(ch chan<- prometheus.Metric) {
 	c.m.mu.Lock()
-	cs := append([]*spool.Consumer(nil), c.m.consumers...)
+	cs := append([]*Consumer(nil), c.m.consumers...)
 	c.m.mu.Unlock()
 	for _, cons := range cs {
 		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(cons.Lag()), cons.Name())
@@ -120,18 +122,5 @@ func (c consumerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// appendCounter counts appends on their way to the spool.
-type appendCounter struct {
-	sp *spool.Spool
-	m  *spoolMetrics
-}
-
-func (a appendCounter) AppendNotify(rec []byte, done func(error)) error {
-	err := a.sp.AppendNotify(rec, done)
-	if err == nil {
-		a.m.appends.Inc()
-	} else if errors.Is(err, spool.ErrFull) {
-		a.m.update()
-	}
-	return err
-}
+// CountAppend counts one record appended.
+func (m *Metrics) CountAppend() { m.appends.Inc() }
