@@ -4,10 +4,11 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/sanigate/sanigate/simulators"
 )
 
 // PUBACKs leave in the order the publishes arrived ([MQTT-4.6.0-2]), also when
@@ -27,7 +28,7 @@ func TestAcknowledgementsInOrder(t *testing.T) {
 			if _, err := conn.Write(mqttConnect(version, "bin-2", "pw-bin-2")); err != nil {
 				t.Fatal(err)
 			}
-			ack, err := readPacket(r)
+			ack, err := simulators.ReadPacket(r)
 			if err != nil || ack[0] != 0x20 {
 				t.Fatalf("connack: %x %v", ack, err)
 			}
@@ -47,7 +48,7 @@ func TestAcknowledgementsInOrder(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i := range payloads {
-				pk, err := readPacket(r)
+				pk, err := simulators.ReadPacket(r)
 				if err != nil {
 					t.Fatalf("puback %d: %v", i+1, err)
 				}
@@ -72,52 +73,5 @@ func TestAcknowledgementsInOrder(t *testing.T) {
 }
 
 func publishPacket(version byte, topic string, id uint16, payload string) []byte {
-	var body []byte
-	body = binary.BigEndian.AppendUint16(body, uint16(len(topic)))
-	body = append(body, topic...)
-	body = binary.BigEndian.AppendUint16(body, id)
-	if version == 5 {
-		body = append(body, 0) // no properties
-	}
-	body = append(body, payload...)
-	pk := []byte{0x32}
-	n := len(body)
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		pk = append(pk, d)
-		if n == 0 {
-			break
-		}
-	}
-	return append(pk, body...)
-}
-
-// readPacket reads one MQTT packet: its fixed header byte, then what follows
-// the remaining length.
-func readPacket(r *bufio.Reader) ([]byte, error) {
-	h, err := r.ReadByte()
-	if err != nil {
-		return nil, err
-	}
-	n, mul := 0, 1
-	for {
-		b, err := r.ReadByte()
-		if err != nil {
-			return nil, err
-		}
-		n += int(b&0x7f) * mul
-		if b&0x80 == 0 {
-			break
-		}
-		mul *= 128
-	}
-	rest := make([]byte, n)
-	if _, err := io.ReadFull(r, rest); err != nil {
-		return nil, err
-	}
-	return append([]byte{h, byte(n)}, rest...), nil
+	return simulators.AppendPublish(nil, version, 1, topic, id, []byte(payload))
 }

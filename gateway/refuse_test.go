@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sanigate/sanigate/internal/testenv"
+	"github.com/sanigate/sanigate/simulators"
 )
 
 func TestWrongPasswordRefusedAtConnect(t *testing.T) {
@@ -179,15 +180,5 @@ func TestMalformedPacketsDoNotCrash(t *testing.T) {
 
 // mqttConnect encodes a CONNECT packet.
 func mqttConnect(version byte, user, pass string) []byte {
-	str := func(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
-	var body []byte
-	body = append(body, str("MQTT")...)
-	body = append(body, version, 0xc2, 0x00, 0x3c)
-	if version == 5 {
-		body = append(body, 0x00) // no properties
-	}
-	body = append(body, str(user+"-raw")...)
-	body = append(body, str(user)...)
-	body = append(body, str(pass)...)
-	return append([]byte{0x10, byte(len(body))}, body...)
+	return simulators.AppendConnect(nil, version, user+"-raw", user, pass)
 }

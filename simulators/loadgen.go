@@ -100,24 +100,6 @@ func Load(ctx context.Context, o LoadOptions) (LoadResult, error) {
 	return res, <-errs
 }
 
-func mqttString(b []byte, s string) []byte {
-	return append(binary.BigEndian.AppendUint16(b, uint16(len(s))), s...)
-}
-
-func remainingLength(b []byte, n int) []byte {
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			return b
-		}
-	}
-}
-
 func loadConn(ctx context.Context, o LoadOptions, id string, period time.Duration, sent, acked *atomic.Int64) ([]time.Duration, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", o.Broker)
@@ -126,14 +108,8 @@ func loadConn(ctx context.Context, o LoadOptions, id string, period time.Duratio
 	}
 	defer conn.Close()
 	go func() { <-ctx.Done(); conn.SetWriteDeadline(time.Now()) }()
-	var body []byte
-	body = mqttString(body, "MQTT")
-	body = append(body, 4, 0xc2, 0, 60) // 3.1.1, username+password+clean session, keepalive 60s
-	body = mqttString(body, "bench-"+id)
-	body = mqttString(body, id)
-	body = mqttString(body, o.Password(id))
-	pkt := remainingLength([]byte{0x10}, len(body))
-	if _, err := conn.Write(append(pkt, body...)); err != nil {
+	pkt := AppendConnect(nil, 4, "bench-"+id, id, o.Password(id))
+	if _, err := conn.Write(pkt); err != nil {
 		return nil, err
 	}
 	r := bufio.NewReaderSize(conn, 64<<10)
@@ -213,19 +189,10 @@ func loadConn(ctx context.Context, o LoadOptions, id string, period time.Duratio
 		payload = append(payload, `,"fill_pct":`...)
 		payload = strconv.AppendInt(payload, int64(seq%101), 10)
 		payload = append(payload, `,"weight_kg":12.5,"temp_c":18.5,"battery_pct":88}`...)
-		n := 2 + len(topic) + len(payload)
-		header := byte(0x30)
 		if o.QoS > 0 {
-			n += 2
-			header = 0x32
-		}
-		buf = remainingLength(append(buf[:0], header), n)
-		buf = mqttString(buf, topic)
-		if o.QoS > 0 {
-			buf = binary.BigEndian.AppendUint16(buf, pid)
 			atomic.StoreInt64(&sentAt[pid], time.Now().UnixNano())
 		}
-		buf = append(buf, payload...)
+		buf = AppendPublish(buf[:0], 4, o.QoS, topic, pid, payload)
 		if _, err := w.Write(buf); err != nil {
 			break
 		}

@@ -28,7 +28,11 @@ type Consumer struct {
 	name      string
 	path      string
 	committed int64 // guarded by s.mu
-	pos       int64 // next offset to read; owned by the reading goroutine
+	// persisted is the offset in the cursor file, and persistedAt when it
+	// was written; guarded by s.mu.
+	persisted   int64
+	persistedAt time.Time
+	pos         int64 // next offset to read; owned by the reading goroutine
 
 	f       *os.File
 	fBase   int64
@@ -66,7 +70,7 @@ func (s *Spool) Consumer(name string) (*Consumer, error) {
 		// start at its end rather than wait for offsets that may never come.
 		off = s.synced
 	}
-	c.committed, c.pos = off, off
+	c.committed, c.pos, c.persisted = off, off, off
 	s.consumer[name] = c
 	return c, nil
 }
@@ -255,16 +259,43 @@ func (c *Consumer) closeFile() {
 // done with. Segments every consumer has passed are deleted first, so that a
 // full disk frees the room the cursor file needs; a cursor that could not be
 // persisted only means records are read again after a restart.
+//
+// The cursor file is written (durably, see writeCursor) at most once per
+// CursorInterval, and by Close: a crash in between only means the records
+// of the last interval are read again, which every consumer tolerates,
+// while a durable write per batch would compete with the log's own fsyncs.
 func (c *Consumer) Commit(off int64) error {
 	c.s.mu.Lock()
 	if off > c.committed {
 		c.committed = off
 	}
 	c.s.gcLocked()
+	due := time.Since(c.persistedAt) >= CursorInterval
 	c.s.mu.Unlock()
+	if !due {
+		return nil
+	}
+	return c.persist()
+}
+
+// CursorInterval is the longest a committed cursor waits to be written.
+const CursorInterval = time.Second
+
+// persist writes the committed cursor to its file if it moved.
+func (c *Consumer) persist() error {
+	c.s.mu.Lock()
+	off := c.committed
+	moved := off != c.persisted
+	c.s.mu.Unlock()
+	if !moved {
+		return nil
+	}
 	if err := writeCursor(c.path, off); err != nil {
 		return fmt.Errorf("spool: cursor %s: %w", c.name, err)
 	}
+	c.s.mu.Lock()
+	c.persisted, c.persistedAt = off, time.Now()
+	c.s.mu.Unlock()
 	return nil
 }
 

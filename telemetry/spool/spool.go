@@ -717,6 +717,12 @@ func (s *Spool) Close() error {
 	s.mu.Unlock()
 	close(s.done)
 	s.wg.Wait()
+	var cerrs []error
+	for _, c := range s.consumers() {
+		if err := c.persist(); err != nil {
+			cerrs = append(cerrs, err)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, n := range s.pending { // the final sync failed for these
@@ -727,7 +733,18 @@ func (s *Spool) Close() error {
 	if cerr := s.active.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	return errors.Join(append(cerrs, err)...)
+}
+
+// consumers lists the consumers, for Close to persist their cursors.
+func (s *Spool) consumers() []*Consumer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Consumer, 0, len(s.consumer))
+	for _, c := range s.consumer {
+		out = append(out, c)
+	}
+	return out
 }
 
 // gc deletes segments that every consumer has passed. Called with mu held.
