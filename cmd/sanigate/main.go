@@ -54,30 +54,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("sanigate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, `sanigate: the sanitation fleet gateway.
-
-Usage:
-  sanigate [flags]              run the gateway
-  sanigate hash-password [-cost N]   read a password on stdin and print its bcrypt hash
-  sanigate hash-password -generate   print a new random device secret and its hash
-  sanigate user add -config FILE -name N -role city|district|unit [-district D] [-unit U] [-admin]
-                                add a console user; the password is read on stdin
-  sanigate user list -config FILE   list the console users
-  sanigate backup [-config F] [-out A.tar.gz]   back up the case store and the configuration files
-  sanigate restore -in A.tar.gz [-config F | -config-out DIR] [-force]   put a backup back
-  sanigate rollups [-config F] [-backfill 2160h]   set up InfluxDB retention; compute past rollups
-  sanigate version              print the version, commit and build date
-
-Flags override the configuration file; SANIGATE_* environment variables
-(SANIGATE_MQTT_ADDRESS, SANIGATE_HTTP_ADDRESS, SANIGATE_INFLUXDB_URL,
-SANIGATE_INFLUXDB_BUCKET, SANIGATE_INFLUXDB_ORG, SANIGATE_INFLUXDB_TOKEN,
-SANIGATE_SPOOL_DIR) override the file too, and flags override them.
-
-Flags:
-`)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { usage(fs, stderr) }
 	var (
 		configPath = fs.String("config", "sanigate.yaml", "path of the configuration `file`")
 		check      = fs.Bool("check", false, "check the configuration, print every problem, and exit")
@@ -160,30 +137,7 @@ Flags:
 		return 0
 	}
 
-	g, err := gateway.New(cfg, log)
-	if err != nil {
-		fmt.Fprintf(stderr, "sanigate: %v\n", err)
-		return 1
-	}
-	g.Profiling = *pprofOn
-	g.Roles = roles
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := g.Start(ctx); err != nil {
-		fmt.Fprintf(stderr, "sanigate: %v\n", err)
-		return 1
-	}
-	<-ctx.Done()
-	log = log.With("component", "main")
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := g.Close(sctx); err != nil {
-		log.Error("shutdown", "error", err)
-		return 1
-	}
-	log.Info("stopped")
-	return 0
+	return serve(cfg, log, *pprofOn, roles, stderr)
 }
 
 func hashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -219,5 +173,58 @@ func hashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		return 1
 	}
 	fmt.Fprintln(stdout, h)
+	return 0
+}
+
+func usage(fs *flag.FlagSet, stderr io.Writer) {
+	fmt.Fprintf(stderr, `sanigate: the sanitation fleet gateway.
+
+Usage:
+  sanigate [flags]              run the gateway
+  sanigate hash-password [-cost N]   read a password on stdin and print its bcrypt hash
+  sanigate hash-password -generate   print a new random device secret and its hash
+  sanigate user add -config FILE -name N -role city|district|unit [-district D] [-unit U] [-admin]
+                                add a console user; the password is read on stdin
+  sanigate user list -config FILE   list the console users
+  sanigate backup [-config F] [-out A.tar.gz]   back up the case store and the configuration files
+  sanigate restore -in A.tar.gz [-config F | -config-out DIR] [-force]   put a backup back
+  sanigate rollups [-config F] [-backfill 2160h]   set up InfluxDB retention; compute past rollups
+  sanigate version              print the version, commit and build date
+
+Flags override the configuration file; SANIGATE_* environment variables
+(SANIGATE_MQTT_ADDRESS, SANIGATE_HTTP_ADDRESS, SANIGATE_INFLUXDB_URL,
+SANIGATE_INFLUXDB_BUCKET, SANIGATE_INFLUXDB_ORG, SANIGATE_INFLUXDB_TOKEN,
+SANIGATE_SPOOL_DIR) override the file too, and flags override them.
+
+Flags:
+`)
+	fs.PrintDefaults()
+}
+
+// serve runs the gateway until SIGINT or SIGTERM, then stops it in order.
+func serve(cfg *fleet.Config, log *slog.Logger, pprof bool, roles gateway.Roles, stderr io.Writer) int {
+	g, err := gateway.New(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "sanigate: %v\n", err)
+		return 1
+	}
+	g.Profiling = pprof
+	g.Roles = roles
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := g.Start(ctx); err != nil {
+		fmt.Fprintf(stderr, "sanigate: %v\n", err)
+		return 1
+	}
+	<-ctx.Done()
+	log = log.With("component", "main")
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := g.Close(sctx); err != nil {
+		log.Error("shutdown", "error", err)
+		return 1
+	}
+	log.Info("stopped")
 	return 0
 }
