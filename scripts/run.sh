@@ -64,8 +64,9 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-echo ">> starting the simulated fleet (238 MQTT devices, 5 Modbus simulators), playing today's scenario live:"
-echo "   violations of every type are injected at known times (listed in .run/scenario-truth.json)"
+echo ">> starting the simulated fleet (238 MQTT devices, 5 Modbus simulators), playing a scenario day moved so that"
+echo "   its first illegal dump ended minutes ago: the first case is filed within a minute, the rest follows live"
+echo "   (violations of every type are injected at known times, listed in .run/scenario-truth.json)"
 bin/sanisim run -broker "$MQTT_ADDR" -scenario -truth "$RUN/scenario-truth.json" 2>"$RUN/logs/sanisim.log" &
 pids+=($!)
 
