@@ -23,7 +23,7 @@ func rawConnect(addr, id, pw string) (net.Conn, error) {
 	str := func(p []byte, s string) []byte { return append(binary.BigEndian.AppendUint16(p, uint16(len(s))), s...) }
 	body := str(nil, "MQTT")
 	body = append(body, 4, 0xc2, 0, 60)
-	body = str(str(str(body, "c-"+id), id), pw)
+	body = str(str(str(body, id+"-c"), id), pw)
 	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
 	if _, err := conn.Write(append([]byte{0x10, byte(len(body))}, body...)); err != nil {
 		conn.Close()

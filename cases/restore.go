@@ -132,7 +132,16 @@ func (s *store) importTable(ctx context.Context, tx *sql.Tx, table, path string)
 		return err
 	}
 	if s.driver == Postgres && slices.Contains(cols, "id") {
-		// The identity continues after the restored ids.
+		// The identity continues after the restored ids (tables whose id
+		// is not a serial, such as sessions keyed by a token digest, have
+		// no sequence to move).
+		var seq sql.NullString
+		if err := tx.QueryRowContext(ctx, `SELECT pg_get_serial_sequence($1, 'id')`, table).Scan(&seq); err != nil {
+			return err
+		}
+		if !seq.Valid {
+			return nil
+		}
 		q := fmt.Sprintf(`SELECT setval(pg_get_serial_sequence('%s', 'id'), COALESCE((SELECT MAX(id) FROM %q), 0) + 1, false)`, table, table)
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return err

@@ -181,7 +181,7 @@ func openFiles(pid int) int {
 }
 
 func connectDevice(t *testing.T, addr string) pahomqtt.Client {
-	opts := pahomqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("c-bin-1").
+	opts := pahomqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("bin-1-fd").
 		SetUsername("bin-1").SetPassword("pw").SetAutoReconnect(false).SetConnectRetry(false).
 		SetConnectTimeout(5 * time.Second).SetWriteTimeout(5 * time.Second).SetCleanSession(true)
 	c := pahomqtt.NewClient(opts)
