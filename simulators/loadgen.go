@@ -108,7 +108,7 @@ func loadConn(ctx context.Context, o LoadOptions, id string, period time.Duratio
 	}
 	defer conn.Close()
 	go func() { <-ctx.Done(); conn.SetWriteDeadline(time.Now()) }()
-	pkt := AppendConnect(nil, 4, "bench-"+id, id, o.Password(id))
+	pkt := AppendConnect(nil, 4, id+"-bench", id, o.Password(id))
 	if _, err := conn.Write(pkt); err != nil {
 		return nil, err
 	}
