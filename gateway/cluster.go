@@ -254,7 +254,9 @@ func (g *Gateway) EdgeReady() []string {
 	return problems
 }
 
-func (g *Gateway) serveEdgeReady(w http.ResponseWriter, _ *http.Request) { writeReadiness(w, g.EdgeReady()) }
+func (g *Gateway) serveEdgeReady(w http.ResponseWriter, _ *http.Request) {
+	writeReadiness(w, g.EdgeReady())
+}
 
 // forwardWill sends a device's last will to its partition's detector in
 // cluster mode (the local detectors take it alone). It does not block the
