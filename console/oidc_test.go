@@ -2,7 +2,10 @@ package console
 
 import (
 	"context"
+	"fmt"
+	"html"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -10,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/sanigate/sanigate/cases"
@@ -22,10 +26,26 @@ type oidcEnv struct {
 	idp *mockoidc.MockOIDC
 }
 
-func newOIDCEnv(t *testing.T) *oidcEnv {
+func newOIDCEnv(t *testing.T) *oidcEnv { return newOIDCEnvWith(t, false) }
+
+// newOIDCEnvWith, with signInPage, has the provider show a page with a
+// sign-in button before it sends the browser back, as a real provider's
+// login page does; the way back is then a navigation started by the
+// provider's site.
+func newOIDCEnvWith(t *testing.T, signInPage bool) *oidcEnv {
 	t.Helper()
-	idp, err := mockoidc.Run()
+	idp, err := mockoidc.NewServer(nil)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if signInPage {
+		_ = idp.AddMiddleware(providerSignInPage)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idp.Start(ln, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = idp.Shutdown() })
@@ -35,6 +55,27 @@ func newOIDCEnv(t *testing.T) *oidcEnv {
 	// is not contacted before the first login.
 	e.con.oidc.cfg.RedirectURL = e.srv.URL + "/login/oidc/callback"
 	return &oidcEnv{env: e, idp: idp}
+}
+
+// providerSignInPage answers an authorization request first with a form
+// that repeats it, signed in, when its button is pressed.
+func providerSignInPage(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != mockoidc.AuthorizationEndpoint || r.URL.Query().Get("signed_in") != "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		var b strings.Builder
+		b.WriteString(`<!doctype html><title>City ID</title><form method="get" action="` + mockoidc.AuthorizationEndpoint + `">`)
+		for k, vs := range r.URL.Query() {
+			for _, v := range vs {
+				fmt.Fprintf(&b, `<input type="hidden" name="%s" value="%s">`, html.EscapeString(k), html.EscapeString(v))
+			}
+		}
+		b.WriteString(`<input type="hidden" name="signed_in" value="1"><button id="signin">Sign in</button></form>`)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, b.String())
+	})
 }
 
 // person queues who the provider will say signs in next.
@@ -328,5 +369,26 @@ func TestNoOIDCNoButton(t *testing.T) {
 	}
 	if code, _ := c.get("/login/oidc/callback?code=x&state=y"); code != http.StatusNotFound {
 		t.Errorf("callback without OIDC: %d, want 404", code)
+	}
+}
+
+// TestOIDCLoginInChromium signs in through the provider in a real browser.
+// The console is reached as localhost and the provider as 127.0.0.1, two
+// different sites, so the provider's redirect back is a cross-site
+// navigation, as with a real identity provider: the session cookie
+// (SameSite=Strict) must still be in place when the queue is loaded.
+func TestOIDCLoginInChromium(t *testing.T) {
+	ctx := browser(t)
+	e := newOIDCEnvWith(t, true)
+	site := strings.Replace(e.srv.URL, "127.0.0.1", "localhost", 1)
+	e.con.oidc.cfg.RedirectURL = site + "/login/oidc/callback"
+	e.person("dispatcher", "")
+	step(t, ctx, "login page", chromedp.Navigate(site+"/login?lang=en"), chromedp.WaitVisible(chromedp.CSS("#oidc-login")))
+	step(t, ctx, "to the provider", chromedp.Click(chromedp.CSS("#oidc-login")), chromedp.WaitVisible(chromedp.CSS("#signin")))
+	step(t, ctx, "sign in at the provider", chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS("#queue-body")))
+	loc := eval[string](t, ctx, "location.href")
+	who := eval[string](t, ctx, "document.querySelector('header').innerText")
+	if !strings.HasPrefix(loc, site+"/") || !strings.Contains(who, "dispatcher") {
+		t.Errorf("after the sign-in: at %s, header %q", loc, who)
 	}
 }
