@@ -71,15 +71,27 @@ func (h *hook) recovered(where string, cl *mqtt.Client) {
 // throttled the id or the source address (auth.go).
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) (ok bool) {
 	defer h.recovered("connect", cl)
-	if accept, decided := h.certAuthenticate(cl); decided {
-		return accept
+	accept, decided := h.certAuthenticate(cl)
+	if !decided {
+		device := string(pk.Connect.Username)
+		if device == "" || !pk.Connect.PasswordFlag {
+			h.b.metrics.authFailures.WithLabelValues("no_credentials").Inc()
+			return false
+		}
+		accept = h.login(device, string(pk.Connect.Password), cl.Net.Remote)
 	}
-	device := string(pk.Connect.Username)
-	if device == "" || !pk.Connect.PasswordFlag {
-		h.b.metrics.authFailures.WithLabelValues("no_credentials").Inc()
-		return false
+	return accept && h.reserveSession(cl)
+}
+
+// reserveSession counts an authenticated client's session before its
+// CONNACK, so that the next CONNECT of the device sees it, and so that two
+// racing CONNECTs cannot both pass OnConnect's cap.
+func (h *hook) reserveSession(cl *mqtt.Client) bool {
+	if h.sessions.reserve(string(cl.Properties.Username), cl.ID, h.maxSessions) {
+		return true
 	}
-	return h.login(device, string(pk.Connect.Password), cl.Net.Remote)
+	h.b.metrics.authFailures.WithLabelValues("too_many_sessions").Inc()
+	return false
 }
 
 // OnSessionEstablished counts the device as connected.

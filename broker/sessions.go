@@ -40,6 +40,30 @@ func (s *sessions) remove(device, id string) {
 	}
 }
 
+// reserve counts session id of device unless that would make more than max
+// (max <= 0: no cap); it reports whether the session may be opened. It is
+// the atomic form of full then add, for CONNECTs of one device that race.
+func (s *sessions) reserve(device, id string, max int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ids == nil {
+		s.ids = map[string]map[string]struct{}{}
+	}
+	m := s.ids[device]
+	if _, ok := m[id]; ok {
+		return true
+	}
+	if max > 0 && len(m) >= max {
+		return false
+	}
+	if m == nil {
+		m = map[string]struct{}{}
+		s.ids[device] = m
+	}
+	m[id] = struct{}{}
+	return true
+}
+
 // full reports whether device holds max sessions already, none of them id.
 func (s *sessions) full(device, id string, max int) bool {
 	s.mu.Lock()
