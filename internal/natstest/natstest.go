@@ -7,6 +7,7 @@ package natstest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -215,7 +216,7 @@ func (n *Node) waitReady(limit time.Duration) error {
 		select {
 		case <-exited:
 			b, _ := os.ReadFile(n.logFile)
-			return fmt.Errorf("natstest: %s exited at start: %s", n.Name, tail(string(b), 2000))
+			return fmt.Errorf("natstest: %s %w: %s", n.Name, errExited, tail(string(b), 2000))
 		default:
 		}
 		resp, err := client.Get(n.monitor + "/healthz")
@@ -245,11 +246,23 @@ func (n *Node) Kill() {
 // Restart starts a stopped node again on its ports and store, and waits
 // until it is healthy.
 func (n *Node) Restart() error {
-	if err := n.spawn(); err != nil {
-		return err
+	var err error
+	for try := 0; try < 3; try++ {
+		if err = n.spawn(); err != nil {
+			return err
+		}
+		if err = n.waitReady(60 * time.Second); !errors.Is(err, errExited) {
+			return err
+		}
+		// It died at start: its port may still be held for a moment by
+		// the killed process's connections, or by another test. Try again.
+		time.Sleep(time.Second)
 	}
-	return n.waitReady(60 * time.Second)
+	return err
 }
+
+// errExited marks a node whose process ended while it was awaited.
+var errExited = errors.New("exited at start")
 
 // Stop stops the node gracefully (SIGTERM), killing it after a while.
 func (n *Node) Stop() {
