@@ -80,6 +80,23 @@ func sendEach(t *testing.T, c pahomqtt.Client, device string, payloads []string)
 	}
 }
 
+// onlyDeviceReadings checks that the detectors received the published
+// readings and nothing else: the gateway's own records (violations,
+// coverage, case events) written meanwhile were passed over, not read back
+// as readings of a device, and nothing was left out as late.
+func onlyDeviceReadings(t *testing.T, h *harness, published int) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, "the gateway's own records passed over by the detectors", func() bool {
+		return h.metric("sanigate_violation_derived_records_total", nil) > 0
+	})
+	if n := h.metric("sanigate_violation_readings_total", nil); n != float64(published) {
+		t.Errorf("detectors received %g readings, %d were published", n, published)
+	}
+	if n := h.metric("sanigate_violation_late_readings_total", nil); n != 0 {
+		t.Errorf("late readings: %g, want 0", n)
+	}
+}
+
 // fillReadings returns one bin reading every step from start for span,
 // the fill level of each given by fill.
 func fillReadings(start time.Time, span, step time.Duration, fill func(i int) int) []string {
@@ -184,6 +201,7 @@ func TestRowResolvedViolationKeepsBothPoints(t *testing.T) {
 	if raise["key"] != resolve["key"] || raise["time"] == resolve["time"] {
 		t.Errorf("raise key %v at %v, resolve key %v at %v: want one key, two times", raise["key"], raise["time"], resolve["key"], resolve["time"])
 	}
+	onlyDeviceReadings(t, h, len(pts))
 }
 
 // A sweeper and a truck registered in the north, last seen in the central
@@ -236,7 +254,7 @@ func TestRowMissedSweepingJudgedAtWindowEnd(t *testing.T) {
 	end := begin.Add(time.Minute)
 	h := rowsHarness(t, sweepRoute(begin.Format("15:04")+"-"+end.Format("15:04")))
 	c := h.mustConnect("sweeper-1")
-	lon := 116.35
+	lon, published := 116.35, 0
 	for time.Now().Before(end.Add(4 * time.Second)) {
 		now := time.Now()
 		speed := 0.0
@@ -246,6 +264,7 @@ func TestRowMissedSweepingJudgedAtWindowEnd(t *testing.T) {
 		}
 		publish(t, c, topic("sweeper-1", "telemetry"), 1, fmt.Sprintf(`{"ts":%d,"lat":39.915,"lon":%.6f,"speed_kmh":%g,"hdop":0.8,"brush_on":true}`,
 			now.UnixMilli(), lon, speed))
+		published++
 		time.Sleep(time.Second)
 	}
 
@@ -267,6 +286,7 @@ func TestRowMissedSweepingJudgedAtWindowEnd(t *testing.T) {
 	if f, err := strconv.ParseFloat(fmt.Sprint(cov[0]["fraction"]), 64); err != nil || f <= 0 || f >= 0.9 {
 		t.Errorf("coverage fraction %v, want a part of the route under 0.9", cov[0]["fraction"])
 	}
+	onlyDeviceReadings(t, h, published)
 }
 
 // A truck's tracker silent for 40 minutes mid-trip, back driving with
