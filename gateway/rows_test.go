@@ -16,13 +16,14 @@ import (
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sanigate/sanigate/cases"
+	"github.com/sanigate/sanigate/fleet"
 	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 // rowsHarness runs the gateway with the demo's districts and sites, the
 // sweeping routes in the GeoJSON text routes (none when empty), and cases
 // dispatched by district for vehicles that go offline.
-func rowsHarness(t *testing.T, routes string) *harness {
+func rowsHarness(t *testing.T, routes string, moreDevices ...string) *harness {
 	t.Helper()
 	demo, err := filepath.Abs("../examples/demo")
 	if err != nil {
@@ -37,7 +38,7 @@ func rowsHarness(t *testing.T, routes string) *harness {
 		}
 		places += fmt.Sprintf("  sweeping_routes: %s\n", path)
 	}
-	return newHarnessYAML(t, "", places+`cases:
+	return newHarnessYAML(t, strings.Join(moreDevices, ""), places+`cases:
   units:
     - {id: city-office, name: City office}
     - {id: ops-north, name: North operations, escalation: city-office}
@@ -237,22 +238,35 @@ func TestRowVehicleOfflineInDistrictOfLastPosition(t *testing.T) {
 // sweepRoute is a one-route GeoJSON: 1 km along lat 39.915 in the central
 // district, swept by sweeper-1 in window.
 func sweepRoute(window string) string {
-	return fmt.Sprintf(`{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"id":"row-sweep","name":"row sweep",
-"window":%q,"max_speed_kmh":8,"contractor":"greenclean","sweepers":["sweeper-1"]},
-"geometry":{"type":"LineString","coordinates":[[116.35,39.915],[116.36167,39.915]]}}]}`, window)
+	return oneRoute("row-sweep", "sweeper-1", window, 39.915, 116.36167)
+}
+
+// oneRoute is a GeoJSON of route id, swept by sweeper in window, along lat
+// from lon 116.35 to lon east.
+func oneRoute(id, sweeper, window string, lat, east float64) string {
+	return fmt.Sprintf(`{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"id":%q,"name":"row sweep",
+"window":%q,"max_speed_kmh":8,"contractor":"greenclean","sweepers":[%q]},
+"geometry":{"type":"LineString","coordinates":[[116.35,%g],[%g,%g]]}}]}`, id, window, sweeper, lat, east, lat)
+}
+
+// nextWindow is the next whole minute of city time that begins at least
+// 20 s from now, as a route window, with its begin and end.
+func nextWindow() (window string, begin, end time.Time) {
+	loc, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		loc = time.FixedZone("CST", 8*3600)
+	}
+	begin = time.Now().Add(20 * time.Second).Truncate(time.Minute).Add(time.Minute).In(loc)
+	end = begin.Add(time.Minute)
+	return begin.Format("15:04") + "-" + end.Format("15:04"), begin, end
 }
 
 // A sweeper that drives 100 m of a 1 km route in its window, reporting live:
 // missed_route is filed as soon as the window ends, not an upload delay
 // after it. The window is the next whole minute of city time.
 func TestRowMissedSweepingJudgedAtWindowEnd(t *testing.T) {
-	loc, err := time.LoadLocation("Asia/Shanghai")
-	if err != nil {
-		loc = time.FixedZone("CST", 8*3600)
-	}
-	begin := time.Now().Add(20 * time.Second).Truncate(time.Minute).Add(time.Minute).In(loc)
-	end := begin.Add(time.Minute)
-	h := rowsHarness(t, sweepRoute(begin.Format("15:04")+"-"+end.Format("15:04")))
+	window, begin, end := nextWindow()
+	h := rowsHarness(t, sweepRoute(window))
 	c := h.mustConnect("sweeper-1")
 	lon, published := 116.35, 0
 	for time.Now().Before(end.Add(4 * time.Second)) {
@@ -285,6 +299,70 @@ func TestRowMissedSweepingJudgedAtWindowEnd(t *testing.T) {
 	})
 	if f, err := strconv.ParseFloat(fmt.Sprint(cov[0]["fraction"]), 64); err != nil || f <= 0 || f >= 0.9 {
 		t.Errorf("coverage fraction %v, want a part of the route under 0.9", cov[0]["fraction"])
+	}
+	onlyDeviceReadings(t, h, published)
+}
+
+// A sweeper out of coverage in its window sweeps the whole route and
+// uploads the window's track after the window ended and was judged from the
+// clock without it: the late track is judged like live data, the coverage
+// record says the route was swept, and the missed_route case filed from the
+// clock is withdrawn.
+func TestRowSweepingUploadedAfterWindowEnd(t *testing.T) {
+	window, begin, end := nextWindow()
+	pw, err := fleet.HashPassword("pw-sweeper-2", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 100 m along lat 39.925: 7 km/h covers it in the minute of the window.
+	h := rowsHarness(t, oneRoute("row-sweep-2", "sweeper-2", window, 39.925, 116.35117),
+		fmt.Sprintf("  - {id: sweeper-2, kind: sweeper, contractor: greenclean, district: central, password_hash: %q}\n", pw))
+	c := h.mustConnect("sweeper-2")
+	reading := func(at time.Time, lon, speed float64) string {
+		return fmt.Sprintf(`{"ts":%d,"lat":39.925,"lon":%.6f,"speed_kmh":%g,"hdop":0.8,"brush_on":true}`, at.UnixMilli(), lon, speed)
+	}
+	published := 0
+	for time.Now().Before(begin) { // live up to the window, parked at its start
+		publish(t, c, topic("sweeper-2", "telemetry"), 1, reading(time.Now(), 116.3499, 0))
+		published++
+		time.Sleep(2 * time.Second)
+	}
+	var held []string // out of coverage: the window's readings are buffered
+	for at := begin; at.Before(end); at = at.Add(time.Second) {
+		held = append(held, reading(at, 116.3499+float64(at.Sub(begin)/time.Second)*0.0000228, 7))
+	}
+	time.Sleep(time.Until(end))
+	fraction := func() (float64, bool) {
+		rows := h.influx.Rows(t, `SELECT "fraction" FROM "forever"."coverage" WHERE "route"='row-sweep-2'`)
+		if len(rows) != 1 {
+			return 0, false
+		}
+		f, err := strconv.ParseFloat(fmt.Sprint(rows[0]["fraction"]), 64)
+		return f, err == nil
+	}
+	testenv.Eventually(t, 30*time.Second, "the window judged from the clock, without the buffered track", func() bool {
+		_, ok := fraction()
+		return ok
+	})
+	if f, _ := fraction(); f != 0 {
+		t.Fatalf("coverage %v before the upload, want 0 (nothing uploaded yet)", f)
+	}
+	testenv.Eventually(t, 30*time.Second, "missed_route filed from the clock", func() bool {
+		cs, ok := caseOf(t, h, "missed_route", "sweeper-2")
+		return ok && cs.Open
+	})
+	publish(t, c, topic("sweeper-2", "telemetry"), 1, "["+strings.Join(held, ",")+"]")
+	published += len(held)
+	testenv.Eventually(t, 30*time.Second, "the window judged again with the uploaded track", func() bool {
+		f, ok := fraction()
+		return ok && f >= 0.9
+	})
+	testenv.Eventually(t, 30*time.Second, "the missed_route case withdrawn", func() bool {
+		cs, ok := caseOf(t, h, "missed_route", "sweeper-2")
+		return ok && !cs.Open
+	})
+	if n := len(casesOf(t, h, "missed_route")); n != 1 {
+		t.Errorf("%d missed_route cases, want the one withdrawn", n)
 	}
 	onlyDeviceReadings(t, h, published)
 }
