@@ -209,6 +209,7 @@ func TestRowResolvedViolationKeepsBothPoints(t *testing.T) {
 // district, go offline (the sweeper falls silent, the truck's connection
 // drops): each case is in the central district, dispatched to its unit.
 func TestRowVehicleOfflineInDistrictOfLastPosition(t *testing.T) {
+	t.Parallel() // waits for the wall clock
 	h := rowsHarness(t, "")
 	now := time.Now().Truncate(time.Second)
 	fix := func(at time.Duration, extra string) string {
@@ -265,6 +266,7 @@ func nextWindow() (window string, begin, end time.Time) {
 // missed_route is filed as soon as the window ends, not an upload delay
 // after it. The window is the next whole minute of city time.
 func TestRowMissedSweepingJudgedAtWindowEnd(t *testing.T) {
+	t.Parallel() // waits for the wall clock
 	window, begin, end := nextWindow()
 	h := rowsHarness(t, sweepRoute(window))
 	c := h.mustConnect("sweeper-1")
@@ -309,6 +311,7 @@ func TestRowMissedSweepingJudgedAtWindowEnd(t *testing.T) {
 // record says the route was swept, and the missed_route case filed from the
 // clock is withdrawn.
 func TestRowSweepingUploadedAfterWindowEnd(t *testing.T) {
+	t.Parallel() // waits for the wall clock
 	window, begin, end := nextWindow()
 	pw, err := fleet.HashPassword("pw-sweeper-2", 4)
 	if err != nil {
