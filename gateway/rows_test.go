@@ -111,14 +111,33 @@ func fillReadings(start time.Time, span, step time.Duration, fill func(i int) in
 // A bin alternating 91 / 89 % every 5 minutes for 3 hours, and a bin
 // reporting every minute in 5-minute blocks of 91 and 89 %, are both full
 // for the whole 3 hours (89 % is inside the hysteresis band): each gets one
-// bin_overflow case, whatever its reporting rate.
+// bin_overflow case, whatever its reporting rate. Their twins alternating
+// 91 / 79 % (under the clear level) get none, at either rate.
 func TestRowBinOverflowSameVerdictAtAnyRate(t *testing.T) {
-	h := rowsHarness(t, "")
+	var more strings.Builder
+	for _, id := range []string{"bin-3", "bin-4"} {
+		pw, err := fleet.HashPassword("pw-"+id, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&more, "  - {id: %s, kind: bin, category: other, contractor: greenclean, district: north, password_hash: %q}\n", id, pw)
+	}
+	h := rowsHarness(t, "", more.String())
 	start := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
+	published := 0
+	send := func(id string, step time.Duration, fill func(i int) int) {
+		pts := fillReadings(start, 3*time.Hour, step, fill)
+		sendEach(t, h.mustConnect(id), id, pts)
+		published += len(pts)
+	}
 	alternate := func(i int) int { return 91 - 2*(i%2) }
-	sendEach(t, h.mustConnect("bin-1"), "bin-1", fillReadings(start, 3*time.Hour, 5*time.Minute, alternate))
-	blocks := func(i int) int { return alternate(i / 5) }
-	sendEach(t, h.mustConnect("bin-2"), "bin-2", fillReadings(start, 3*time.Hour, time.Minute, blocks))
+	send("bin-1", 5*time.Minute, alternate)
+	send("bin-2", time.Minute, func(i int) int { return alternate(i / 5) })
+	// The twins alternate between 91 and 79 %, under the clear level: only
+	// the time between two full readings counts, under 2 h at either rate.
+	emptied := func(i int) int { return 91 - 12*(i%2) }
+	send("bin-3", 5*time.Minute, emptied)
+	send("bin-4", time.Minute, func(i int) int { return emptied(i / 5) })
 
 	testenv.Eventually(t, 30*time.Second, "a bin_overflow case for each bin", func() bool {
 		return len(casesOf(t, h, "bin_overflow")) >= 2
@@ -140,6 +159,17 @@ func TestRowBinOverflowSameVerdictAtAnyRate(t *testing.T) {
 	}
 	if len(rows) != 2 || starts["bin-1"] != starts["bin-2"] {
 		t.Errorf("raise points: %v, want one per bin, both from the first full reading", rows)
+	}
+	// Every reading judged, and the clock past them: the twins get no case.
+	testenv.Eventually(t, 10*time.Second, "every reading received by the detectors", func() bool {
+		return h.metric("sanigate_violation_readings_total", nil) == float64(published)
+	})
+	after := float64(time.Now().Add(2 * time.Second).Unix())
+	testenv.Eventually(t, 10*time.Second, "the detectors' clock past the readings", func() bool {
+		return h.metric("sanigate_violation_clock_seconds", nil) > after
+	})
+	if n := len(casesOf(t, h, "bin_overflow")); n != 2 {
+		t.Errorf("%d bin_overflow cases, want 2 (none for the bins emptied to 79 %% in turn)", n)
 	}
 }
 
