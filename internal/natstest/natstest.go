@@ -215,6 +215,11 @@ func (n *Node) waitReady(limit time.Duration) error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
+			n.mu.Lock()
+			if n.exited == exited {
+				n.cmd = nil // gone: the next spawn starts it afresh
+			}
+			n.mu.Unlock()
 			b, _ := os.ReadFile(n.logFile)
 			return fmt.Errorf("natstest: %s %w: %s", n.Name, errExited, tail(string(b), 2000))
 		default:
