@@ -37,6 +37,11 @@ type Config struct {
 	// about 8 h of a truck reporting every 10 s, so that an upload 3 h late
 	// after live data still finds a mark before it.
 	ReplayBytes int `yaml:"replay_bytes"`
+	// ReplayWindow bounds the same in event time: a device keeps what a
+	// re-run needs for readings up to this much older than its newest one.
+	// Default 6h, so that a fleet of slow reporters (a bin every 5 min keeps
+	// 72 readings) holds a few KiB each, not replay_bytes each.
+	ReplayWindow Duration `yaml:"replay_window"`
 	// MarkEvery is the event time between two marks of a device's state,
 	// where a re-run may start. Default 30m.
 	MarkEvery Duration `yaml:"mark_every"`
@@ -269,6 +274,7 @@ func DefaultConfig() Config {
 		UploadDelay:   map[string]Duration{"truck": Duration(70 * time.Minute), "sweeper": Duration(70 * time.Minute)},
 		ClockGrace:    Duration(2 * time.Second),
 		ReplayBytes:   512 << 10,
+		ReplayWindow:  Duration(6 * time.Hour),
 		MarkEvery:     Duration(30 * time.Minute),
 		LoadSmoothing: 5,
 		IllegalDumping: IllegalDumpingConfig{
@@ -391,6 +397,13 @@ func (c *Config) replayBytes() int {
 		return 512 << 10
 	}
 	return c.ReplayBytes
+}
+
+func (c *Config) replayWindow() time.Duration {
+	if c.ReplayWindow <= 0 {
+		return 6 * time.Hour
+	}
+	return c.ReplayWindow.D()
 }
 
 func (c *Config) markEvery() time.Duration {

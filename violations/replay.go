@@ -32,8 +32,9 @@ import (
 //     evidence, to reconcile against.
 //
 // The bound is ReplayBytes per device for the history (the oldest mark and
-// its readings are dropped past it) and MaxAge of event time: a reading
-// older than the oldest mark cannot be re-run. It is counted in
+// its readings are dropped past it) and ReplayWindow (or MaxAge, when
+// shorter) of event time: a reading older than the oldest mark cannot be
+// re-run. It is counted in
 // sanigate_violation_late_readings_total and, when an event (a pickup, an
 // alarm), still handled by the rules that need no order. Marks and history
 // are not saved in snapshots: after a restart a device's replay span starts
@@ -261,7 +262,11 @@ func (s *shard) takeMark(d *deviceState, t time.Time) {
 func (s *shard) trim(d *deviceState) {
 	rp := d.rp
 	budget := s.e.dc.replayBytes()
-	horizon := d.Done.Add(-s.e.opts.MaxAge)
+	window := s.e.dc.replayWindow()
+	if s.e.opts.MaxAge > 0 && s.e.opts.MaxAge < window {
+		window = s.e.opts.MaxAge
+	}
+	horizon := d.Done.Add(-window)
 	drop := 0
 	for drop+1 < len(rp.marks) {
 		if rp.marks[drop+1].at.After(horizon) && rp.sizeFrom(drop) <= budget {
