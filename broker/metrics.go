@@ -1,10 +1,13 @@
 package broker
 
 import (
-	"sync"
+	"context"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sanigate/sanigate/telemetry"
 )
 
 type metrics struct {
@@ -18,9 +21,7 @@ type metrics struct {
 	// logins keep their device id or source address closed.
 	loginsThrottled *prometheus.CounterVec
 
-	logMu   sync.Mutex
-	logNext map[string]time.Time
-	logSkip map[string]int
+	logs *telemetry.LogLimiter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -46,8 +47,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		loginsThrottled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sanigate_mqtt_logins_throttled_total", Help: "MQTT CONNECTs refused without verification after repeated failed logins, by what was throttled (device or address).",
 		}, []string{"by"}),
-		logNext: map[string]time.Time{},
-		logSkip: map[string]int{},
+		logs: telemetry.NewLogLimiter(10 * time.Second),
 	}
 	for _, c := range []prometheus.Collector{m.connected, m.authFailures, m.aclDenied, m.panics, m.rejected, m.negativeAcks, m.loginsThrottled} {
 		if err := reg.Register(c); err != nil {
@@ -58,23 +58,25 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// logLimited logs at most one line per key per 10 seconds, saying how many
-// were suppressed in between: a flood of bad clients must not flood the log.
+// logLimited logs at most one line per key per 10 seconds at warning level,
+// saying how many were suppressed in between: a flood of bad clients must
+// not flood the log.
 func (b *Broker) logLimited(key, msg string, args ...any) {
-	m := b.metrics
-	now := time.Now()
-	m.logMu.Lock()
-	if now.Before(m.logNext[key]) {
-		m.logSkip[key]++
-		m.logMu.Unlock()
+	b.logAt(slog.LevelWarn, key, msg, args...)
+}
+
+// logLimitedError is logLimited at error level.
+func (b *Broker) logLimitedError(key, msg string, args ...any) {
+	b.logAt(slog.LevelError, key, msg, args...)
+}
+
+func (b *Broker) logAt(level slog.Level, key, msg string, args ...any) {
+	skipped, ok := b.metrics.logs.Allow(key)
+	if !ok {
 		return
 	}
-	skipped := m.logSkip[key]
-	m.logSkip[key] = 0
-	m.logNext[key] = now.Add(10 * time.Second)
-	m.logMu.Unlock()
 	if skipped > 0 {
 		args = append(args, "suppressed", skipped)
 	}
-	b.log.Warn(msg, args...)
+	b.log.Log(context.Background(), level, msg, args...)
 }

@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"time"
 )
 
 // errConnPanic is the disconnect reason of a connection whose goroutine panicked.
@@ -61,26 +61,6 @@ func (h *hook) clientOn(conn net.Conn) *mqtt.Client {
 		}
 	}
 	return nil
-}
-
-// logLimitedError is logLimited at error level.
-func (b *Broker) logLimitedError(key, msg string, args ...any) {
-	m := b.metrics
-	now := time.Now()
-	m.logMu.Lock()
-	if now.Before(m.logNext[key]) {
-		m.logSkip[key]++
-		m.logMu.Unlock()
-		return
-	}
-	skipped := m.logSkip[key]
-	m.logSkip[key] = 0
-	m.logNext[key] = now.Add(10 * time.Second)
-	m.logMu.Unlock()
-	if skipped > 0 {
-		args = append(args, "suppressed", skipped)
-	}
-	b.log.Error(msg, args...)
 }
 
 func (o *Options) applyCapDefaults() {

@@ -178,6 +178,19 @@ func (s *Service) Users(ctx context.Context) ([]User, error) {
 	return out, rows.Err()
 }
 
+// UserByName returns the user called name, for a login that another
+// party authenticated; ErrBadLogin when there is none.
+func (s *Service) UserByName(ctx context.Context, name string) (User, error) {
+	u, err := scanUser(s.st.queryRow(ctx, s.st.db, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
+	if isNoRows(err) {
+		return User{}, ErrBadLogin
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("cases: user %q: %w", name, err)
+	}
+	return u, nil
+}
+
 // Login checks a user's password; ErrBadLogin whatever is wrong.
 func (s *Service) Login(ctx context.Context, name, password string) (User, error) {
 	var hash string

@@ -114,6 +114,8 @@ type loginData struct {
 	Next  string
 	Error string
 	Name  string
+	// OIDC is the text of the identity provider's button ("" without one).
+	OIDC string
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -125,6 +127,7 @@ func (c *Console) renderLogin(w http.ResponseWriter, r *http.Request, status int
 	c.setCookie(w, r, loginCookie, tok, 3600)
 	w.Header().Set("Cache-Control", "no-store")
 	d.page = page{Lang: guestLang(r), CSRF: tok, Title: "login"}
+	d.OIDC = c.oidcButton(d.Lang)
 	c.render(w, status, "login", &d)
 }
 

@@ -56,6 +56,8 @@ type Options struct {
 	History History
 	// Calendar, when set, counts what is left of a deadline in working time.
 	Calendar *fleet.Calendar
+	// OIDC, when set, adds a login through the city's identity provider.
+	OIDC *OIDC
 	// Location is the city's time zone for the times shown (default UTC).
 	Location *time.Location
 	Logger   *slog.Logger
@@ -71,6 +73,7 @@ type Console struct {
 	tmpl     map[string]*template.Template
 	layers   []byte
 	throttle *throttle
+	oidc     *oidcLogin
 	now      func() time.Time
 	done     chan struct{}
 	once     sync.Once
@@ -116,6 +119,11 @@ func New(opt Options) (*Console, error) {
 	if c.layers, err = readLayers(opt.Layers); err != nil {
 		return nil, err
 	}
+	if opt.OIDC != nil {
+		if c.oidc, err = newOIDCLogin(*opt.OIDC); err != nil {
+			return nil, err
+		}
+	}
 	if c.tmpl, err = parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -152,6 +160,10 @@ func (c *Console) Handler() http.Handler {
 	mux.Handle("GET /static/", cacheFor(fileServer))
 	mux.HandleFunc("GET /login", c.loginPage)
 	mux.HandleFunc("POST /login", c.login)
+	if c.oidc != nil {
+		mux.HandleFunc("GET /login/oidc", c.oidcStart)
+		mux.HandleFunc("GET /login/oidc/callback", c.oidcCallback)
+	}
 	mux.Handle("POST /logout", c.auth(c.logout))
 	mux.Handle("GET /{$}", c.auth(c.queuePage))
 	mux.Handle("GET /cases", c.auth(c.queuePage))

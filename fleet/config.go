@@ -29,6 +29,7 @@ type Config struct {
 	GPS       GPSFilterConfig     `yaml:"gps"`
 	Coverage  CoverageOptions     `yaml:"coverage"`
 	Cluster   ClusterConfig       `yaml:"cluster"`
+	Console   ConsoleConfig       `yaml:"console"`
 
 	// Modbus is the raw modbus section; drivers/modbus parses it so that its
 	// register vocabulary stays with the driver.
@@ -291,6 +292,10 @@ var envOverrides = map[string]func(*Config, string) error{
 	"SANIGATE_INFLUXDB_ORG":    func(c *Config, v string) error { c.InfluxDB.Org = v; return nil },
 	"SANIGATE_INFLUXDB_TOKEN":  func(c *Config, v string) error { c.InfluxDB.Token = v; return nil },
 	"SANIGATE_SPOOL_DIR":       func(c *Config, v string) error { c.Spool.Dir = v; return nil },
+	"SANIGATE_CONSOLE_OIDC_CLIENT_SECRET": func(c *Config, v string) error {
+		c.Console.OIDC.ClientSecret, c.Console.OIDC.ClientSecretFile = v, ""
+		return nil
+	},
 }
 
 func applyEnv(c *Config, getenv func(string) string, ps *Problems) {
@@ -317,6 +322,7 @@ func (c *Config) applyDefaults() {
 		c.HTTP.Address = ":8080"
 	}
 	c.applyEdgeDefaults()
+	c.applyConsoleDefaults()
 	if c.InfluxDB.URL == "" {
 		c.InfluxDB.URL = "http://127.0.0.1:8086"
 	}
@@ -393,6 +399,7 @@ func (c *Config) validate(ps *Problems) {
 		add("city.timezone", "unknown time zone %q", c.City.Timezone)
 	}
 	c.validateEdge(add)
+	c.validateConsole(add)
 	for _, a := range []struct{ path, addr string }{{"mqtt.address", c.MQTT.Address}, {"http.address", c.HTTP.Address}} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			add(a.path, "%q is not a host:port address", a.addr)

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -256,14 +255,7 @@ func (g *Gateway) EdgeReady() []string {
 }
 
 func (g *Gateway) serveEdgeReady(w http.ResponseWriter, _ *http.Request) {
-	problems := g.EdgeReady()
-	w.Header().Set("Content-Type", "application/json")
-	status := http.StatusOK
-	if len(problems) > 0 {
-		status = http.StatusServiceUnavailable
-	}
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"ready": len(problems) == 0, "problems": problems})
+	writeReadiness(w, g.EdgeReady())
 }
 
 // forwardWill sends a device's last will to its partition's detector in

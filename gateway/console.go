@@ -3,8 +3,10 @@ package gateway
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/sanigate/sanigate/console"
+	"github.com/sanigate/sanigate/fleet"
 )
 
 // consoleHandler builds the dispatcher console on the case service, with
@@ -24,14 +26,34 @@ func (g *Gateway) consoleHandler() (*console.Console, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
+	oidc, err := consoleOIDC(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	secure := os.Getenv("SANIGATE_CONSOLE_SECURE_COOKIES") == "1" || (oidc != nil && strings.HasPrefix(oidc.RedirectURL, "https://"))
 	c, err := console.New(console.Options{
 		History: newInfluxHistory(cfg.InfluxDB.URL, cfg.InfluxDB.Bucket, token),
 		Cases:   g.cases, Layers: layers, TileURL: os.Getenv("SANIGATE_CONSOLE_TILES"),
-		PhotoDir: cfg.Resolve(cfg.Spool.Dir) + "-photos", SecureCookies: os.Getenv("SANIGATE_CONSOLE_SECURE_COOKIES") == "1",
+		PhotoDir: cfg.Resolve(cfg.Spool.Dir) + "-photos", SecureCookies: secure, OIDC: oidc,
 		Calendar: cfg.WorkCalendar, Location: cfg.Location(), Logger: g.log.With("component", "console"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
 	return c, nil
+}
+
+// consoleOIDC is the console's login through the city's identity provider,
+// or nil when console.oidc is not configured.
+func consoleOIDC(cfg *fleet.Config) (*console.OIDC, error) {
+	o := cfg.Console.OIDC
+	if !o.Enabled() {
+		return nil, nil
+	}
+	secret, err := cfg.OIDCClientSecret()
+	if err != nil {
+		return nil, err
+	}
+	return &console.OIDC{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: secret, RedirectURL: o.RedirectURL,
+		ProviderName: o.ProviderName, UserClaim: o.UserClaim, Scopes: o.Scopes}, nil
 }

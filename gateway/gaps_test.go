@@ -34,8 +34,8 @@ func TestTrackingGapThroughTheGateway(t *testing.T) {
 
 	var gap, unacc []map[string]any
 	testenv.Eventually(t, 20*time.Second, "tracking_gap and unaccounted_load stored", func() bool {
-		gap = h.influx.Rows(t, `SELECT * FROM "violation" WHERE "type"='tracking_gap'`)
-		unacc = h.influx.Rows(t, `SELECT * FROM "violation" WHERE "type"='unaccounted_load'`)
+		gap = h.influx.Rows(t, `SELECT * FROM "forever"."violation" WHERE "type"='tracking_gap'`)
+		unacc = h.influx.Rows(t, `SELECT * FROM "forever"."violation" WHERE "type"='unaccounted_load'`)
 		return len(gap) == 1 && len(unacc) == 1
 	})
 	if got := gap[0]["severity"]; got != "major" {
@@ -47,14 +47,14 @@ func TestTrackingGapThroughTheGateway(t *testing.T) {
 	if s, _ := unacc[0]["summary"].(string); !strings.Contains(s, "kg less") {
 		t.Errorf("unaccounted_load summary %q", s)
 	}
-	if rows := h.influx.Rows(t, `SELECT * FROM "violation" WHERE "type"='illegal_dumping'`); len(rows) != 0 {
+	if rows := h.influx.Rows(t, `SELECT * FROM "forever"."violation" WHERE "type"='illegal_dumping'`); len(rows) != 0 {
 		t.Errorf("illegal_dumping raised across the gap: %v", rows)
 	}
 
 	dropConnection(t, h.g.MQTTAddr(), "truck-1", "pw-truck-1")
 	var off []map[string]any
 	testenv.Eventually(t, 20*time.Second, "device_offline stored", func() bool {
-		off = h.influx.Rows(t, `SELECT * FROM "violation" WHERE "type"='device_offline'`)
+		off = h.influx.Rows(t, `SELECT * FROM "forever"."violation" WHERE "type"='device_offline'`)
 		return len(off) >= 1
 	})
 	if got := off[0]["district"]; got != "central" {
@@ -95,7 +95,7 @@ func dropConnection(t *testing.T, addr, id, pw string) {
 	str := func(s string) { body = append(append(body, byte(len(s)>>8), byte(len(s))), s...) }
 	str("MQTT")
 	body = append(body, 4, 0xC2, 0, 60) // level 4; username, password, clean session; keep-alive 60 s
-	str("c-" + id)
+	str(id + "-drop")                   // bound to the device: "{id}-anything"
 	str(id)
 	str(pw)
 	if len(body) > 127 {

@@ -126,8 +126,11 @@ func (g *Gateway) Ready() []string {
 	return problems
 }
 
-func (g *Gateway) serveReady(w http.ResponseWriter, r *http.Request) {
-	problems := g.Ready()
+func (g *Gateway) serveReady(w http.ResponseWriter, _ *http.Request) { writeReadiness(w, g.Ready()) }
+
+// writeReadiness answers a readiness check: 200 with no problems, else 503
+// with the list.
+func writeReadiness(w http.ResponseWriter, problems []string) {
 	w.Header().Set("Content-Type", "application/json")
 	status := http.StatusOK
 	if len(problems) > 0 {

@@ -153,7 +153,7 @@ func idleConnect(ctx context.Context, o IdleOptions, id string) (net.Conn, error
 	var body []byte
 	body = mqttString(body, "MQTT")
 	body = append(body, 4, 0xc2, 0x03, 0x84) // 3.1.1, username+password+clean session, keepalive 900 s
-	body = mqttString(body, "idle-"+id)
+	body = mqttString(body, id+"-idle")
 	body = mqttString(body, id)
 	body = mqttString(body, o.Password(id))
 	pkt := remainingLength([]byte{0x10}, len(body))

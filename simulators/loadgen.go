@@ -174,7 +174,7 @@ func loadConnect(ctx context.Context, o LoadOptions, id string) (net.Conn, *bufi
 		return nil, nil, err
 	}
 	go func() { <-ctx.Done(); conn.SetWriteDeadline(time.Now()) }()
-	pkt := AppendConnect(nil, 4, "bench-"+id, id, o.Password(id))
+	pkt := AppendConnect(nil, 4, id+"-bench", id, o.Password(id))
 	if _, err := conn.Write(pkt); err != nil {
 		conn.Close()
 		return nil, nil, err

@@ -43,7 +43,7 @@ type Pipeline struct {
 	isFull  func(error) bool
 	metrics *Metrics
 	log     *slog.Logger
-	limiter *logLimiter
+	limiter *LogLimiter
 	bufs    sync.Pool
 
 	gps      *fleet.GPSFilter
@@ -126,7 +126,7 @@ func NewPipeline(o PipelineOptions) *Pipeline {
 		o.IsFull = func(err error) bool { return errors.Is(err, ErrFull) }
 	}
 	p := &Pipeline{codec: o.Codec, fleet: o.Fleet, placer: o.Placer, sink: o.Sink, isFull: o.IsFull,
-		metrics: o.Metrics, log: o.Logger, limiter: newLogLimiter(10 * time.Second), gps: o.GPS}
+		metrics: o.Metrics, log: o.Logger, limiter: NewLogLimiter(10 * time.Second), gps: o.GPS}
 	p.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	return p
 }
@@ -211,7 +211,7 @@ func (p *Pipeline) refuse(device, kind string, re *RejectError) error {
 	if p.metrics != nil {
 		p.metrics.MessagesRejected.WithLabelValues(re.Reason, kind).Inc()
 	}
-	if n, ok := p.limiter.allow(re.Reason); ok {
+	if n, ok := p.limiter.Allow(re.Reason); ok {
 		args := []any{"device", device, "kind", kind, "reason", re.Reason, "error", re.Error()}
 		if n > 0 {
 			args = append(args, "suppressed", n)
@@ -238,7 +238,7 @@ func (p *Pipeline) store(dev *fleet.Device, rs []Reading, done func(error), tran
 			if p.metrics != nil {
 				p.metrics.Backpressured.WithLabelValues(transport).Inc()
 			}
-			if n, ok := p.limiter.allow("full"); ok {
+			if n, ok := p.limiter.Allow("full"); ok {
 				p.log.Warn("spool full: pushing back on senders", "device", dev.ID, "transport", transport, "error", err.Error(), "suppressed", n)
 			}
 			if !errors.Is(err, ErrFull) {
@@ -330,30 +330,3 @@ func (p *Pipeline) enrich(dev *fleet.Device, r *Reading) {
 // mobile reports whether devices of kind move, and so are placed by the
 // positions they report.
 func mobile(kind string) bool { return kind == KindTruck || kind == KindSweeper }
-
-// logLimiter allows one log line per key per period and counts the rest.
-type logLimiter struct {
-	mu     sync.Mutex
-	period time.Duration
-	next   map[string]time.Time
-	skip   map[string]int
-}
-
-func newLogLimiter(period time.Duration) *logLimiter {
-	return &logLimiter{period: period, next: map[string]time.Time{}, skip: map[string]int{}}
-}
-
-// allow reports whether to log now, and how many were suppressed since.
-func (l *logLimiter) allow(key string) (int, bool) {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Before(l.next[key]) {
-		l.skip[key]++
-		return 0, false
-	}
-	n := l.skip[key]
-	l.skip[key] = 0
-	l.next[key] = now.Add(l.period)
-	return n, true
-}

@@ -33,7 +33,9 @@ type Config struct {
 	// time, once the clock has passed it, re-runs its device. Default 2s.
 	ClockGrace Duration `yaml:"clock_grace"`
 	// ReplayBytes bounds what each device keeps to re-run its detectors
-	// over late readings (its marks and recent readings). Default 128 KiB.
+	// over late readings (its marks and recent readings). Default 512 KiB:
+	// about 8 h of a truck reporting every 10 s, so that an upload 3 h late
+	// after live data still finds a mark before it.
 	ReplayBytes int `yaml:"replay_bytes"`
 	// MarkEvery is the event time between two marks of a device's state,
 	// where a re-run may start. Default 30m.
@@ -266,7 +268,7 @@ func DefaultConfig() Config {
 		Lateness:      Duration(10 * time.Minute),
 		UploadDelay:   map[string]Duration{"truck": Duration(70 * time.Minute), "sweeper": Duration(70 * time.Minute)},
 		ClockGrace:    Duration(2 * time.Second),
-		ReplayBytes:   128 << 10,
+		ReplayBytes:   512 << 10,
 		MarkEvery:     Duration(30 * time.Minute),
 		LoadSmoothing: 5,
 		IllegalDumping: IllegalDumpingConfig{
@@ -386,7 +388,7 @@ func (c *Config) uploadDelay(kind string) time.Duration { return c.UploadDelay[k
 
 func (c *Config) replayBytes() int {
 	if c.ReplayBytes <= 0 {
-		return 128 << 10
+		return 512 << 10
 	}
 	return c.ReplayBytes
 }

@@ -170,6 +170,11 @@ func TestOdourNamesTheGas(t *testing.T) {
 	}
 }
 
+// TestOfflineVehicleDistrict: a vehicle's offline violation is placed
+// where it was last seen, and resolved there. The vehicle falls silent in
+// the south at 08:10, reports from the north at 09:00 for a minute, then
+// falls silent again until the end: two gaps, each in the district of its
+// last fix.
 func TestOfflineVehicleDistrict(t *testing.T) {
 	dc := violations.DefaultConfig()
 	south := [2]float64{39.87, 116.42}
@@ -181,19 +186,25 @@ func TestOfflineVehicleDistrict(t *testing.T) {
 			back, _ := track(c.dev, c.kind, at(9, 0), 5, leg{dur: time.Minute, speed: 20, from: [2]float64{39.97, 116.42}, to: [2]float64{39.97, 116.43}})
 			all := run(t, dc, append(rs, back...), at(10, 0), c.dev)
 			got := opened(all, violations.DeviceOffline)
-			if len(got) != 1 {
-				t.Fatalf("got %d, want 1: %+v", len(got), got)
+			if len(got) != 2 {
+				t.Fatalf("got %d, want 2: %+v", len(got), got)
 			}
-			if got[0].District != "south" || !got[0].HasPos {
-				t.Errorf("district %q (position %v), want south, where it was last seen", got[0].District, got[0].HasPos)
+			for i, want := range []struct {
+				start    time.Time
+				district string
+			}{{at(8, 0).Add(590 * time.Second), "south"}, {at(9, 0).Add(50 * time.Second), "north"}} {
+				if !got[i].Start.Equal(want.start) || got[i].District != want.district || !got[i].HasPos {
+					t.Errorf("gap %d: start %s, district %q (position %v), want %s in %s, where it was last seen",
+						i, got[i].Start.Format(time.TimeOnly), got[i].District, got[i].HasPos, want.start.Format(time.TimeOnly), want.district)
+				}
 			}
 			for _, v := range all {
-				if v.Type == violations.DeviceOffline && v.Resolved && v.District != "south" {
+				if v.Type == violations.DeviceOffline && v.Resolved && v.Key == got[0].Key && v.District != "south" {
 					t.Errorf("resolved in district %q, want south, where it was raised", v.District)
 				}
 			}
 			if resolved(all, violations.DeviceOffline) != 1 {
-				t.Errorf("not resolved when it came back")
+				t.Errorf("%d resolved, want 1: the first gap, when it came back", resolved(all, violations.DeviceOffline))
 			}
 		})
 	}

@@ -120,8 +120,18 @@ func (e *Engine) restore(cons *spool.Consumer) (int64, error) {
 	}
 	path := e.statePath(cons)
 	devices, offset, err := e.readState(path, cons)
+	if errors.Is(err, errStateIO) {
+		// A transient failure (descriptors exhausted, say) must not cost
+		// the state: fail, and let the supervisor run the engine again.
+		return 0, err
+	}
 	if err != nil {
-		e.log.Warn("detector state not restored: detection starts afresh", "file", path, "error", err)
+		// Corrupted: keep the file aside for a look, and start afresh.
+		q := fmt.Sprintf("%s.corrupt-%d", path, e.opts.Now().Unix())
+		if rerr := os.Rename(path, q); rerr != nil {
+			return 0, fmt.Errorf("violations: quarantine the unreadable state log: %w", rerr)
+		}
+		e.log.Error("detector state unreadable: moved aside, detection starts afresh", "file", path, "quarantined", q, "error", err)
 		devices, offset = nil, 0
 	}
 	for id, d := range devices {
@@ -146,6 +156,11 @@ func (e *Engine) restore(cons *spool.Consumer) (int64, error) {
 	return offset, nil
 }
 
+// errStateIO marks a state log that could not be read for a reason other
+// than its content (an open or read failure): the state is kept for the
+// next try rather than replaced.
+var errStateIO = errors.New("state log not readable now")
+
 // errForeign marks a state log that belongs to another spool.
 var errForeign = errors.New("the state belongs to another spool")
 
@@ -156,7 +171,7 @@ func (e *Engine) readState(path string, cons *spool.Consumer) (map[string]*devic
 		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("violations: read state: %w", err)
+		return nil, 0, fmt.Errorf("violations: read state: %w: %w", errStateIO, err)
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 1<<20)

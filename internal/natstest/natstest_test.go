@@ -2,6 +2,7 @@ package natstest_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -23,11 +24,23 @@ func TestClusterSurvivesOneNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	natstest.WaitStream(t, js, "T")
+	sent := 0
 	publish := func(n int) {
 		for i := range n {
-			if _, err := js.Publish(ctx, "t.x", []byte{byte(i)}); err != nil {
+			// A stream just created, or whose leader was just killed, may
+			// answer nothing until its replicas elect a leader: try again,
+			// for a bounded time.
+			var err error
+			for try := 0; try < 100; try++ {
+				if _, err = js.Publish(ctx, "t.x", []byte{byte(i)}, jetstream.WithMsgID(fmt.Sprintf("m-%d", sent))); err == nil {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if err != nil {
 				t.Fatalf("publish %d: %v", i, err)
 			}
+			sent++
 		}
 	}
 	publish(10)

@@ -73,11 +73,6 @@ func runScenarioWith(t testing.TB, cfg *fleet.Config, dc violations.Config, sc *
 	ctx := context.Background()
 	col := &collector{}
 	eng := violations.NewEngine(cfg, dc, col, violations.EngineOptions{Shards: 3})
-	// Detection watches from the start of the day whatever its lateness: a
-	// route window begun the evening before is not judged.
-	if err := eng.AdvanceTo(ctx, sc.From); err != nil {
-		t.Fatal(err)
-	}
 	ingest(t, cfg, msgs, func(rs []telemetry.Reading) {
 		if err := eng.ProcessReadings(ctx, rs); err != nil {
 			t.Fatal(err)
