@@ -108,6 +108,37 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		}
 		return nil, ps
 	}
+	if err := deps.fillDefaults(cfg); err != nil {
+		return nil, err
+	}
+	s := &Service{
+		cfg: cfg, units: map[string]UnitConfig{}, secrets: map[string][]byte{}, robots: map[string]map[string]robot{}, tokens: newTokens(cfg.Tokens),
+		cal: deps.Calendar, loc: deps.Location, pub: deps.Publisher, points: deps.Points, devices: deps.Devices,
+		log: deps.Logger, now: deps.Clock, client: deps.HTTPClient, kick: make(chan struct{}, 1),
+	}
+	if err := s.loadUnits(deps); err != nil {
+		return nil, err
+	}
+	dsn, err := storeDSN(cfg.Store, deps)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, cfg.Store.Driver, dsn)
+	if err != nil {
+		return nil, err
+	}
+	s.st = st
+	if s.metrics, err = newMetrics(deps.Registerer, s); err != nil {
+		st.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// fillDefaults fills the dependencies that were not given: the process
+// environment, a discarding logger, the wall clock, the city's time zone
+// and calendar, a private metrics registry and an HTTP client.
+func (deps *Deps) fillDefaults(cfg Config) error {
 	if deps.Getenv == nil {
 		deps.Getenv = os.Getenv
 	}
@@ -123,7 +154,7 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		} else {
 			loc, err := fleet.CityLocation("")
 			if err != nil {
-				return nil, err
+				return err
 			}
 			deps.Location = loc
 		}
@@ -131,7 +162,7 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if deps.Calendar == nil {
 		cal, err := fleet.CalendarConfig{}.Build(deps.Location)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		deps.Calendar = cal
 	}
@@ -141,16 +172,17 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if deps.HTTPClient == nil {
 		deps.HTTPClient = &http.Client{Timeout: cfg.Outbox.Timeout}
 	}
-	s := &Service{
-		cfg: cfg, units: map[string]UnitConfig{}, secrets: map[string][]byte{}, robots: map[string]map[string]robot{}, tokens: newTokens(cfg.Tokens),
-		cal: deps.Calendar, loc: deps.Location, pub: deps.Publisher, points: deps.Points, devices: deps.Devices,
-		log: deps.Logger, now: deps.Clock, client: deps.HTTPClient, kick: make(chan struct{}, 1),
-	}
-	for _, u := range cfg.Units {
+	return nil
+}
+
+// loadUnits indexes the configured units and loads their secrets and
+// robots.
+func (s *Service) loadUnits(deps Deps) error {
+	for _, u := range s.cfg.Units {
 		s.units[u.ID] = u
 		sec, err := u.secret(deps.Dir, deps.Getenv)
 		if err != nil {
-			return nil, fmt.Errorf("cases: %w", err)
+			return fmt.Errorf("cases: %w", err)
 		}
 		if sec != nil {
 			s.secrets[u.ID] = sec
@@ -158,7 +190,7 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		for _, rc := range u.Robots {
 			r, err := loadRobot(u.ID, rc, deps.Dir, deps.Getenv)
 			if err != nil {
-				return nil, fmt.Errorf("cases: %w", err)
+				return fmt.Errorf("cases: %w", err)
 			}
 			if s.robots[u.ID] == nil {
 				s.robots[u.ID] = map[string]robot{}
@@ -166,36 +198,34 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 			s.robots[u.ID][rc.name()] = r
 		}
 		if u.MQTTTopic != "" && s.pub == nil {
-			return nil, fmt.Errorf("cases: unit %s has an mqtt_topic but no MQTT publisher was given", u.ID)
+			return fmt.Errorf("cases: unit %s has an mqtt_topic but no MQTT publisher was given", u.ID)
 		}
 	}
-	dsn := cfg.Store.DSN
-	switch cfg.Store.Driver {
+	return nil
+}
+
+// storeDSN returns the data source of the store: for SQLite its path,
+// resolved against deps.Dir, with its folder created; for PostgreSQL the
+// DSN, read from the environment when DSNEnv is set.
+func storeDSN(store StoreConfig, deps Deps) (string, error) {
+	dsn := store.DSN
+	switch store.Driver {
 	case SQLite:
-		dsn = cfg.Store.Path
+		dsn = store.Path
 		if !filepath.IsAbs(dsn) && deps.Dir != "" {
 			dsn = filepath.Join(deps.Dir, dsn)
 		}
 		if err := os.MkdirAll(filepath.Dir(dsn), 0o750); err != nil {
-			return nil, fmt.Errorf("cases: cannot create the folder of the SQLite store %s (set cases.store.path): %w", dsn, err)
+			return "", fmt.Errorf("cases: cannot create the folder of the SQLite store %s (set cases.store.path): %w", dsn, err)
 		}
 	case Postgres:
-		if cfg.Store.DSNEnv != "" {
-			if dsn = deps.Getenv(cfg.Store.DSNEnv); dsn == "" {
-				return nil, fmt.Errorf("cases: environment variable %s (store DSN) is not set", cfg.Store.DSNEnv)
+		if store.DSNEnv != "" {
+			if dsn = deps.Getenv(store.DSNEnv); dsn == "" {
+				return "", fmt.Errorf("cases: environment variable %s (store DSN) is not set", store.DSNEnv)
 			}
 		}
 	}
-	st, err := openStore(ctx, cfg.Store.Driver, dsn)
-	if err != nil {
-		return nil, err
-	}
-	s.st = st
-	if s.metrics, err = newMetrics(deps.Registerer, s); err != nil {
-		st.close()
-		return nil, err
-	}
-	return s, nil
+	return dsn, nil
 }
 
 // Close closes the store. Run must have returned first.

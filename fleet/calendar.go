@@ -231,8 +231,24 @@ func (c CalendarConfig) Build(loc *time.Location) (*Calendar, error) {
 	}
 	var ps Problems
 	cal := &Calendar{loc: loc, holidays: map[civilDate]bool{}, workdays: map[civilDate]bool{}}
+	cal.setHours(c.WorkingHours, &ps)
+	cal.setWeekends(c.Weekends, &ps)
+	addDates(&ps, "holidays", c.Holidays, loc, cal.holidays)
+	addDates(&ps, "workdays", c.Workdays, loc, cal.workdays)
+	for d := range cal.workdays {
+		if cal.holidays[d] {
+			ps.Add("", 0, "workdays", "%04d-%02d-%02d is listed both as a holiday and as a working day", d.y, d.m, d.d)
+		}
+	}
+	if err := ps.Err(); err != nil {
+		return nil, err
+	}
+	return cal, nil
+}
 
-	hours := c.WorkingHours
+// setHours parses the working hours (default 09:00-18:00) into sorted
+// windows within one day, adding to ps what is wrong with them.
+func (cal *Calendar) setHours(hours string, ps *Problems) {
 	if strings.TrimSpace(hours) == "" {
 		hours = "09:00-18:00"
 	}
@@ -254,8 +270,11 @@ func (c CalendarConfig) Build(loc *time.Location) (*Calendar, error) {
 			ps.Add("", 0, "working_hours", "windows %s and %s overlap", cal.hours[i-1], cal.hours[i])
 		}
 	}
+}
 
-	weekends := c.Weekends
+// setWeekends parses the weekend days (default Saturday and Sunday),
+// adding to ps what is wrong with them.
+func (cal *Calendar) setWeekends(weekends []string, ps *Problems) {
 	if weekends == nil {
 		weekends = []string{"sat", "sun"}
 	}
@@ -274,43 +293,35 @@ func (c CalendarConfig) Build(loc *time.Location) (*Calendar, error) {
 	if allWeekend {
 		ps.Add("", 0, "weekends", "every day of the week is a weekend")
 	}
+}
 
-	addDates := func(field string, list []string, into map[civilDate]bool) {
-		for i, s := range list {
-			f := fmt.Sprintf("%s[%d]", field, i)
-			a, b, isRange := strings.Cut(strings.TrimSpace(s), "..")
-			from, err := time.ParseInLocation(time.DateOnly, strings.TrimSpace(a), loc)
-			if err != nil {
-				ps.Add("", 0, f, "%q is not a date YYYY-MM-DD (or a range YYYY-MM-DD..YYYY-MM-DD)", s)
+// addDates parses the dates and date ranges of list (the field named
+// field) in loc and marks every day they cover in into, adding to ps what
+// is wrong with them.
+func addDates(ps *Problems, field string, list []string, loc *time.Location, into map[civilDate]bool) {
+	for i, s := range list {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		a, b, isRange := strings.Cut(strings.TrimSpace(s), "..")
+		from, err := time.ParseInLocation(time.DateOnly, strings.TrimSpace(a), loc)
+		if err != nil {
+			ps.Add("", 0, f, "%q is not a date YYYY-MM-DD (or a range YYYY-MM-DD..YYYY-MM-DD)", s)
+			continue
+		}
+		to := from
+		if isRange {
+			if to, err = time.ParseInLocation(time.DateOnly, strings.TrimSpace(b), loc); err != nil || to.Before(from) {
+				ps.Add("", 0, f, "%q is not a date range YYYY-MM-DD..YYYY-MM-DD with its end after its start", s)
 				continue
 			}
-			to := from
-			if isRange {
-				if to, err = time.ParseInLocation(time.DateOnly, strings.TrimSpace(b), loc); err != nil || to.Before(from) {
-					ps.Add("", 0, f, "%q is not a date range YYYY-MM-DD..YYYY-MM-DD with its end after its start", s)
-					continue
-				}
-				if to.Sub(from) > 366*24*time.Hour {
-					ps.Add("", 0, f, "%q spans more than a year", s)
-					continue
-				}
-			}
-			for d := from; !d.After(to); d = d.AddDate(0, 0, 1) {
-				into[dateOf(d)] = true
+			if to.Sub(from) > 366*24*time.Hour {
+				ps.Add("", 0, f, "%q spans more than a year", s)
+				continue
 			}
 		}
-	}
-	addDates("holidays", c.Holidays, cal.holidays)
-	addDates("workdays", c.Workdays, cal.workdays)
-	for d := range cal.workdays {
-		if cal.holidays[d] {
-			ps.Add("", 0, "workdays", "%04d-%02d-%02d is listed both as a holiday and as a working day", d.y, d.m, d.d)
+		for d := from; !d.After(to); d = d.AddDate(0, 0, 1) {
+			into[dateOf(d)] = true
 		}
 	}
-	if err := ps.Err(); err != nil {
-		return nil, err
-	}
-	return cal, nil
 }
 
 // Location is the calendar's time zone.

@@ -141,23 +141,8 @@ func ComputeCoverage(route orb.MultiLineString, track []TrackPoint, opts Coverag
 	covered := make([]bool, len(pieces))
 	passed := make([]bool, len(pieces))
 	cosMax := math.Cos(opts.MaxAngleDeg * degRad)
-	tol := opts.ToleranceM
 
-	pts := make([]vec, len(track))
-	for i, p := range track {
-		pts[i] = proj.xy(p.Lon, p.Lat)
-	}
-	// joined[i]: the segment from sample i to i+1 is real track, not a gap.
-	joined := make([]bool, len(track))
-	eligible := make([]bool, len(track))
-	for i := range track {
-		p := track[i]
-		eligible[i] = (!opts.RequireBrush || p.BrushOn) && (opts.MaxSpeedKmh <= 0 || p.SpeedKmh <= opts.MaxSpeedKmh)
-		if i+1 < len(track) {
-			dt := track[i+1].Time.Sub(p.Time)
-			joined[i] = dt >= 0 && dt <= opts.MaxGap.D() && pts[i+1].sub(pts[i]).norm() <= opts.MaxGapM
-		}
-	}
+	pts, joined, eligible := projectTrack(track, proj, opts)
 	heading := trackHeadings(pts, joined, opts.HeadingBaseM)
 
 	for i := 0; i+1 < len(track); i++ {
@@ -168,42 +153,76 @@ func ComputeCoverage(route orb.MultiLineString, track []TrackPoint, opts Coverag
 		if h == (vec{}) {
 			continue
 		}
-		a, b := pts[i], pts[i+1]
-		el := eligible[i]
-		min := [2]float64{math.Min(a.x, b.x) - tol, math.Min(a.y, b.y) - tol}
-		max := [2]float64{math.Max(a.x, b.x) + tol, math.Max(a.y, b.y) + tol}
-		ab := b.sub(a)
-		l2 := ab.dot(ab)
-		tree.Search(min, max, func(_, _ [2]float64, k int32) bool {
-			pc := &pieces[k]
-			c := pc.dir.dot(h)
-			if pc.directed {
-				if c < cosMax {
-					return true
-				}
-			} else if math.Abs(c) < cosMax {
-				return true
-			}
-			// The foot of the piece's midpoint must fall on the segment,
-			// not beyond its ends: otherwise the last sample before a gap,
-			// a stop or the brush going up would cover a tolerance's worth
-			// of street it never reached.
-			if l2 == 0 {
-				return true
-			}
-			rel := pc.mid.sub(a)
-			t := rel.dot(ab) / l2
-			if t < 0 || t > 1 || math.Abs(rel.cross(ab))/math.Sqrt(l2) > tol {
-				return true
-			}
+		matchSegment(&tree, pieces, pts[i], pts[i+1], h, cosMax, opts.ToleranceM, func(k int32) {
 			passed[k] = true
-			if el {
+			if eligible[i] {
 				covered[k] = true
 			}
-			return true
 		})
 	}
+	return summarizeCoverage(pieces, passed, covered)
+}
 
+// projectTrack projects the track's samples onto the plane and says, for
+// each sample i, whether the segment from i to i+1 is real track rather than
+// a gap (joined) and whether that segment may cover (eligible).
+func projectTrack(track []TrackPoint, proj projection, opts CoverageOptions) (pts []vec, joined, eligible []bool) {
+	pts = make([]vec, len(track))
+	for i, p := range track {
+		pts[i] = proj.xy(p.Lon, p.Lat)
+	}
+	joined = make([]bool, len(track))
+	eligible = make([]bool, len(track))
+	for i := range track {
+		p := track[i]
+		eligible[i] = (!opts.RequireBrush || p.BrushOn) && (opts.MaxSpeedKmh <= 0 || p.SpeedKmh <= opts.MaxSpeedKmh)
+		if i+1 < len(track) {
+			dt := track[i+1].Time.Sub(p.Time)
+			joined[i] = dt >= 0 && dt <= opts.MaxGap.D() && pts[i+1].sub(pts[i]).norm() <= opts.MaxGapM
+		}
+	}
+	return pts, joined, eligible
+}
+
+// matchSegment calls hit with every piece the track segment from a to b,
+// running in direction h, passes along: within tol of the piece's midpoint,
+// with the midpoint's foot on the segment, at an angle whose cosine is at
+// least cosMax (in the piece's sense when it is directed).
+func matchSegment(tree *rtree.RTreeGN[float64, int32], pieces []piece, a, b, h vec, cosMax, tol float64, hit func(k int32)) {
+	min := [2]float64{math.Min(a.x, b.x) - tol, math.Min(a.y, b.y) - tol}
+	max := [2]float64{math.Max(a.x, b.x) + tol, math.Max(a.y, b.y) + tol}
+	ab := b.sub(a)
+	l2 := ab.dot(ab)
+	tree.Search(min, max, func(_, _ [2]float64, k int32) bool {
+		pc := &pieces[k]
+		c := pc.dir.dot(h)
+		if pc.directed {
+			if c < cosMax {
+				return true
+			}
+		} else if math.Abs(c) < cosMax {
+			return true
+		}
+		// The foot of the piece's midpoint must fall on the segment,
+		// not beyond its ends: otherwise the last sample before a gap,
+		// a stop or the brush going up would cover a tolerance's worth
+		// of street it never reached.
+		if l2 == 0 {
+			return true
+		}
+		rel := pc.mid.sub(a)
+		t := rel.dot(ab) / l2
+		if t < 0 || t > 1 || math.Abs(rel.cross(ab))/math.Sqrt(l2) > tol {
+			return true
+		}
+		hit(k)
+		return true
+	})
+}
+
+// summarizeCoverage adds up the pieces' lengths and joins consecutive
+// uncovered pieces of one line into the Uncovered line strings.
+func summarizeCoverage(pieces []piece, passed, covered []bool) Coverage {
 	var cov Coverage
 	var cur orb.LineString
 	last := -1

@@ -137,20 +137,7 @@ func (l *loader) readFeatures(path string) []rawFeature {
 		return nil
 	}
 	lineAt := lineCounter(data)
-	syntax := func(err error) {
-		var se *json.SyntaxError
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &se):
-			l.ps.Add(path, lineAt(int(se.Offset)), "", "not valid JSON: %v", se)
-		case errors.As(err, &te):
-			l.ps.Add(path, lineAt(int(te.Offset)), te.Field, "not valid GeoJSON: %v", te)
-		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-			l.ps.Add(path, lineAt(len(data)), "", "not valid JSON: unexpected end of file")
-		default:
-			l.ps.Add(path, 0, "", "not valid JSON: %v", err)
-		}
-	}
+	syntax := func(err error) { l.decodeError(path, len(data), lineAt, err) }
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if tok, err := dec.Token(); err != nil {
 		syntax(err)
@@ -212,6 +199,23 @@ func (l *loader) readFeatures(path string) []rawFeature {
 		l.ps.Add(path, 1, "features", "missing")
 	}
 	return out
+}
+
+// decodeError adds the problem of a JSON decoding error in the file at
+// path, of size bytes, at the line lineAt gives for its offset.
+func (l *loader) decodeError(path string, size int, lineAt func(int) int, err error) {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		l.ps.Add(path, lineAt(int(se.Offset)), "", "not valid JSON: %v", se)
+	case errors.As(err, &te):
+		l.ps.Add(path, lineAt(int(te.Offset)), te.Field, "not valid GeoJSON: %v", te)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		l.ps.Add(path, lineAt(size), "", "not valid JSON: unexpected end of file")
+	default:
+		l.ps.Add(path, 0, "", "not valid JSON: %v", err)
+	}
 }
 
 // lineCounter returns a function from byte offset to 1-based line; offsets

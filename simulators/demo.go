@@ -116,24 +116,7 @@ func FleetFrom(cfg *fleet.Config, seed uint64) []Device {
 		}
 	}
 	m := cfg.Map
-	siteFor := func(kinds []string, category string, fallback Point) Point {
-		if m == nil {
-			return fallback
-		}
-		for _, s := range m.Sites {
-			for _, k := range kinds {
-				if s.Kind == k && (category == "" || s.AcceptsCategory(category)) {
-					c := s.Center
-					if s.RadiusM == 0 {
-						c = s.Area.Bound().Center()
-					}
-					return Point{c.Lat(), c.Lon()}
-				}
-			}
-		}
-		return fallback
-	}
-	depot := siteFor([]string{"depot"}, "", DemoDepot)
+	depot := siteFor(m, []string{"depot"}, "", DemoDepot)
 	for i := range cfg.Devices {
 		d := &cfg.Devices[i]
 		if d.Transport == "modbus" {
@@ -141,17 +124,8 @@ func FleetFrom(cfg *fleet.Config, seed uint64) []Device {
 		}
 		switch d.Kind {
 		case "truck":
-			var mine []*Bin
-			if m != nil {
-				for _, r := range m.RoutesOfTruck(d.ID) {
-					for _, id := range r.Bins {
-						if b, ok := bins[id]; ok {
-							mine = append(mine, b)
-						}
-					}
-				}
-			}
-			plant := siteFor([]string{"kitchen_waste_plant", "transfer_station", "recycling_centre", "hazardous_facility", "incinerator", "landfill"}, d.Category, DemoTransferStation)
+			mine := routeBins(m, d.ID, bins)
+			plant := siteFor(m, []string{"kitchen_waste_plant", "transfer_station", "recycling_centre", "hazardous_facility", "incinerator", "landfill"}, d.Category, DemoTransferStation)
 			capKG := d.CapacityKG
 			if capKG == 0 {
 				capKG = 8000
@@ -160,20 +134,63 @@ func FleetFrom(cfg *fleet.Config, seed uint64) []Device {
 		case "toilet":
 			out = append(out, NewToilet(seed, d.ID, d.Class))
 		case "sweeper":
-			path := DemoSweeperPath(1 + i%DemoSweepers)
-			if m != nil {
-				for _, r := range m.RoutesOfSweeper(d.ID) {
-					if len(r.Line) > 0 && len(r.Line[0]) >= 2 {
-						path = path[:0]
-						for _, p := range r.Line[0] {
-							path = append(path, Point{p.Lat(), p.Lon()})
-						}
-						break
-					}
-				}
-			}
+			path := sweeperPath(m, d.ID, DemoSweeperPath(1+i%DemoSweepers))
 			out = append(out, NewSweeper(seed, d.ID, path))
 		}
 	}
 	return out
+}
+
+// siteFor returns the centre of the first site of m of one of kinds that
+// accepts category (any when empty), or fallback when there is none.
+func siteFor(m *fleet.Places, kinds []string, category string, fallback Point) Point {
+	if m == nil {
+		return fallback
+	}
+	for _, s := range m.Sites {
+		for _, k := range kinds {
+			if s.Kind == k && (category == "" || s.AcceptsCategory(category)) {
+				c := s.Center
+				if s.RadiusM == 0 {
+					c = s.Area.Bound().Center()
+				}
+				return Point{c.Lat(), c.Lon()}
+			}
+		}
+	}
+	return fallback
+}
+
+// routeBins returns the simulated bins on the collection routes of truck.
+func routeBins(m *fleet.Places, truck string, bins map[string]*Bin) []*Bin {
+	var mine []*Bin
+	if m != nil {
+		for _, r := range m.RoutesOfTruck(truck) {
+			for _, id := range r.Bins {
+				if b, ok := bins[id]; ok {
+					mine = append(mine, b)
+				}
+			}
+		}
+	}
+	return mine
+}
+
+// sweeperPath returns the first line of the first sweeping route of
+// sweeper with two points or more, or fallback when it has none; the path
+// reuses fallback's storage.
+func sweeperPath(m *fleet.Places, sweeper string, fallback []Point) []Point {
+	path := fallback
+	if m != nil {
+		for _, r := range m.RoutesOfSweeper(sweeper) {
+			if len(r.Line) > 0 && len(r.Line[0]) >= 2 {
+				path = path[:0]
+				for _, p := range r.Line[0] {
+					path = append(path, Point{p.Lat(), p.Lon()})
+				}
+				break
+			}
+		}
+	}
+	return path
 }

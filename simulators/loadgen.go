@@ -101,48 +101,18 @@ func Load(ctx context.Context, o LoadOptions) (LoadResult, error) {
 }
 
 func loadConn(ctx context.Context, o LoadOptions, id string, period time.Duration, sent, acked *atomic.Int64) ([]time.Duration, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", o.Broker)
+	conn, r, err := loadConnect(ctx, o, id)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	go func() { <-ctx.Done(); conn.SetWriteDeadline(time.Now()) }()
-	pkt := AppendConnect(nil, 4, id+"-bench", id, o.Password(id))
-	if _, err := conn.Write(pkt); err != nil {
-		return nil, err
-	}
-	r := bufio.NewReaderSize(conn, 64<<10)
-	var connack [4]byte
-	if _, err := io.ReadFull(r, connack[:]); err != nil {
-		return nil, fmt.Errorf("connack: %w", err)
-	}
-	if connack[0] != 0x20 || connack[3] != 0 {
-		return nil, fmt.Errorf("connect refused: code %d", connack[3])
-	}
 	topic := TopicPrefix + id + "/telemetry"
 	sem := make(chan struct{}, o.Window)
 	var sentAt [65536]int64
 	var lats []time.Duration
 	readDone := make(chan error, 1)
 	if o.QoS > 0 {
-		go func() {
-			var ack [4]byte
-			for {
-				if _, err := io.ReadFull(r, ack[:]); err != nil {
-					readDone <- err
-					return
-				}
-				if ack[0] != 0x40 {
-					readDone <- fmt.Errorf("unexpected packet %#x", ack[0])
-					return
-				}
-				pid := binary.BigEndian.Uint16(ack[2:])
-				lats = append(lats, time.Duration(time.Now().UnixNano()-atomic.LoadInt64(&sentAt[pid])))
-				acked.Add(1)
-				<-sem
-			}
-		}()
+		go func() { readDone <- readAcks(r, &sentAt, sem, acked, &lats) }()
 	}
 	w := bufio.NewWriterSize(conn, 64<<10)
 	var next time.Time
@@ -153,17 +123,7 @@ func loadConn(ctx context.Context, o LoadOptions, id string, period time.Duratio
 			break
 		}
 		if period > 0 {
-			if next.IsZero() {
-				next = time.Now()
-			}
-			next = next.Add(period)
-			if d := time.Until(next); d > 0 {
-				w.Flush()
-				select {
-				case <-ctx.Done():
-				case <-time.After(d):
-				}
-			}
+			pace(ctx, w, &next, period)
 		}
 		pid := uint16(seq%65535 + 1)
 		if o.QoS > 0 {
@@ -182,13 +142,7 @@ func loadConn(ctx context.Context, o LoadOptions, id string, period time.Duratio
 				break
 			}
 		}
-		ts := o.Base.Add(time.Duration(seq) * time.Millisecond).UnixMilli()
-		payload = payload[:0]
-		payload = append(payload, `{"ts":`...)
-		payload = strconv.AppendInt(payload, ts, 10)
-		payload = append(payload, `,"fill_pct":`...)
-		payload = strconv.AppendInt(payload, int64(seq%101), 10)
-		payload = append(payload, `,"weight_kg":12.5,"temp_c":18.5,"battery_pct":88}`...)
+		payload = appendLoadPayload(payload[:0], o.Base, seq)
 		if o.QoS > 0 {
 			atomic.StoreInt64(&sentAt[pid], time.Now().UnixNano())
 		}
@@ -209,4 +163,77 @@ func loadConn(ctx context.Context, o LoadOptions, id string, period time.Duratio
 	}
 	conn.Write([]byte{0xe0, 0})
 	return lats, nil
+}
+
+// loadConnect connects device id to the broker and waits for an accepting
+// CONNACK. Writes on the connection stop when ctx ends.
+func loadConnect(ctx context.Context, o LoadOptions, id string) (net.Conn, *bufio.Reader, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", o.Broker)
+	if err != nil {
+		return nil, nil, err
+	}
+	go func() { <-ctx.Done(); conn.SetWriteDeadline(time.Now()) }()
+	pkt := AppendConnect(nil, 4, id+"-bench", id, o.Password(id))
+	if _, err := conn.Write(pkt); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	r := bufio.NewReaderSize(conn, 64<<10)
+	var connack [4]byte
+	if _, err := io.ReadFull(r, connack[:]); err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("connack: %w", err)
+	}
+	if connack[0] != 0x20 || connack[3] != 0 {
+		conn.Close()
+		return nil, nil, fmt.Errorf("connect refused: code %d", connack[3])
+	}
+	return conn, r, nil
+}
+
+// readAcks reads PUBACKs until the connection fails, appending to lats the
+// latency of each from the send time in sentAt, counting it in acked and
+// freeing one slot of the window sem. It returns the error that ended it.
+func readAcks(r io.Reader, sentAt *[65536]int64, sem <-chan struct{}, acked *atomic.Int64, lats *[]time.Duration) error {
+	var ack [4]byte
+	for {
+		if _, err := io.ReadFull(r, ack[:]); err != nil {
+			return err
+		}
+		if ack[0] != 0x40 {
+			return fmt.Errorf("unexpected packet %#x", ack[0])
+		}
+		pid := binary.BigEndian.Uint16(ack[2:])
+		*lats = append(*lats, time.Duration(time.Now().UnixNano()-atomic.LoadInt64(&sentAt[pid])))
+		acked.Add(1)
+		<-sem
+	}
+}
+
+// pace waits until the next send time, one period after the previous one,
+// flushing w before it sleeps; it returns early when ctx ends.
+func pace(ctx context.Context, w *bufio.Writer, next *time.Time, period time.Duration) {
+	if next.IsZero() {
+		*next = time.Now()
+	}
+	*next = next.Add(period)
+	if d := time.Until(*next); d > 0 {
+		w.Flush()
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+	}
+}
+
+// appendLoadPayload appends the bin reading the load generator sends as
+// message seq, stamped seq milliseconds after base.
+func appendLoadPayload(payload []byte, base time.Time, seq int) []byte {
+	ts := base.Add(time.Duration(seq) * time.Millisecond).UnixMilli()
+	payload = append(payload, `{"ts":`...)
+	payload = strconv.AppendInt(payload, ts, 10)
+	payload = append(payload, `,"fill_pct":`...)
+	payload = strconv.AppendInt(payload, int64(seq%101), 10)
+	return append(payload, `,"weight_kg":12.5,"temp_c":18.5,"battery_pct":88}`...)
 }

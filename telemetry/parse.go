@@ -112,32 +112,9 @@ func parseLine(line []byte) (Reading, error) {
 	for len(fieldsPart) > 0 {
 		var f []byte
 		f, fieldsPart, _ = splitUnescaped(fieldsPart, ',', true)
-		k, v, ok := splitUnescaped(f, '=', true)
-		if !ok || len(v) == 0 {
-			return r, fmt.Errorf("field without value")
-		}
-		fld := Field{Name: unescape(k)}
-		switch {
-		case v[0] == '"':
-			fld.Type = String
-			fld.Str = unescape(bytes.TrimSuffix(v[1:], []byte{'"'}))
-		case string(v) == "true" || string(v) == "false":
-			fld.Type = Bool
-			if string(v) == "true" {
-				fld.Num = 1
-			}
-		case v[len(v)-1] == 'i':
-			n, err := strconv.ParseInt(string(v[:len(v)-1]), 10, 64)
-			if err != nil {
-				return r, err
-			}
-			fld.Type, fld.Num = Int, float64(n)
-		default:
-			n, err := strconv.ParseFloat(string(v), 64)
-			if err != nil {
-				return r, err
-			}
-			fld.Type, fld.Num = Float, n
+		fld, err := parseField(f)
+		if err != nil {
+			return r, err
 		}
 		if r.Event != "" && fld.Name == "count" && fld.Type == Int && len(fieldsPart) == 0 && len(r.Fields) == 0 {
 			continue // the placeholder AppendLine writes for an event without fields
@@ -145,4 +122,37 @@ func parseLine(line []byte) (Reading, error) {
 		r.Fields = append(r.Fields, fld)
 	}
 	return r, nil
+}
+
+// parseField parses one field, name=value, of a line: a quoted string, a
+// boolean, an integer with the suffix i, or a float.
+func parseField(f []byte) (Field, error) {
+	k, v, ok := splitUnescaped(f, '=', true)
+	if !ok || len(v) == 0 {
+		return Field{}, fmt.Errorf("field without value")
+	}
+	fld := Field{Name: unescape(k)}
+	switch {
+	case v[0] == '"':
+		fld.Type = String
+		fld.Str = unescape(bytes.TrimSuffix(v[1:], []byte{'"'}))
+	case string(v) == "true" || string(v) == "false":
+		fld.Type = Bool
+		if string(v) == "true" {
+			fld.Num = 1
+		}
+	case v[len(v)-1] == 'i':
+		n, err := strconv.ParseInt(string(v[:len(v)-1]), 10, 64)
+		if err != nil {
+			return Field{}, err
+		}
+		fld.Type, fld.Num = Int, float64(n)
+	default:
+		n, err := strconv.ParseFloat(string(v), 64)
+		if err != nil {
+			return Field{}, err
+		}
+		fld.Type, fld.Num = Float, n
+	}
+	return fld, nil
 }

@@ -33,95 +33,35 @@ func main() {
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "hash-password" {
-		return hashPassword(args[1:], stdin, stdout, stderr)
+	if code, ok := runSubcommand(args, stdin, stdout, stderr); ok {
+		return code
 	}
-	if len(args) > 0 && args[0] == "user" {
-		return userCmd(args[1:], stdin, stdout, stderr)
+	f, code, ok := parseFlags(args, stderr)
+	if !ok {
+		return code
 	}
-	if len(args) > 0 && args[0] == "backup" {
-		return backupCmd(args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "restore" {
-		return restoreCmd(args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "rollups" {
-		return rollupsCmd(args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "version" {
-		printVersion(stdout)
-		return 0
-	}
-	fs := flag.NewFlagSet("sanigate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { usage(fs, stderr) }
-	var (
-		configPath = fs.String("config", "sanigate.yaml", "path of the configuration `file`")
-		check      = fs.Bool("check", false, "check the configuration, print every problem, and exit")
-		mqttAddr   = fs.String("mqtt-address", "", "MQTT listen `address` (host:port), overrides mqtt.address")
-		httpAddr   = fs.String("http-address", "", "HTTP listen `address` for /metrics, /healthz, /readyz, overrides http.address")
-		influxURL  = fs.String("influxdb-url", "", "InfluxDB `URL`, overrides influxdb.url")
-		bucket     = fs.String("influxdb-bucket", "", "InfluxDB `bucket` (1.x: database or database/retention-policy), overrides influxdb.bucket")
-		spoolDir   = fs.String("spool-dir", "", "spool `folder`, overrides spool.dir")
-		logLevel   = fs.String("log-level", "info", "log `level`: debug, info, warn, error")
-		logFormat  = fs.String("log-format", "text", "log `format`: text or json")
-		pprofOn    = fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
-		rolesFlag  = fs.String("roles", "edge,detect,writer,api", "`roles` this process runs, comma-separated; a subset needs cluster mode")
-		natsURLs   = fs.String("nats", "", "comma-separated NATS `URLs` of the cluster, overrides cluster.nats (cluster mode)")
-		tlsCert    = fs.String("tls-cert", "", "certificate PEM `file` for MQTT over TLS and HTTPS, overrides mqtt/http.tls_cert_file")
-		tlsKey     = fs.String("tls-key", "", "key PEM `file` for -tls-cert, overrides mqtt/http.tls_key_file")
-		clientCA   = fs.String("client-ca", "", "CA PEM `file` for device client certificates, overrides mqtt.client_ca_file")
-		mqttTLS    = fs.String("mqtt-tls-address", "", "MQTT over TLS listen `address`, overrides mqtt.tls_address")
-		httpsAddr  = fs.String("https-address", "", "HTTPS listen `address` (API, /mqtt WebSocket), overrides http.tls_address")
-		showVer    = fs.Bool("version", false, "print the version, commit and build date, and exit")
-	)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if *showVer {
+	if f.showVer {
 		printVersion(stdout)
 		return 0
 	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		fmt.Fprintf(stderr, "sanigate: -log-level: %v\n", err)
 		return 2
 	}
-	log, err := newLogger(stderr, *logFormat, level, "gateway")
+	log, err := newLogger(stderr, f.logFormat, level, "gateway")
 	if err != nil {
 		fmt.Fprintf(stderr, "sanigate: -log-format: %v\n", err)
 		return 2
 	}
 
-	cfg, err := fleet.Load(*configPath)
+	cfg, err := fleet.Load(f.configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "sanigate: %v\n", err)
 		return 1
 	}
-	for _, o := range []struct {
-		v   string
-		set func(string)
-	}{
-		{*mqttAddr, func(v string) { cfg.MQTT.Address = v }},
-		{*httpAddr, func(v string) { cfg.HTTP.Address = v }},
-		{*influxURL, func(v string) { cfg.InfluxDB.URL = v }},
-		{*bucket, func(v string) { cfg.InfluxDB.Bucket = v }},
-		{*spoolDir, func(v string) { cfg.Spool.Dir = v }},
-		{*natsURLs, func(v string) { cfg.Cluster.NATS = strings.Split(v, ",") }},
-		{*tlsCert, func(v string) { cfg.MQTT.TLSCertFile, cfg.HTTP.TLSCertFile = v, v }},
-		{*tlsKey, func(v string) { cfg.MQTT.TLSKeyFile, cfg.HTTP.TLSKeyFile = v, v }},
-		{*clientCA, func(v string) { cfg.MQTT.ClientCAFile = v }},
-		{*mqttTLS, func(v string) { cfg.MQTT.TLSAddress = v }},
-		{*httpsAddr, func(v string) { cfg.HTTP.TLSAddress = v }},
-	} {
-		if o.v != "" {
-			o.set(o.v)
-		}
-	}
-	roles, err := gateway.ParseRoles(*rolesFlag)
+	f.override(cfg)
+	roles, err := gateway.ParseRoles(f.roles)
 	if err == nil {
 		_, _, err = gateway.ClusterOptions(cfg)
 	}
@@ -132,12 +72,102 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sanigate: %v\n", err)
 		return 1
 	}
-	if *check {
-		fmt.Fprintf(stdout, "%s: configuration is valid (%d devices)\n", *configPath, len(cfg.Devices))
+	if f.check {
+		fmt.Fprintf(stdout, "%s: configuration is valid (%d devices)\n", f.configPath, len(cfg.Devices))
 		return 0
 	}
 
-	return serve(cfg, log, *pprofOn, roles, stderr)
+	return serve(cfg, log, f.pprofOn, roles, stderr)
+}
+
+// runSubcommand runs the subcommand named by args[0], if there is one, and
+// reports its exit code; ok is false when args name no subcommand.
+func runSubcommand(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int, ok bool) {
+	if len(args) == 0 {
+		return 0, false
+	}
+	switch args[0] {
+	case "hash-password":
+		return hashPassword(args[1:], stdin, stdout, stderr), true
+	case "user":
+		return userCmd(args[1:], stdin, stdout, stderr), true
+	case "backup":
+		return backupCmd(args[1:], stdout, stderr), true
+	case "restore":
+		return restoreCmd(args[1:], stdout, stderr), true
+	case "rollups":
+		return rollupsCmd(args[1:], stdout, stderr), true
+	case "version":
+		printVersion(stdout)
+		return 0, true
+	}
+	return 0, false
+}
+
+// runFlags holds the command line of the gateway itself.
+type runFlags struct {
+	configPath, logLevel, logFormat, roles string
+	mqttAddr, httpAddr, influxURL, bucket  string
+	spoolDir, natsURLs, tlsCert, tlsKey    string
+	clientCA, mqttTLS, httpsAddr           string
+	check, pprofOn, showVer                bool
+}
+
+// parseFlags parses the gateway's flags. When ok is false the caller exits
+// with code: 0 after -help, 2 after a bad flag (already printed).
+func parseFlags(args []string, stderr io.Writer) (f runFlags, code int, ok bool) {
+	fs := flag.NewFlagSet("sanigate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { usage(fs, stderr) }
+	fs.StringVar(&f.configPath, "config", "sanigate.yaml", "path of the configuration `file`")
+	fs.BoolVar(&f.check, "check", false, "check the configuration, print every problem, and exit")
+	fs.StringVar(&f.mqttAddr, "mqtt-address", "", "MQTT listen `address` (host:port), overrides mqtt.address")
+	fs.StringVar(&f.httpAddr, "http-address", "", "HTTP listen `address` for /metrics, /healthz, /readyz, overrides http.address")
+	fs.StringVar(&f.influxURL, "influxdb-url", "", "InfluxDB `URL`, overrides influxdb.url")
+	fs.StringVar(&f.bucket, "influxdb-bucket", "", "InfluxDB `bucket` (1.x: database or database/retention-policy), overrides influxdb.bucket")
+	fs.StringVar(&f.spoolDir, "spool-dir", "", "spool `folder`, overrides spool.dir")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log `format`: text or json")
+	fs.BoolVar(&f.pprofOn, "pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
+	fs.StringVar(&f.roles, "roles", "edge,detect,writer,api", "`roles` this process runs, comma-separated; a subset needs cluster mode")
+	fs.StringVar(&f.natsURLs, "nats", "", "comma-separated NATS `URLs` of the cluster, overrides cluster.nats (cluster mode)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "certificate PEM `file` for MQTT over TLS and HTTPS, overrides mqtt/http.tls_cert_file")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "key PEM `file` for -tls-cert, overrides mqtt/http.tls_key_file")
+	fs.StringVar(&f.clientCA, "client-ca", "", "CA PEM `file` for device client certificates, overrides mqtt.client_ca_file")
+	fs.StringVar(&f.mqttTLS, "mqtt-tls-address", "", "MQTT over TLS listen `address`, overrides mqtt.tls_address")
+	fs.StringVar(&f.httpsAddr, "https-address", "", "HTTPS listen `address` (API, /mqtt WebSocket), overrides http.tls_address")
+	fs.BoolVar(&f.showVer, "version", false, "print the version, commit and build date, and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return f, 0, false
+		}
+		return f, 2, false
+	}
+	return f, 0, true
+}
+
+// override applies the flags that were given over the configuration file.
+func (f runFlags) override(cfg *fleet.Config) {
+	for _, o := range []struct {
+		v   string
+		set func(string)
+	}{
+		{f.mqttAddr, func(v string) { cfg.MQTT.Address = v }},
+		{f.httpAddr, func(v string) { cfg.HTTP.Address = v }},
+		{f.influxURL, func(v string) { cfg.InfluxDB.URL = v }},
+		{f.bucket, func(v string) { cfg.InfluxDB.Bucket = v }},
+		{f.spoolDir, func(v string) { cfg.Spool.Dir = v }},
+		{f.natsURLs, func(v string) { cfg.Cluster.NATS = strings.Split(v, ",") }},
+		{f.tlsCert, func(v string) { cfg.MQTT.TLSCertFile, cfg.HTTP.TLSCertFile = v, v }},
+		{f.tlsKey, func(v string) { cfg.MQTT.TLSKeyFile, cfg.HTTP.TLSKeyFile = v, v }},
+		{f.clientCA, func(v string) { cfg.MQTT.ClientCAFile = v }},
+		{f.mqttTLS, func(v string) { cfg.MQTT.TLSAddress = v }},
+		{f.httpsAddr, func(v string) { cfg.HTTP.TLSAddress = v }},
+	} {
+		if o.v != "" {
+			o.set(o.v)
+		}
+	}
 }
 
 func hashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) int {

@@ -280,29 +280,12 @@ func (p *Poller) read(ctx context.Context, dv *device, at time.Time) (*telemetry
 			return nil, resultFailed
 		}
 		answered = true
-		for _, r := range rq.regs {
-			var derr error
-			if rq.fn.Bits() {
-				r.decodeBit(rd, data, int(r.Address-rq.start))
-			} else {
-				off := 2 * int(r.Address-rq.start)
-				derr = r.decodeRegisters(rd, data[off:off+2*r.count()])
-			}
-			if derr != nil {
-				partial = true
-				p.m.errors.WithLabelValues(d.ID, string(KindDecode)).Inc()
-			}
+		if !p.decode(d.ID, rd, rq, data) {
+			partial = true
 		}
 	}
 	if answered {
-		dv.reused = true
-		dv.backoff = 0
-		dv.last.Store(at.UnixNano())
-		p.m.lastSuccess.WithLabelValues(d.ID).Set(float64(at.UnixNano()) / 1e9)
-		if dv.down {
-			dv.down = false
-			p.log.Info("modbus: device answers again", "device", d.ID)
-		}
+		p.answered(dv, at)
 	}
 	if len(rd.Fields) == 0 {
 		return nil, resultFailed
@@ -311,6 +294,40 @@ func (p *Poller) read(ctx context.Context, dv *device, at time.Time) (*telemetry
 		return rd, resultPartial
 	}
 	return rd, resultOK
+}
+
+// decode decodes the registers of one answered request into rd. It reports
+// whether every register decoded; each failure is counted.
+func (p *Poller) decode(id string, rd *telemetry.Reading, rq *request, data []byte) bool {
+	ok := true
+	for _, r := range rq.regs {
+		var derr error
+		if rq.fn.Bits() {
+			r.decodeBit(rd, data, int(r.Address-rq.start))
+		} else {
+			off := 2 * int(r.Address-rq.start)
+			derr = r.decodeRegisters(rd, data[off:off+2*r.count()])
+		}
+		if derr != nil {
+			ok = false
+			p.m.errors.WithLabelValues(id, string(KindDecode)).Inc()
+		}
+	}
+	return ok
+}
+
+// answered records that the device answered a poll at at: the connection
+// is kept, the backoff reset, and a device marked down is up again.
+func (p *Poller) answered(dv *device, at time.Time) {
+	id := dv.cfg.ID
+	dv.reused = true
+	dv.backoff = 0
+	dv.last.Store(at.UnixNano())
+	p.m.lastSuccess.WithLabelValues(id).Set(float64(at.UnixNano()) / 1e9)
+	if dv.down {
+		dv.down = false
+		p.log.Info("modbus: device answers again", "device", id)
+	}
 }
 
 // request sends one read, retrying "server device busy" replies up to the

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"math"
+	"math/rand/v2"
 	"sort"
 	"time"
 
@@ -113,83 +114,104 @@ func (g *gen) binDay(d *fleet.Device, inj string, t0, t1 time.Time) {
 			alarmDone = true
 		}
 		fill = clamp(fill+rate*every.Hours(), 0, 100)
-		f := fill
-		temp := 12 + 5*math.Sin((h-9)/24*2*math.Pi) + r.NormFloat64()*0.3
-		tilt := math.Abs(r.NormFloat64())
-		contam := clamp(5+r.NormFloat64()*2.5, 0, 100)
-		bat := battery - 0.02*h
-		pos := jitter(r, home, 3)
+		smp := binSample{f: fill}
+		smp.temp = 12 + 5*math.Sin((h-9)/24*2*math.Pi) + r.NormFloat64()*0.3
+		smp.tilt = math.Abs(r.NormFloat64())
+		smp.contam = clamp(5+r.NormFloat64()*2.5, 0, 100)
+		smp.bat = battery - 0.02*h
+		smp.pos = jitter(r, home, 3)
 		if inj == "battery_near" {
-			bat = 16.5 - 0.02*h
+			smp.bat = 16.5 - 0.02*h
 		}
 		if in(t) {
 			if firstIn.IsZero() {
 				firstIn = t
 			}
-			switch inj {
-			case "overflow", "overflow_long":
-				f = clamp(93+r.NormFloat64(), 90.5, 100)
-			case "overflow_near":
-				f = clamp(87.5+r.NormFloat64()*0.8, 85, 89.4)
-			case "fill_spike":
-				if k == 0 {
-					f = 98
-				}
-			case "fire_rise":
-				curve := []float64{8, 25, 55, 75, 85, 85, 85, 85, 85, 85, 70, 50, 35, 25, 20}
-				if k < len(curve) {
-					temp += curve[k]
-				}
-			case "fire_spike":
-				if k == 0 {
-					temp = 75
-				}
-			case "tilt":
-				if k < 8 {
-					tilt = 80 + r.NormFloat64()*2
-				}
-			case "tilt_near":
-				if k == 0 {
-					tilt = 60
-				}
-			case "moved":
-				pos = jitter(r, point{home.Lat, home.Lon + 120/(111320*math.Cos(home.Lat*math.Pi/180))}, 3)
-			case "contam":
-				if k < 4 {
-					contam = 25 + 8*r.Float64()
-				}
-			case "contam_near":
-				if k < 2 {
-					contam = 30
-				}
-			case "battery":
-				bat = 13 - 0.01*t.Sub(t0).Hours()
-			case "offline":
-				k++
+			ok := injectBin(r, inj, k, t.Sub(t0), home, &smp)
+			k++
+			if !ok {
 				continue
 			}
-			k++
 		}
 		if inj == "offline" && !t.Before(t1) && !last.IsZero() && last.Before(t0) {
 			g.expect(Expected{Type: "device_offline", Device: d.ID, Start: last, End: last.Add(3 * every), Severity: "minor",
 				Note: "silent for 90 minutes"})
 		}
-		if (inj == "overflow" || inj == "overflow_long" || inj == "overflow_near") && !t1.IsZero() && !t.Before(t1) && f > 80 && !in(t) {
+		if (inj == "overflow" || inj == "overflow_long" || inj == "overflow_near") && !t1.IsZero() && !t.Before(t1) && smp.f > 80 && !in(t) {
 			g.emit(d.ID, "events", t1, map[string]any{"event": "emptied", "fill_pct": 1.0})
-			fill, f = 1, 1
+			fill, smp.f = 1, 1
 			t1 = time.Time{}
 		}
 		g.emit(d.ID, "telemetry", t, map[string]any{
-			"fill_pct": round(f, 1), "weight_kg": round(math.Max(0, f*density+r.NormFloat64()*0.5), 1),
-			"temp_c": round(temp, 1), "tilt_deg": round(tilt, 1), "lid_open": r.Float64() < 0.02,
-			"battery_pct": round(clamp(bat, 0, 100), 1), "contamination_pct": round(contam, 1),
-			"lat": round(pos.Lat, 6), "lon": round(pos.Lon, 6),
+			"fill_pct": round(smp.f, 1), "weight_kg": round(math.Max(0, smp.f*density+r.NormFloat64()*0.5), 1),
+			"temp_c": round(smp.temp, 1), "tilt_deg": round(smp.tilt, 1), "lid_open": r.Float64() < 0.02,
+			"battery_pct": round(clamp(smp.bat, 0, 100), 1), "contamination_pct": round(smp.contam, 1),
+			"lat": round(smp.pos.Lat, 6), "lon": round(smp.pos.Lon, 6),
 		})
 		last = t
 	}
-	if firstIn.IsZero() {
-		return
+	if !firstIn.IsZero() {
+		g.expectBin(d, inj, firstIn, every)
 	}
+}
+
+// binSample is one reading of a bin before it is rounded and sent.
+type binSample struct {
+	f, temp, tilt, contam, bat float64
+	pos                        point
+}
+
+// injectBin alters the k-th sample of a bin under injection inj, taken since
+// after the injection's start, drawing from r. It reports false when the
+// sample is not sent (offline).
+func injectBin(r *rand.Rand, inj string, k int, since time.Duration, home point, s *binSample) bool {
+	switch inj {
+	case "overflow", "overflow_long":
+		s.f = clamp(93+r.NormFloat64(), 90.5, 100)
+	case "overflow_near":
+		s.f = clamp(87.5+r.NormFloat64()*0.8, 85, 89.4)
+	case "fill_spike":
+		if k == 0 {
+			s.f = 98
+		}
+	case "fire_rise":
+		curve := []float64{8, 25, 55, 75, 85, 85, 85, 85, 85, 85, 70, 50, 35, 25, 20}
+		if k < len(curve) {
+			s.temp += curve[k]
+		}
+	case "fire_spike":
+		if k == 0 {
+			s.temp = 75
+		}
+	case "tilt":
+		if k < 8 {
+			s.tilt = 80 + r.NormFloat64()*2
+		}
+	case "tilt_near":
+		if k == 0 {
+			s.tilt = 60
+		}
+	case "moved":
+		s.pos = jitter(r, point{home.Lat, home.Lon + 120/(111320*math.Cos(home.Lat*math.Pi/180))}, 3)
+	case "contam":
+		if k < 4 {
+			s.contam = 25 + 8*r.Float64()
+		}
+	case "contam_near":
+		if k < 2 {
+			s.contam = 30
+		}
+	case "battery":
+		s.bat = 13 - 0.01*since.Hours()
+	case "offline":
+		return false
+	}
+	return true
+}
+
+// expectBin records the violation, or the near miss, that injection inj
+// makes on bin d from its first injected sample on.
+func (g *gen) expectBin(d *fleet.Device, inj string, firstIn time.Time, every time.Duration) {
 	switch inj {
 	case "overflow":
 		g.expect(Expected{Type: "bin_overflow", Device: d.ID, Start: firstIn, End: firstIn.Add(2 * time.Hour), Severity: "minor", Note: "full for 3 h"})

@@ -50,29 +50,10 @@ func Play(ctx context.Context, msgs []Message, o PublishOptions, st *PublishStat
 	if st == nil {
 		st = &PublishStats{}
 	}
-	clients := map[string]pahomqtt.Client{}
-	defer func() {
-		for _, c := range clients {
-			c.Disconnect(250)
-		}
-	}()
-	client := func(id string) (pahomqtt.Client, error) {
-		if c, ok := clients[id]; ok {
-			return c, nil
-		}
-		opts := pahomqtt.NewClientOptions().AddBroker("tcp://" + o.Broker).SetClientID(id + "-scenario").
-			SetUsername(id).SetPassword(o.Password(id)).SetCleanSession(false).SetAutoReconnect(true).
-			SetConnectTimeout(10 * time.Second).SetWriteTimeout(10 * time.Second).SetKeepAlive(30 * time.Second)
-		c := pahomqtt.NewClient(opts)
-		if tok := c.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
-			return nil, fmt.Errorf("scenario: connect %s: %v", id, tok.Error())
-		}
-		clients[id] = c
-		return c, nil
-	}
+	clients := deviceClients{}
+	defer clients.disconnect()
 	var pending sync.WaitGroup
-	var pace time.Time // wall time at which the replay clock started
-	var first time.Time
+	var clock replayClock
 	for _, m := range msgs {
 		if (o.Skip != nil && o.Skip(m.Device)) || m.PublishAt.Before(o.From) {
 			continue
@@ -80,31 +61,11 @@ func Play(ctx context.Context, msgs []Message, o PublishOptions, st *PublishStat
 		if ctx.Err() != nil {
 			break
 		}
-		now := o.Now()
-		if m.PublishAt.After(now) {
-			// Live: wait for the message's own time.
-			select {
-			case <-ctx.Done():
-			case <-time.After(m.PublishAt.Sub(now)):
-			}
-			pace = time.Time{}
-		} else {
-			// Catching up: keep CatchUp times real time.
-			if pace.IsZero() {
-				pace, first = time.Now(), m.PublishAt
-			}
-			due := pace.Add(time.Duration(float64(m.PublishAt.Sub(first)) / o.CatchUp))
-			if d := time.Until(due); d > time.Millisecond {
-				select {
-				case <-ctx.Done():
-				case <-time.After(d):
-				}
-			}
-		}
+		clock.wait(ctx, m.PublishAt, o)
 		if ctx.Err() != nil {
 			break
 		}
-		c, err := client(m.Device)
+		c, err := clients.get(m.Device, o)
 		if err != nil {
 			return err
 		}
@@ -127,4 +88,63 @@ func Play(ctx context.Context, msgs []Message, o PublishOptions, st *PublishStat
 	}
 	pending.Wait()
 	return nil
+}
+
+// deviceClients holds one MQTT connection per device, made on first use.
+type deviceClients map[string]pahomqtt.Client
+
+// get returns the connection of device id, connecting it with its own
+// credentials and a persistent session if it has none yet.
+func (clients deviceClients) get(id string, o PublishOptions) (pahomqtt.Client, error) {
+	if c, ok := clients[id]; ok {
+		return c, nil
+	}
+	opts := pahomqtt.NewClientOptions().AddBroker("tcp://" + o.Broker).SetClientID(id + "-scenario").
+		SetUsername(id).SetPassword(o.Password(id)).SetCleanSession(false).SetAutoReconnect(true).
+		SetConnectTimeout(10 * time.Second).SetWriteTimeout(10 * time.Second).SetKeepAlive(30 * time.Second)
+	c := pahomqtt.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		return nil, fmt.Errorf("scenario: connect %s: %v", id, tok.Error())
+	}
+	clients[id] = c
+	return c, nil
+}
+
+// disconnect closes every connection.
+func (clients deviceClients) disconnect() {
+	for _, c := range clients {
+		c.Disconnect(250)
+	}
+}
+
+// replayClock paces Play: messages from the future wait for their time;
+// a run of messages from the past is replayed at CatchUp times real time.
+type replayClock struct {
+	pace  time.Time // wall time at which the replay clock started
+	first time.Time // the publish time of the run's first message
+}
+
+// wait waits until the message published at at is due, or ctx ends.
+func (rc *replayClock) wait(ctx context.Context, at time.Time, o PublishOptions) {
+	now := o.Now()
+	if at.After(now) {
+		// Live: wait for the message's own time.
+		select {
+		case <-ctx.Done():
+		case <-time.After(at.Sub(now)):
+		}
+		rc.pace = time.Time{}
+		return
+	}
+	// Catching up: keep CatchUp times real time.
+	if rc.pace.IsZero() {
+		rc.pace, rc.first = time.Now(), at
+	}
+	due := rc.pace.Add(time.Duration(float64(at.Sub(rc.first)) / o.CatchUp))
+	if d := time.Until(due); d > time.Millisecond {
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+	}
 }

@@ -158,21 +158,7 @@ func (g *gen) truckDay(d *fleet.Device, inj, gap string) {
 		v.silentTo = v.silentFrom.Add(100 * time.Minute)
 	}
 	if rt == nil {
-		// No collection today: an errand in the afternoon (bulky waste).
-		v.park(g.at(12, 14))
-		v.ignition = true
-		v.stop(6, nil)
-		v.load = 1500 + 1000*v.rng.Float64()
-		v.stop(6, nil)
-		g.loadedDrive(v, d, inj)
-		if gap != "" {
-			g.gapTrip(v, d, gap)
-		}
-		g.unload(v, d, inj, driveOpts{kmh: 35, lights: true})
-		v.drive(home, driveOpts{kmh: 35, lights: true})
-		v.ignition = false
-		v.park(g.to)
-		g.truckOffline(v, inj)
+		g.truckErrand(v, d, inj, gap, home)
 		return
 	}
 	v.park(wa.Add(-20 * time.Minute))
@@ -183,7 +169,54 @@ func (g *gen) truckDay(d *fleet.Device, inj, gap string) {
 		g.expect(Expected{Type: "missed_route", Device: d.ID, Start: wa, End: wb, Place: rt.ID, Severity: "major",
 			Note: "the last two bins of the route were skipped"})
 	}
-	// Fast enough to finish the route well inside its window.
+	kmh := g.routeSpeed(home, bins, wa, wb)
+	lights := driveOpts{kmh: kmh, lights: true}
+	for i, b := range bins {
+		g.pickBin(v, d, b, binKG(d.Category, v.rng.Float64()), wa, lights)
+		if inj == injMixed && i == 2 {
+			if other := g.otherCategoryBin(d.Category, b); other != "" {
+				g.busy[other] = true
+				g.pickBin(v, d, other, binKG(d.Category, v.rng.Float64()), wa, lights)
+			}
+		}
+	}
+	g.loadedDrive(v, d, inj)
+	if gap != "" {
+		g.gapTrip(v, d, gap)
+	}
+	if inj == injFarmDump || inj == injRoadDump {
+		g.dump(v, d, inj, lights)
+	}
+	g.unload(v, d, inj, lights)
+	v.drive(home, lights)
+	v.ignition = false
+	v.park(g.to)
+	g.truckOffline(v, inj)
+}
+
+// truckErrand drives the day of a truck without a collection route: one
+// errand in the afternoon (bulky waste), to be unloaded at a site.
+func (g *gen) truckErrand(v *vehicle, d *fleet.Device, inj, gap string, home point) {
+	// No collection today: an errand in the afternoon (bulky waste).
+	v.park(g.at(12, 14))
+	v.ignition = true
+	v.stop(6, nil)
+	v.load = 1500 + 1000*v.rng.Float64()
+	v.stop(6, nil)
+	g.loadedDrive(v, d, inj)
+	if gap != "" {
+		g.gapTrip(v, d, gap)
+	}
+	g.unload(v, d, inj, driveOpts{kmh: 35, lights: true})
+	v.drive(home, driveOpts{kmh: 35, lights: true})
+	v.ignition = false
+	v.park(g.to)
+	g.truckOffline(v, inj)
+}
+
+// routeSpeed is a speed in km/h fast enough to drive from home along bins
+// and finish well inside the route's window from wa to wb.
+func (g *gen) routeSpeed(home point, bins []string, wa, wb time.Time) float64 {
 	routeM, prev := 0.0, home
 	for _, b := range bins {
 		if bd := g.devs[b]; bd != nil && bd.Lat != nil {
@@ -193,69 +226,56 @@ func (g *gen) truckDay(d *fleet.Device, inj, gap string) {
 		}
 	}
 	avail := wb.Sub(wa).Seconds()*0.75 - float64(len(bins))*80
-	kmh := clamp(routeM/math.Max(avail, 600)*3.6*1.3, 30, 60)
-	lights := driveOpts{kmh: kmh, lights: true}
-	pick := func(bin string, kg float64) {
-		bd := g.devs[bin]
-		if bd == nil || bd.Lat == nil {
-			return
-		}
-		v.drive(point{*bd.Lat, *bd.Lon}, lights)
-		v.stop(3, nil)
-		v.park(wa.Add(time.Minute)) // early at the first bin: wait for the window
-		v.load += kg
-		v.event("pickup", map[string]any{"bin": bin})
-		g.pickups[bin] = append(g.pickups[bin], v.t)
-		if bd.Category != d.Category {
-			g.expect(Expected{Type: "mixed_collection", Device: d.ID, Start: v.t.Add(time.Second), End: v.t.Add(time.Second),
-				Place: bin, Lat: v.pos.Lat, Lon: v.pos.Lon, Severity: "major",
-				Note: "a " + d.Category + " truck picked up a " + bd.Category + " bin"})
-		}
-		v.stop(4, nil)
+	return clamp(routeM/math.Max(avail, 600)*3.6*1.3, 30, 60)
+}
+
+// pickBin drives v to bin and empties it into the truck (kg), no earlier
+// than the route's window opens at wa; a bin of another category than the
+// truck's is a mixed collection.
+func (g *gen) pickBin(v *vehicle, d *fleet.Device, bin string, kg float64, wa time.Time, lights driveOpts) {
+	bd := g.devs[bin]
+	if bd == nil || bd.Lat == nil {
+		return
 	}
-	for i, b := range bins {
-		pick(b, binKG(d.Category, v.rng.Float64()))
-		if inj == injMixed && i == 2 {
-			if other := g.otherCategoryBin(d.Category, b); other != "" {
-				g.busy[other] = true
-				pick(other, binKG(d.Category, v.rng.Float64()))
+	v.drive(point{*bd.Lat, *bd.Lon}, lights)
+	v.stop(3, nil)
+	v.park(wa.Add(time.Minute)) // early at the first bin: wait for the window
+	v.load += kg
+	v.event("pickup", map[string]any{"bin": bin})
+	g.pickups[bin] = append(g.pickups[bin], v.t)
+	if bd.Category != d.Category {
+		g.expect(Expected{Type: "mixed_collection", Device: d.ID, Start: v.t.Add(time.Second), End: v.t.Add(time.Second),
+			Place: bin, Lat: v.pos.Lat, Lon: v.pos.Lon, Severity: "major",
+			Note: "a " + d.Category + " truck picked up a " + bd.Category + " bin"})
+	}
+	v.stop(4, nil)
+}
+
+// dump drives v to a farm (injFarmDump) or a free roadside point and dumps
+// most of its load there.
+func (g *gen) dump(v *vehicle, d *fleet.Device, inj string, lights driveOpts) {
+	var at point
+	place := ""
+	sev := "major"
+	if inj == injFarmDump {
+		for _, s := range g.cfg.Map.Sites {
+			if s.Kind == "farm" {
+				at, place, sev = g.siteCenter(s.ID), s.ID, "critical"
+				break
 			}
 		}
 	}
-	g.loadedDrive(v, d, inj)
-	if gap != "" {
-		g.gapTrip(v, d, gap)
+	if place == "" {
+		at = g.freePoint(v.pos, 1500)
 	}
-	switch inj {
-	case injFarmDump, injRoadDump:
-		var at point
-		place := ""
-		sev := "major"
-		if inj == injFarmDump {
-			for _, s := range g.cfg.Map.Sites {
-				if s.Kind == "farm" {
-					at, place, sev = g.siteCenter(s.ID), s.ID, "critical"
-					break
-				}
-			}
-		}
-		if place == "" {
-			at = g.freePoint(v.pos, 1500)
-		}
-		v.drive(at, lights)
-		v.stop(6, nil)
-		start := v.t.Add(-step)
-		drop := v.load * 0.65
-		v.stop(12, func(int) { v.load -= drop / 12 })
-		v.stop(18, nil)
-		g.expect(Expected{Type: "illegal_dumping", Device: d.ID, Start: start, End: start.Add(2 * time.Minute), Place: place,
-			Lat: at.Lat, Lon: at.Lon, Severity: sev, Note: "dumped 65 % of the load"})
-	}
-	g.unload(v, d, inj, lights)
-	v.drive(home, lights)
-	v.ignition = false
-	v.park(g.to)
-	g.truckOffline(v, inj)
+	v.drive(at, lights)
+	v.stop(6, nil)
+	start := v.t.Add(-step)
+	drop := v.load * 0.65
+	v.stop(12, func(int) { v.load -= drop / 12 })
+	v.stop(18, nil)
+	g.expect(Expected{Type: "illegal_dumping", Device: d.ID, Start: start, End: start.Add(2 * time.Minute), Place: place,
+		Lat: at.Lat, Lon: at.Lon, Severity: sev, Note: "dumped 65 % of the load"})
 }
 
 func (g *gen) truckOffline(v *vehicle, inj string) {
