@@ -504,6 +504,45 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 	if e.began.IsZero() {
 		e.began = e.opts.Now()
 	}
+	defer e.startShards(ctx)()
+	rctx, stopReader := context.WithCancel(ctx)
+	defer stopReader()
+	batches := readBatches(rctx, cons, e.opts.MaxRecords)
+	ticker := time.NewTicker(e.opts.Tick)
+	defer ticker.Stop()
+	r := &runner{e: e, ctx: ctx, cons: cons, skipUntil: skipUntil, committed: cons.Committed(),
+		lastCheckpoint: time.Now()} // the cadence is wall time even when Now is not
+	r.lastEnd = max(r.committed, skipUntil)
+	for {
+		select {
+		case <-ctx.Done():
+			r.finish()
+			return nil
+		case <-e.wake:
+			for _, w := range e.takeWills() {
+				r.send(e.shardFor(w.device), shardMsg{will: &w})
+			}
+		case b := <-batches:
+			if b.err != nil {
+				if errors.Is(b.err, context.Canceled) || errors.Is(b.err, spool.ErrClosed) {
+					r.finish()
+					return nil
+				}
+				return fmt.Errorf("violations: read spool: %w", b.err)
+			}
+			if !r.handle(b.recs) {
+				r.finish() // stopping: commit only what the shards were given
+				return nil
+			}
+		case <-ticker.C:
+			r.tick()
+		}
+	}
+}
+
+// startShards runs a goroutine per shard, until the returned function
+// stops them (it also closes the state log).
+func (e *Engine) startShards(ctx context.Context) (stop func()) {
 	sctx, stopShards := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	for _, s := range e.shards {
@@ -514,28 +553,32 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 			s.loop(sctx)
 		}()
 	}
-	defer func() {
+	return func() {
 		stopShards()
 		wg.Wait()
 		if e.state != nil && e.state.f != nil {
 			e.state.f.Close()
 			e.state.f = nil
 		}
-	}()
-
-	type batch struct {
-		recs []spool.Record
-		err  error
 	}
+}
+
+// batch is what the spool reader hands Run: records, or the error that
+// ended reading.
+type batch struct {
+	recs []spool.Record
+	err  error
+}
+
+// readBatches reads cons in a goroutine until ctx ends or reading fails.
+func readBatches(ctx context.Context, cons *spool.Consumer, maxRecords int) <-chan batch {
 	batches := make(chan batch, 1)
-	rctx, stopReader := context.WithCancel(ctx)
-	defer stopReader()
 	go func() {
 		for {
-			recs, err := cons.Next(rctx, e.opts.MaxRecords, 4<<20)
+			recs, err := cons.Next(ctx, maxRecords, 4<<20)
 			select {
 			case batches <- batch{recs, err}:
-			case <-rctx.Done():
+			case <-ctx.Done():
 				return
 			}
 			if err != nil {
@@ -543,93 +586,75 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 			}
 		}
 	}()
+	return batches
+}
 
-	ticker := time.NewTicker(e.opts.Tick)
-	defer ticker.Stop()
-	send := func(s *shard, m shardMsg) bool {
-		select {
-		case s.in <- m:
-			return true
-		case <-ctx.Done():
+// runner is Run's own state: what was handed to the shards and what is
+// committed. It belongs to Run's goroutine.
+type runner struct {
+	e              *Engine
+	ctx            context.Context
+	cons           *spool.Consumer
+	skipUntil      int64 // records ending here or before are in the restored state
+	lastEnd        int64 // the end of the last record handed to the shards
+	committed      int64
+	caughtUp       bool // the last batch was not full: the spool is drained
+	lastCheckpoint time.Time
+}
+
+// send hands m to s, unless Run is stopping.
+func (r *runner) send(s *shard, m shardMsg) bool {
+	select {
+	case s.in <- m:
+		return true
+	case <-r.ctx.Done():
+		return false
+	}
+}
+
+// handle hands a batch's device readings to their shards; false when Run
+// is stopping.
+func (r *runner) handle(recs []spool.Record) bool {
+	for _, rec := range recs {
+		if rec.End <= r.skipUntil {
+			continue // already in the restored state
+		}
+		rs, lines := r.e.deviceReadings(rec)
+		// A record is one device message: one shard.
+		if len(rs) > 0 && !r.send(r.e.shardFor(rs[0].Device), shardMsg{readings: rs, lines: lines, arrived: rec.Appended}) {
 			return false
 		}
+		r.lastEnd = rec.End
 	}
-	broadcast := func(t time.Time) {
-		if !t.After(e.sentClock) {
-			return
-		}
+	r.caughtUp = len(recs) < r.e.opts.MaxRecords
+	return true
+}
+
+// tick moves the shards' clock once the spool is drained, and checkpoints
+// at the engine's cadence.
+func (r *runner) tick() {
+	e := r.e
+	if t := e.opts.Now().Add(-e.dc.ClockGrace.D()); r.caughtUp && t.After(e.sentClock) {
 		e.sentClock = t
 		e.m.clock.Set(float64(t.UnixNano()) / 1e9)
 		for _, s := range e.shards {
-			send(s, shardMsg{clock: t})
+			r.send(s, shardMsg{clock: t})
 		}
 	}
-	committed := cons.Committed()
-	lastEnd := committed
-	if skipUntil > lastEnd {
-		lastEnd = skipUntil
+	if time.Since(r.lastCheckpoint) < e.opts.Checkpoint || r.lastEnd <= r.committed {
+		return
 	}
-	caughtUp := false
-	lastCheckpoint := time.Now() // the cadence is wall time even when Now is not
-	checkpoint := func() error {
-		if lastEnd <= committed {
-			return nil
-		}
-		if err := e.checkpoint(cons, lastEnd); err != nil {
-			return err
-		}
-		committed = lastEnd
-		lastCheckpoint = time.Now()
-		return nil
+	if err := e.checkpoint(r.cons, r.lastEnd); err != nil {
+		e.log.Error("checkpoint failed; will retry", "error", err)
+		return
 	}
-	grace := e.dc.ClockGrace.D()
-	for {
-		select {
-		case <-ctx.Done():
-			if err := e.finalCheckpoint(cons, lastEnd, committed); err != nil {
-				e.log.Error("final checkpoint failed; the last readings will be replayed", "error", err)
-			}
-			return nil
-		case <-e.wake:
-			for _, w := range e.takeWills() {
-				send(e.shardFor(w.device), shardMsg{will: &w})
-			}
-		case b := <-batches:
-			if b.err != nil {
-				if errors.Is(b.err, context.Canceled) || errors.Is(b.err, spool.ErrClosed) {
-					_ = e.finalCheckpoint(cons, lastEnd, committed)
-					return nil
-				}
-				return fmt.Errorf("violations: read spool: %w", b.err)
-			}
-			for _, rec := range b.recs {
-				if rec.End <= skipUntil {
-					continue // already in the restored state
-				}
-				rs, lines := e.deviceReadings(rec)
-				if len(rs) > 0 {
-					// A record is one device message: one shard.
-					if !send(e.shardFor(rs[0].Device), shardMsg{readings: rs, lines: lines, arrived: rec.Appended}) {
-						// Stopping: commit only what the shards were given.
-						if err := e.finalCheckpoint(cons, lastEnd, committed); err != nil {
-							e.log.Error("final checkpoint failed; the last readings will be replayed", "error", err)
-						}
-						return nil
-					}
-				}
-				lastEnd = rec.End
-			}
-			caughtUp = len(b.recs) < e.opts.MaxRecords
-		case <-ticker.C:
-			if caughtUp {
-				broadcast(e.opts.Now().Add(-grace))
-			}
-			if time.Since(lastCheckpoint) >= e.opts.Checkpoint && lastEnd > committed {
-				if err := checkpoint(); err != nil {
-					e.log.Error("checkpoint failed; will retry", "error", err)
-				}
-			}
-		}
+	r.committed, r.lastCheckpoint = r.lastEnd, time.Now()
+}
+
+// finish commits what the shards were given, as Run stops.
+func (r *runner) finish() {
+	if err := r.e.finalCheckpoint(r.cons, r.lastEnd, r.committed); err != nil {
+		r.e.log.Error("final checkpoint failed; the last readings will be replayed", "error", err)
 	}
 }
 
