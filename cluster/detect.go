@@ -37,8 +37,10 @@ type DetectorOptions struct {
 	// had processed, a new owner reads again to rebuild detector state,
 	// raising nothing (default 1h). Evidence older than that is not seen.
 	Replay time.Duration
-	// Lateness is how far out of order a device's readings may be; the
-	// watermark follows the wall clock less this while a partition is idle.
+	// Lateness is how far behind the wall clock a partition's devices are
+	// ticked while it is idle: the clock rules (offline, route windows)
+	// fire that late, and a reading older than that re-runs its device.
+	// Each device's own readings move its event time as they arrive.
 	Lateness time.Duration
 	// Now is the wall clock (default time.Now).
 	Now func() time.Time
@@ -178,6 +180,9 @@ func (d *Detector) Run(ctx context.Context) error {
 			d.stop(p)
 			d.log.Info("partition given up", "partition", p)
 		}
+		hctx, cancel := context.WithTimeout(context.Background(), d.o.LeaseTTL/4)
+		ls.handBack(hctx)
+		cancel()
 		for _, p := range gained {
 			d.log.Info("partition taken", "partition", p)
 			d.taken.Inc()

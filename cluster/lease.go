@@ -35,6 +35,10 @@ type leases struct {
 	ttl        time.Duration
 	partitions int
 	held       map[int]heldLease
+	// leaving are the partitions given back by the last step, with the
+	// revision of their key: the key is deleted (handBack) only once the
+	// work on them stopped, so that no two detectors work on one at once.
+	leaving map[int]uint64
 }
 
 type heldLease struct {
@@ -53,7 +57,8 @@ func openLeases(ctx context.Context, js jetstream.JetStream, bucket, id string, 
 	if err != nil {
 		return nil, fmt.Errorf("cluster: lease bucket %s: %w", bucket, err)
 	}
-	return &leases{kv: kv, id: keyUnsafe.ReplaceAllString(id, "_"), ttl: ttl, partitions: partitions, held: map[int]heldLease{}}, nil
+	return &leases{kv: kv, id: keyUnsafe.ReplaceAllString(id, "_"), ttl: ttl, partitions: partitions,
+		held: map[int]heldLease{}, leaving: map[int]uint64{}}, nil
 }
 
 func partitionKey(p int) string { return "partition." + strconv.Itoa(p) }
@@ -92,7 +97,7 @@ func (l *leases) step(ctx context.Context) (gained, lost []int, err error) {
 	}
 	for held := l.sorted(); len(held) > share; held = held[:len(held)-1] {
 		p := held[len(held)-1]
-		_ = l.kv.Delete(ctx, partitionKey(p), jetstream.LastRevision(l.held[p].rev))
+		l.leaving[p] = l.held[p].rev
 		delete(l.held, p)
 		lost = append(lost, p)
 	}
@@ -109,6 +114,15 @@ func (l *leases) step(ctx context.Context) (gained, lost []int, err error) {
 		gained = append(gained, p)
 	}
 	return gained, lost, nil
+}
+
+// handBack deletes the keys of the partitions the last step gave back, once
+// their work stopped, so that another detector may claim them at once.
+func (l *leases) handBack(ctx context.Context) {
+	for p, rev := range l.leaving {
+		_ = l.kv.Delete(ctx, partitionKey(p), jetstream.LastRevision(rev))
+		delete(l.leaving, p)
+	}
 }
 
 // expire drops the leases not renewed in time.
@@ -139,6 +153,7 @@ func (l *leases) share(ctx context.Context) (int, error) {
 
 // release gives every lease back (at a clean stop), so others take over at once.
 func (l *leases) release(ctx context.Context) {
+	l.handBack(ctx)
 	for p, h := range l.held {
 		_ = l.kv.Delete(ctx, partitionKey(p), jetstream.LastRevision(h.rev))
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,28 +20,6 @@ type partitionWorker struct {
 	js  jetstream.JetStream
 	p   int
 	log *slog.Logger
-}
-
-// gateSink passes violations on only once live: during the rebuild of
-// state, what the engine raises was raised by the partition's last owner.
-type gateSink struct {
-	live atomic.Bool
-	sink violations.Sink
-}
-
-func (g *gateSink) Raise(ctx context.Context, v violations.Violation) error {
-	if !g.live.Load() {
-		return nil
-	}
-	return g.sink.Raise(ctx, v)
-}
-
-func (g *gateSink) Coverage(ctx context.Context, c violations.CoverageReport) error {
-	cs, ok := g.sink.(violations.CoverageSink)
-	if !ok || !g.live.Load() {
-		return nil
-	}
-	return cs.Coverage(ctx, c)
 }
 
 func (w *partitionWorker) run(ctx context.Context) error {
@@ -64,7 +41,7 @@ func (w *partitionWorker) run(ctx context.Context) error {
 			return nil
 		}
 	}
-	gate := &gateSink{sink: o.Sink}
+	gate := &gateSink{sink: o.Sink, log: w.log}
 	eng := o.Engine(w.p, gate)
 	if floor > 0 {
 		n, err := w.rebuild(ctx, stream, subject, floor, eng)
@@ -128,9 +105,9 @@ func (w *partitionWorker) rebuild(ctx context.Context, stream jetstream.Stream, 
 	if err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)
 	}
-	n := 0
+	n, empty := 0, 0
 	for {
-		batch, err := oc.Fetch(512, jetstream.FetchMaxWait(time.Second))
+		batch, err := oc.Fetch(fetchBatch, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			return n, fmt.Errorf("rebuild: %w", err)
 		}
@@ -139,7 +116,10 @@ func (w *partitionWorker) rebuild(ctx context.Context, stream jetstream.Stream, 
 		for m := range batch.Messages() {
 			got++
 			md, err := m.Metadata()
-			if err != nil || md.Sequence.Stream > floor {
+			if err != nil {
+				continue
+			}
+			if md.Sequence.Stream > floor {
 				done = true
 				continue
 			}
@@ -147,22 +127,52 @@ func (w *partitionWorker) rebuild(ctx context.Context, stream jetstream.Stream, 
 				return n, err
 			}
 			n++
-			done = done || md.Sequence.Stream == floor
+			done = done || md.Sequence.Stream == floor || md.NumPending == 0
 		}
 		if err := eng.ProcessReadings(ctx, rs); err != nil {
 			return n, err
 		}
-		if done || got == 0 || ctx.Err() != nil {
+		if done || ctx.Err() != nil {
 			return n, ctx.Err()
+		}
+		if got > 0 {
+			empty = 0
+			continue
+		}
+		// An empty fetch is no proof that the floor was read: a busy
+		// server may answer after the wait. Only the consumer's own count
+		// of what is left ends the rebuild early.
+		if empty++; w.nothingLeft(ctx, oc) {
+			return n, nil
+		}
+		if empty >= rebuildPatience {
+			w.log.Warn("rebuild ended before the acknowledged point: the stream sent nothing more", "messages", n, "up_to", floor)
+			return n, nil
 		}
 	}
 }
 
+// rebuildPatience is how many empty fetches in a row (of a second each) a
+// rebuild waits for the rest of the partition before it gives up.
+const rebuildPatience = 15
+
+// nothingLeft reports whether the rebuild consumer has delivered all it
+// holds.
+func (w *partitionWorker) nothingLeft(ctx context.Context, oc jetstream.Consumer) bool {
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := oc.Info(ictx)
+	return err == nil && info.NumPending == 0
+}
+
 // live consumes the partition, acknowledging each batch once the engine has
-// handed on what it raised, and moves event time with the clock when idle.
+// handed on what it raised. Each device is judged in its own event time as
+// its readings arrive; the clock rules of silent devices fire from the
+// clock, which moves every device to the wall clock less Lateness whenever
+// the partition is idle (a fetch brought nothing).
 func (w *partitionWorker) live(ctx context.Context, cons jetstream.Consumer, eng *violations.Engine) error {
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(512, jetstream.FetchMaxWait(time.Second))
+		batch, err := cons.Fetch(fetchBatch, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -195,6 +205,9 @@ func (w *partitionWorker) live(ctx context.Context, cons jetstream.Consumer, eng
 	}
 	return nil
 }
+
+// fetchBatch is the most messages one fetch asks for.
+const fetchBatch = 512
 
 // take adds m's readings to rs; for a last will it first processes rs, so
 // that the will comes after them, and hands the will to the engine.
