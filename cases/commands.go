@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sanigate/sanigate/internal/strictjson"
 )
@@ -201,9 +202,13 @@ func (p fetchFirmwareParams) check() error {
 	return nil
 }
 
+// truncate shortens s to at most n bytes, on a rune boundary.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "..."
 }

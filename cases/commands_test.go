@@ -127,6 +127,20 @@ func TestCommandLifecycleInTheStore(t *testing.T) {
 		if err := e.svc.HandleCommandAck(ctx, "toilet-01", []byte(`{"command_id":`+jsonInt(c2.ID)+`,"status":"ok"}`)); !errors.Is(err, ErrBadRequest) {
 			t.Fatalf("late ack: %v", err)
 		}
+		// A failure answer with a long, partly invalid detail is stored, cut
+		// on a rune boundary (PostgreSQL refuses invalid UTF-8).
+		c3, err := e.svc.SendCommand(ctx, city, "truck-07", CommandRequest{Type: CmdResetCounter, Params: json.RawMessage(`{"counter":"trips"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		detail := strings.Repeat("垃", 300) + "\xff"
+		failAck, _ := json.Marshal(map[string]any{"command_id": c3.ID, "status": "failed", "detail": detail})
+		if err := e.svc.HandleCommandAck(ctx, "truck-07", failAck); err != nil {
+			t.Fatal(err)
+		}
+		if got := commandState(t, e, c3.ID); got.State != CommandFailed || len(got.Detail) > maxAckDetailLen+3 || !strings.HasPrefix(got.Detail, "垃垃") {
+			t.Fatalf("failed command: %s %q", got.State, got.Detail)
+		}
 		list, err := e.svc.Commands(ctx, city, "toilet-01", 10)
 		if err != nil || len(list) != 1 || list[0].ID != c2.ID || list[0].State != CommandExpired {
 			t.Fatalf("list: %+v (%v)", list, err)
@@ -174,5 +188,12 @@ func TestCommandValidation(t *testing.T) {
 		case c.want != "" && (err == nil || !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("%s %s: got %v, want a bad request naming %q", c.req.Type, c.req.Params, err, c.want)
 		}
+	}
+}
+
+func TestTruncateKeepsUTF8(t *testing.T) {
+	s := truncate(strings.Repeat("垃", 10), 5) // 3 bytes a rune: cut after the first
+	if s != "垃..." {
+		t.Fatalf("got %q", s)
 	}
 }

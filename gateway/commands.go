@@ -44,7 +44,9 @@ func (r *commandRouter) HandlePublish(device, channel string, payload []byte, do
 		defer cancel()
 		err := svc.HandleCommandAck(ctx, device, body)
 		if errors.Is(err, cases.ErrBadRequest) {
-			r.g.log.Warn("command answer refused", "component", "commands", "device", device, "err", err)
+			// Counted (sanigate_device_command_acks_refused_total); a device
+			// sending garbage must not flood the log.
+			r.g.log.Debug("command answer refused", "component", "commands", "device", device, "err", err)
 			err = fmt.Errorf("%w: %v", broker.ErrPayloadRejected, err)
 		} else if err != nil {
 			r.g.log.Warn("command answer not stored", "component", "commands", "device", device, "err", err)

@@ -37,6 +37,7 @@ type commandMsg struct {
 	CommandID int64           `json:"command_id"`
 	Type      string          `json:"type"`
 	Params    json.RawMessage `json:"params"`
+	Deadline  time.Time       `json:"deadline"`
 }
 
 type commandAck struct {
@@ -55,6 +56,10 @@ func (r *Responder) handle(c pahomqtt.Client, m pahomqtt.Message) {
 	var cmd commandMsg
 	if err := json.Unmarshal(m.Payload(), &cmd); err != nil || cmd.CommandID <= 0 {
 		return // a crew notification or garbage: nothing to answer
+	}
+	if !cmd.Deadline.IsZero() && time.Now().After(cmd.Deadline) {
+		r.log.Info("command past its deadline; ignored", "device", r.id, "command", cmd.CommandID)
+		return
 	}
 	status, detail := "ok", ""
 	if err := r.apply(cmd); err != nil {
