@@ -77,6 +77,11 @@ type Options struct {
 	OnLastWill func(device string)
 	// Login throttles failed logins per device id and source address.
 	Login LoginLimits
+	// OnCommandDelivered, if set, is called with the payload of a QoS 1
+	// message published on a device's cmd topic once the device's session
+	// acknowledged it (PUBACK), from that connection's goroutine: it must
+	// not block.
+	OnCommandDelivered func(device string, payload []byte)
 }
 
 // Broker is the embedded MQTT broker.
@@ -139,6 +144,11 @@ func New(opts Options) (*Broker, error) {
 	b.hook = h
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if opts.OnCommandDelivered != nil {
+		if err := srv.AddHook(&deliveryHook{b: b, delivered: opts.OnCommandDelivered}, nil); err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
 	}
 	b.ln = &listener{id: "tcp", address: opts.Address, onPanic: b.recoverConn, onAcceptError: b.acceptFailed, connectTimeout: 10 * time.Second}
 	if err := srv.AddListener(b.ln); err != nil {

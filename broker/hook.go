@@ -15,8 +15,9 @@ import (
 
 var errInternal = errors.New("internal error")
 
-// Channels a device may publish on, under its own TopicPrefix+id+"/".
-var publishChannels = map[string]bool{"telemetry": true, "events": true, "status": true}
+// Channels a device may publish on, under its own TopicPrefix+id+"/";
+// cmd/ack answers the commands it receives on cmd.
+var publishChannels = map[string]bool{"telemetry": true, "events": true, "status": true, CommandAckChannel: true}
 
 // hook authenticates devices, enforces the topic ACL, and hands publishes to
 // the Handler. Every method recovers its own panics: a bug in one message's
@@ -140,8 +141,8 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	h.mu.Unlock()
 }
 
-// OnACLCheck lets a device publish on its own telemetry, events and status
-// topics and subscribe only under its own prefix. The gateway's inline client
+// OnACLCheck lets a device publish on its own telemetry, events, status and
+// cmd/ack topics and subscribe only under its own prefix (its cmd topic). The gateway's inline client
 // is not checked by mochi.
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) (ok bool) {
 	defer h.recovered("acl", cl)

@@ -60,6 +60,8 @@ var routes = []route{
 	{"GET", "/api/v1/units", (*Service).handleUnits},
 	{"GET", "/api/v1/devices", (*Service).handleDevices},
 	{"GET", "/api/v1/devices/{id}", (*Service).handleDevice},
+	{"GET", "/api/v1/devices/{id}/commands", (*Service).handleCommands},
+	{"POST", "/api/v1/devices/{id}/commands", (*Service).handleSendCommand},
 	{"GET", "/api/v1/kpis", (*Service).handleKPIs},
 }
 

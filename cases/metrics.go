@@ -20,6 +20,10 @@ type metrics struct {
 	raiseErrors   prometheus.Counter
 	pointErrors   prometheus.Counter
 	scrapeErrors  prometheus.Counter
+
+	commandsSent       *prometheus.CounterVec
+	commandsExpired    prometheus.Counter
+	commandAcksRefused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
@@ -41,8 +45,15 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 			Help: "Case event and KPI points the point writer refused."}),
 		scrapeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_case_gauge_errors_total",
 			Help: "Scrapes whose case gauges could not be read from the store."}),
+		commandsSent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sanigate_device_commands_sent_total",
+			Help: "Commands to devices stored and handed to the broker, by type."}, []string{"type"}),
+		commandsExpired: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_device_commands_expired_total",
+			Help: "Commands to devices that expired without an answer."}),
+		commandAcksRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_device_command_acks_refused_total",
+			Help: "Command answers from devices that named no open command of theirs."}),
 	}
-	for _, c := range []prometheus.Collector{m, m.notifications, m.transitions, m.merged, m.raiseErrors, m.pointErrors, m.scrapeErrors} {
+	for _, c := range []prometheus.Collector{m, m.notifications, m.transitions, m.merged, m.raiseErrors, m.pointErrors, m.scrapeErrors,
+		m.commandsSent, m.commandsExpired, m.commandAcksRefused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

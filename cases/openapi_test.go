@@ -162,6 +162,9 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 		path := strings.NewReplacer("{id}", id, "{action}", "comment").Replace(tmpl)
 		if strings.HasPrefix(tmpl, "/api/v1/devices/") {
 			path = "/api/v1/devices/bin-0042"
+			if strings.HasSuffix(tmpl, "/commands") {
+				path += "/commands"
+			}
 		}
 		probes := []probe{
 			{tokCity, path, `{"note":"checked"}`}, // success

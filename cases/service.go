@@ -254,6 +254,9 @@ func (s *Service) runChecks(ctx context.Context) {
 		if _, err := s.CheckDeadlines(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("case deadline check failed", "err", err)
 		}
+		if _, err := s.ExpireCommands(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("device command expiry failed", "err", err)
+		}
 		// Today's KPIs, and yesterday's once more after midnight so that
 		// its final figures are written.
 		now := s.now().In(s.loc)

@@ -181,6 +181,7 @@ func (g *Gateway) buildIngest(tm *telemetry.Metrics) error {
 	if err != nil {
 		return err
 	}
+	router := newCommandRouter(g.pipeline, g)
 	g.broker, err = broker.New(broker.Options{
 		Address: cfg.MQTT.Address, MaxPacketBytes: cfg.MQTT.MaxPacketBytes,
 		TLSAddress: cfg.MQTT.TLSAddress, TLS: mqttTLS,
@@ -188,7 +189,8 @@ func (g *Gateway) buildIngest(tm *telemetry.Metrics) error {
 		MaxSubscriptions: cfg.MQTT.MaxSubscriptions, MaxFilterBytes: cfg.MQTT.MaxFilterBytes,
 		MaxSessionExpiry:     cfg.MQTT.MaxSessionExpiry.D(),
 		MaxSessionsPerDevice: cfg.MQTT.MaxSessionsPerDevice,
-		Auth:                 g.registry, Handler: g.pipeline, Logger: g.log.With("component", "mqtt"), Registerer: g.reg,
+		OnCommandDelivered:   router.delivered,
+		Auth:                 g.registry, Handler: router, Logger: g.log.With("component", "mqtt"), Registerer: g.reg,
 		OnLastWill: func(device string) {
 			if d := g.detectors; d != nil {
 				d.Offline(device, time.Now())

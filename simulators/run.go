@@ -29,7 +29,8 @@ type Stats struct {
 }
 
 // Run connects every device over MQTT with its own credentials and has it
-// report every opts.Every until ctx ends. Devices connect one after another
+// report every opts.Every until ctx ends; each device answers the gateway's
+// commands (Responder). Devices connect one after another
 // to spare the broker a storm; a device whose connection drops reconnects.
 func Run(ctx context.Context, devices []Device, opts RunOptions, stats *Stats) error {
 	if opts.Every <= 0 {
@@ -46,14 +47,15 @@ func Run(ctx context.Context, devices []Device, opts RunOptions, stats *Stats) e
 	}
 	var wg sync.WaitGroup
 	for i, d := range devices {
-		c, err := connect(ctx, opts, d.ID())
+		resp := NewResponder(d.ID(), opts.Logger)
+		c, err := connect(ctx, opts, d.ID(), resp)
 		if err != nil {
 			return fmt.Errorf("simulator %s: %w", d.ID(), err)
 		}
 		wg.Add(1)
 		// Spread the devices over the period so reports do not come in waves.
 		offset := time.Duration(int64(opts.Every) * int64(i) / int64(len(devices)))
-		go func(d Device, c pahomqtt.Client) {
+		go func(d Device, c pahomqtt.Client, resp *Responder) {
 			defer wg.Done()
 			defer c.Disconnect(250)
 			select {
@@ -78,16 +80,18 @@ func Run(ctx context.Context, devices []Device, opts RunOptions, stats *Stats) e
 				select {
 				case <-ctx.Done():
 					return
+				case every := <-resp.Interval:
+					t.Reset(every) // set_interval from the gateway
 				case <-t.C:
 				}
 			}
-		}(d, c)
+		}(d, c, resp)
 	}
 	wg.Wait()
 	return nil
 }
 
-func connect(ctx context.Context, opts RunOptions, id string) (pahomqtt.Client, error) {
+func connect(ctx context.Context, opts RunOptions, id string, resp *Responder) (pahomqtt.Client, error) {
 	o := pahomqtt.NewClientOptions().
 		AddBroker("tcp://"+opts.Broker).
 		SetClientID(id).
@@ -101,6 +105,7 @@ func connect(ctx context.Context, opts RunOptions, id string) (pahomqtt.Client, 
 		SetWill(TopicPrefix+id+"/status", "offline", 1, true).
 		SetOnConnectHandler(func(c pahomqtt.Client) {
 			c.Publish(TopicPrefix+id+"/status", 1, true, "online")
+			resp.Subscribe(c)
 		})
 	c := pahomqtt.NewClient(o)
 	for attempt := 0; ; attempt++ {
