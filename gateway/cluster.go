@@ -268,10 +268,21 @@ func (g *Gateway) forwardWill(device string) {
 	}
 	at := time.Now()
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := f.Offline(ctx, device, at); err != nil {
-			g.log.Warn("last will not forwarded", "device", device, "error", err)
+		// Tried for a minute: the stream may be electing a leader, or the
+		// connection coming back. The message id makes a repeat harmless.
+		deadline := time.Now().Add(time.Minute)
+		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := f.Offline(ctx, device, at)
+			cancel()
+			if err == nil {
+				return
+			}
+			if time.Now().Add(wait).After(deadline) {
+				g.log.Warn("last will not forwarded", "device", device, "error", err)
+				return
+			}
+			time.Sleep(wait)
 		}
 	}()
 }
