@@ -1,8 +1,8 @@
 package broker
 
 import (
-	"encoding/binary"
 	"fmt"
+	"github.com/sanigate/sanigate/simulators"
 	"io"
 	"net"
 	"runtime"
@@ -20,12 +20,8 @@ func rawConnect(addr, id, pw string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	str := func(p []byte, s string) []byte { return append(binary.BigEndian.AppendUint16(p, uint16(len(s))), s...) }
-	body := str(nil, "MQTT")
-	body = append(body, 4, 0xc2, 0, 60)
-	body = str(str(str(body, id+"-c"), id), pw)
 	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
-	if _, err := conn.Write(append([]byte{0x10, byte(len(body))}, body...)); err != nil {
+	if _, err := conn.Write(simulators.AppendConnect(nil, 4, id+"-c", id, pw)); err != nil {
 		conn.Close()
 		return nil, err
 	}

@@ -14,7 +14,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -303,13 +302,8 @@ func (s *Server) Stop() {
 }
 
 func freePort() int {
-	// testenv.FreePort needs a testing.TB; the shared server has none.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	p, _ := testenv.LoopbackPort() // 0 on failure: the server then fails to start, and says so
+	return p
 }
 
 func tail(s string) string {

@@ -75,12 +75,22 @@ func Tool(env, name string) (string, bool) {
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := LoopbackPort()
 	if err != nil {
 		t.Fatalf("free port: %v", err)
 	}
+	return p
+}
+
+// LoopbackPort is FreePort for code without a testing.TB (a server shared
+// by a package's tests).
+func LoopbackPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
 	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // SmallDisk mounts a tmpfs of size bytes for the test and unmounts it at
