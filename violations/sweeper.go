@@ -25,7 +25,10 @@ type sweeperState struct {
 // driven in it.
 type sweepRun struct {
 	Start, End time.Time
-	Track      []fleet.TrackPoint `json:",omitempty"`
+	// Track is thinned to one point a few metres (track.go); Samples
+	// counts the readings in the window.
+	Track   []fleet.TrackPoint `json:",omitempty"`
+	Samples int                `json:",omitempty"`
 }
 
 // maxTrack bounds a window's track: a day at one sample a second.
@@ -46,10 +49,18 @@ func (s *sweeperState) handle(e *env, r *telemetry.Reading) {
 	s.Fix = fixPoint{T: r.Time, Lat: lat, Lon: lon}
 	speed, _ := r.Num("speed_kmh")
 	brush, _ := r.Num("brush_on")
-	for _, run := range s.Routes {
-		if !r.Time.Before(run.Start) && r.Time.Before(run.End) && len(run.Track) < maxTrack {
-			run.Track = append(run.Track, fleet.TrackPoint{Time: r.Time, Lat: lat, Lon: lon, SpeedKmh: speed, BrushOn: brush != 0})
+	p := fleet.TrackPoint{Time: r.Time, Lat: lat, Lon: lon, SpeedKmh: speed, BrushOn: brush != 0}
+	for _, rt := range e.sweep {
+		run := s.Routes[rt.ID]
+		if run == nil || r.Time.Before(run.Start) || !r.Time.Before(run.End) || len(run.Track) >= maxTrack {
+			continue
 		}
+		covMax := rt.MaxSpeedKmh
+		if e.cfg != nil && e.cfg.Coverage.MaxSpeedKmh != 0 {
+			covMax = e.cfg.Coverage.MaxSpeedKmh
+		}
+		run.Track = appendTrack(run.Track, p, rt.MaxSpeedKmh, covMax)
+		run.Samples++
 	}
 }
 
@@ -107,7 +118,7 @@ func judgeSweep(e *env, rt *fleet.SweepingRoute, run *sweepRun) {
 			Summary: fmt.Sprintf("%s covered %.0f %% of %s (%.1f of %.1f km), under %.0f %%", e.state.ID,
 				cov.Fraction*100, rt.ID, cov.CoveredM/1000, cov.LengthM/1000, e.dc.MissedRoute.MinCoverage*100),
 			Evidence: []Evidence{{Time: run.End, Fields: map[string]float64{"coverage": round3(cov.Fraction),
-				"covered_m": math.Round(cov.CoveredM), "length_m": math.Round(cov.LengthM), "samples": float64(len(run.Track))},
+				"covered_m": math.Round(cov.CoveredM), "length_m": math.Round(cov.LengthM), "samples": float64(run.Samples)},
 				Note: "coverage at the end of the window"}},
 		}
 		if len(cov.Uncovered) > 0 && len(cov.Uncovered[0]) > 0 {

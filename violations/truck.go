@@ -112,8 +112,9 @@ func (t *truckState) resetLoad(e *env) {
 type stopRun struct {
 	Stopped bool      `json:",omitempty"`
 	Since   time.Time `json:",omitempty"`
-	// Ref is the smoothed load just before the stop; Hist the smoothed
-	// load at each stopped sample (within Window).
+	// Ref is the smoothed load just before the stop; Hist the highest
+	// smoothed load of each slot of Window (appendHighest), so its length
+	// is bounded whatever the reporting rate.
 	Ref    sample   `json:",omitempty"`
 	Hist   []sample `json:",omitempty"`
 	SumLat float64  `json:",omitempty"`
@@ -176,7 +177,8 @@ func (t *truckState) stopStep(e *env, r *telemetry.Reading, speed, smooth float6
 			hist = append(hist, h)
 		}
 	}
-	s.Hist = append(hist, sample{r.Time, smooth})
+	now := sample{r.Time, smooth}
+	s.Hist = appendHighest(hist, now, win)
 	top := s.Ref
 	if r.Time.Sub(top.T) > win {
 		top = sample{}
@@ -192,6 +194,9 @@ func (t *truckState) stopStep(e *env, r *telemetry.Reading, speed, smooth float6
 			if h.T.After(top.T) {
 				curve = append(curve, h)
 			}
+		}
+		if last := curve[len(curve)-1]; last.T.Before(now.T) {
+			curve = append(curve, now) // merged into the slot of a higher one
 		}
 		s.Drop = &pendingDrop{Start: top.T, From: top.V, Min: sample{r.Time, smooth}, Curve: curve}
 		s.Hist = nil
@@ -290,13 +295,17 @@ func b2f(b bool) float64 {
 type driveRun struct {
 	LastMove time.Time `json:",omitempty"`
 	Raw      []float64 `json:",omitempty"` // raw loads of this stretch
-	Pts      []drivePt `json:",omitempty"`
-	DistM    float64   `json:",omitempty"`
-	Ref      int       `json:",omitempty"` // Pts[:Ref] are MinDistanceM behind
-	Top      int       `json:",omitempty"` // index of the highest of Pts[:Ref]
-	Hits     int       `json:",omitempty"` // consecutive points over the drop
-	Raised   bool      `json:",omitempty"`
-	LastFix  fixPoint  `json:",omitempty"`
+	// Pts are the smoothed loads along the stretch, at most one a slot of
+	// MinDistanceM/windowSlots ahead of Ref; behind it only the highest
+	// (Pts[0] = Pts[Top]) and a thinned line to it for the evidence
+	// (drive.go).
+	Pts     []drivePt `json:",omitempty"`
+	DistM   float64   `json:",omitempty"`
+	Ref     int       `json:",omitempty"` // Pts[:Ref] are MinDistanceM behind
+	Top     int       `json:",omitempty"` // index of the highest of Pts[:Ref]
+	Hits    int       `json:",omitempty"` // consecutive points over the drop
+	Raised  bool      `json:",omitempty"`
+	LastFix fixPoint  `json:",omitempty"`
 }
 
 type drivePt struct {
@@ -335,16 +344,7 @@ func (t *truckState) driveStep(e *env, r *telemetry.Reading, speed, load float64
 		return
 	}
 	p := drivePt{T: r.Time, DistM: g.DistM, Load: median(g.Raw, c.Smoothing), Lat: lat, Lon: lon}
-	if len(g.Pts) >= 4000 {
-		return // a stretch of hours: enough evidence either way
-	}
-	g.Pts = append(g.Pts, p)
-	for g.Ref < len(g.Pts) && g.Pts[g.Ref].DistM <= p.DistM-c.MinDistanceM {
-		if g.Pts[g.Ref].Load > g.Pts[g.Top].Load || g.Ref == 0 {
-			g.Top = g.Ref
-		}
-		g.Ref++
-	}
+	g.add(p, c.MinDistanceM)
 	if g.Ref == 0 || g.Pts[g.Top].Load-p.Load < c.MinDropKG {
 		g.Hits = 0
 		return
@@ -357,7 +357,11 @@ func (t *truckState) driveStep(e *env, r *telemetry.Reading, speed, load float64
 	top := g.Pts[g.Top]
 	var line orb.LineString
 	var curve []sample
-	for _, q := range g.Pts[g.Top:] {
+	pts := g.Pts[g.Top:]
+	if pts[len(pts)-1].T.Before(p.T) {
+		pts = append(pts, p) // p was merged into the slot of a higher point
+	}
+	for _, q := range pts {
 		line = append(line, orb.Point{q.Lon, q.Lat})
 		curve = append(curve, sample{q.T, q.Load})
 	}

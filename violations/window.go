@@ -18,3 +18,16 @@ func appendLowest(s []sample, v sample, window time.Duration) []sample {
 	}
 	return append(s, v)
 }
+
+// appendHighest is appendLowest for the highest value of a window: at most
+// one sample a slot, the higher one staying. Kept samples are at least a slot
+// apart, so a window holds at most windowSlots+1 of them.
+func appendHighest(s []sample, v sample, window time.Duration) []sample {
+	if n := len(s); n > 0 && v.T.Sub(s[n-1].T) < window/windowSlots && !v.T.Before(s[n-1].T) {
+		if v.V > s[n-1].V {
+			s[n-1] = v
+		}
+		return s
+	}
+	return append(s, v)
+}

@@ -22,3 +22,10 @@ func (p *Poller) CloseDevices() {
 
 // Golden compares got with the golden file at path, or rewrites it under -update.
 var Golden = golden
+
+// SetLoopHook makes f run at the top of every poll of every device, until
+// the returned function is called; a test makes one device's loop fail with it.
+func SetLoopHook(f func(device string)) (reset func()) {
+	testLoopHook.Store(&f)
+	return func() { testLoopHook.Store(nil) }
+}

@@ -14,7 +14,9 @@ type metrics struct {
 	polls       *prometheus.CounterVec
 	dropped     *prometheus.CounterVec
 	emitErrors  *prometheus.CounterVec
-	lateness    prometheus.Histogram
+	// loopRestarts counts restarts of a device's polling loop.
+	loopRestarts *prometheus.CounterVec
+	lateness     prometheus.Histogram
 }
 
 // Results of a poll, the result label of sanigate_modbus_polls_total.
@@ -60,6 +62,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sanigate_modbus_emit_errors_total",
 			Help: "Readings the pipeline refused, by device; the newest is retried.",
 		}, []string{"device"}),
+		loopRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sanigate_modbus_loop_restarts_total",
+			Help: "Restarts of a Modbus device's polling loop after it failed, by device and reason (panic, error).",
+		}, []string{"device", "reason"}),
 		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sanigate_modbus_poll_lateness_seconds",
 			Help:    "How late polls start after their scheduled time.",
@@ -69,7 +75,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.duration, m.errors, m.lastSuccess, m.requests, m.dials, m.polls, m.dropped, m.emitErrors, m.lateness} {
+	for _, c := range []prometheus.Collector{m.duration, m.errors, m.lastSuccess, m.requests, m.dials, m.polls, m.dropped, m.emitErrors, m.loopRestarts, m.lateness} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

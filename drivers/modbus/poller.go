@@ -33,7 +33,7 @@ type Emitter interface {
 // It is the pipeline's telemetry.ErrFull, so the gateway's pipeline matches.
 var ErrBackpressure = telemetry.ErrFull
 
-// ErrClosed is returned by Run on a Poller that was closed or already run.
+// ErrClosed is returned by Run on a Poller that was closed or is running.
 var ErrClosed = errors.New("modbus: poller closed")
 
 // Options are the optional dependencies of a Poller.
@@ -43,6 +43,9 @@ type Options struct {
 	// Logger receives state changes of devices (down, back up), not every
 	// failed poll; nil discards.
 	Logger *slog.Logger
+	// Loops, when set, is told when a device's polling loop fails and is
+	// restarted, and when it runs again (supervise.go).
+	Loops LoopWatcher
 }
 
 // Poller polls every device of a Config on its own goroutine.
@@ -53,8 +56,9 @@ type Poller struct {
 	log     *slog.Logger
 	m       *metrics
 
+	loops   LoopWatcher
 	mu      sync.Mutex
-	state   int // 0 new, 1 running, 2 closed
+	state   int // 0 idle, 1 running, 2 closed
 	stop    context.CancelFunc
 	stopped chan struct{}
 }
@@ -73,7 +77,7 @@ func NewPoller(cfg *Config, em Emitter, opts Options) (*Poller, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Poller{em: em, log: log, m: m, last: map[string]*atomic.Int64{}, stopped: make(chan struct{})}
+	p := &Poller{em: em, log: log, m: m, last: map[string]*atomic.Int64{}, loops: opts.Loops}
 	for i := range cfg.Devices {
 		d := cfg.Devices[i]
 		d.Registers = append([]Register(nil), d.Registers...)
@@ -88,8 +92,10 @@ func NewPoller(cfg *Config, em Emitter, opts Options) (*Poller, error) {
 
 // Run polls until ctx ends or Close is called, then closes every connection
 // and returns nil once every device goroutine has stopped. A poll in flight
-// finishes first, so stopping takes at most one request timeout. Run may be
-// called once; later calls return ErrClosed.
+// finishes first, so stopping takes at most one request timeout. A device
+// loop that panics is recovered and restarted (supervise.go). Run may be
+// called again after it returned, so a supervisor can restart it; it returns
+// ErrClosed after Close or while another Run is running.
 func (p *Poller) Run(ctx context.Context) error {
 	p.mu.Lock()
 	if p.state != 0 {
@@ -98,28 +104,37 @@ func (p *Poller) Run(ctx context.Context) error {
 	}
 	ctx, p.stop = context.WithCancel(ctx)
 	p.state = 1
+	stopped := make(chan struct{})
+	p.stopped = stopped
 	p.mu.Unlock()
-	defer close(p.stopped)
-	defer p.stop()
+	defer func() {
+		p.stop()
+		p.mu.Lock()
+		if p.state == 1 {
+			p.state = 0
+		}
+		p.mu.Unlock()
+		close(stopped)
+	}()
 
 	var wg sync.WaitGroup
 	for _, dv := range p.devices {
-		wg.Go(func() { p.runDevice(ctx, dv) })
+		wg.Go(func() { p.superviseDevice(ctx, dv) })
 	}
 	wg.Wait()
 	return nil
 }
 
 // Close stops Run, waits for it to return, and is safe to call more than once
-// and from any goroutine.
+// and from any goroutine. Run cannot be called after it.
 func (p *Poller) Close() error {
 	p.mu.Lock()
-	state := p.state
+	state, stopped, stop := p.state, p.stopped, p.stop
 	p.state = 2
 	p.mu.Unlock()
 	if state == 1 {
-		p.stop()
-		<-p.stopped
+		stop()
+		<-stopped
 	}
 	return nil
 }
@@ -152,6 +167,8 @@ type device struct {
 
 	pending *telemetry.Reading // newest reading the emitter refused
 	lastKey *telemetry.Field   // emit_on_change value of the last reading
+
+	loop loopState // restarts of the polling loop (supervise.go)
 }
 
 // runDevice polls one device on a fixed cadence whose phase is random, so that
@@ -171,6 +188,9 @@ func (p *Poller) runDevice(ctx context.Context, dv *device) {
 		}
 		now := time.Now()
 		p.m.lateness.Observe(now.Sub(next).Seconds())
+		if hook := testLoopHook.Load(); hook != nil {
+			(*hook)(dv.cfg.ID)
+		}
 		p.pollOnce(ctx, dv, now)
 		next = next.Add(iv)
 		if now = time.Now(); !next.After(now) {
