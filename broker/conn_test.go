@@ -2,7 +2,6 @@ package broker
 
 import (
 	"fmt"
-	"github.com/sanigate/sanigate/simulators"
 	"io"
 	"net"
 	"runtime"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sanigate/sanigate/fleet"
+	"github.com/sanigate/sanigate/simulators"
 )
 
 // rawConnect opens a connection and completes CONNECT/CONNACK with a bare

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"github.com/sanigate/sanigate/internal/testenv"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sanigate/sanigate/internal/influxtest"
+	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 const emfileChildEnv = "SANIGATE_TEST_EMFILE_INFLUX"

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -85,21 +84,17 @@ func BenchmarkPublishToWebhook(b *testing.B) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer rcv.Close()
-	demo, _ := filepath.Abs("../examples/demo")
 	var trucks strings.Builder
 	for i := 0; i < n; i++ {
 		h, _ := fleet.HashPassword(fmt.Sprintf("pw-trk-%d", i), 4)
 		fmt.Fprintf(&trucks, "  - {id: trk-%d, kind: truck, category: kitchen, capacity_kg: 8000, password_hash: %q}\n", i, h)
 	}
-	sections := fmt.Sprintf(`places:
-  districts: %s
-  sites: %s
-cases:
+	sections := demoPlaces(b) + fmt.Sprintf(`cases:
   units:
     - {id: enforcement-north, name: North enforcement bureau, webhook_url: %q, secret: bench-secret}
   dispatch: {default_unit: enforcement-north}
   outbox: {retry_min: 100ms, retry_max: 1s, poll: 100ms}
-`, filepath.Join(demo, "districts.geojson"), filepath.Join(demo, "sites.geojson"), rcv.URL)
+`, rcv.URL)
 	h := newHarnessYAML(b, trucks.String(), sections)
 	start := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
 	acked := make([]time.Time, n)

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -21,15 +20,11 @@ import (
 // map knows the devices' latest readings, and the case of a dump detected
 // in the gateway shows the truck's track and load read back from InfluxDB.
 func TestConsoleThroughTheGateway(t *testing.T) {
-	demo, _ := filepath.Abs("../examples/demo")
-	sections := fmt.Sprintf(`places:
-  districts: %s
-  sites: %s
-cases:
+	sections := demoPlaces(t) + fmt.Sprintf(`cases:
   units:
     - {id: city-office, name: City office}
   dispatch: {default_unit: city-office}
-`, filepath.Join(demo, "districts.geojson"), filepath.Join(demo, "sites.geojson"))
+`)
 	h := newHarnessYAML(t, "", sections)
 	if _, err := h.g.Cases().AddUser(context.Background(), cases.User{Name: "office", Role: cases.RoleCity}, "office-password"); err != nil {
 		t.Fatal(err)

@@ -4,15 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/sanigate/sanigate/internal/testenv"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sanigate/sanigate/cases"
 	"github.com/sanigate/sanigate/fleet"
+	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 // tripPoints is dumpingTrip's readings, one JSON object each.
@@ -32,20 +31,16 @@ func tripPoints(t testing.TB, start time.Time) []string {
 // detectionHarness runs the gateway with the demo's places and trucks named ids.
 func detectionHarness(t testing.TB, ids ...string) *harness {
 	t.Helper()
-	demo, _ := filepath.Abs("../examples/demo")
 	var trucks strings.Builder
 	for _, id := range ids {
 		h, _ := fleet.HashPassword("pw-"+id, 4)
 		fmt.Fprintf(&trucks, "  - {id: %s, kind: truck, category: kitchen, capacity_kg: 8000, password_hash: %q}\n", id, h)
 	}
-	sections := fmt.Sprintf(`places:
-  districts: %s
-  sites: %s
-cases:
+	sections := demoPlaces(t) + fmt.Sprintf(`cases:
   units:
     - {id: city-office, name: City office}
   dispatch: {default_unit: city-office}
-`, filepath.Join(demo, "districts.geojson"), filepath.Join(demo, "sites.geojson"))
+`)
 	return newHarnessYAML(t, trucks.String(), sections)
 }
 

@@ -2,24 +2,17 @@ package gateway
 
 import (
 	"fmt"
-	"github.com/sanigate/sanigate/internal/testenv"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 // A reading published twice (as a QoS 1 resend does) is one point of one
 // series in InfluxDB: the repeated GPS fix is placed like the first (same
 // district and site tags), not marked as filtered, and counted.
 func TestDuplicateReadingStoredOnce(t *testing.T) {
-	demo, err := filepath.Abs("../examples/demo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sections := fmt.Sprintf(`places:
-  districts: %s
-  sites: %s
-`, filepath.Join(demo, "districts.geojson"), filepath.Join(demo, "sites.geojson"))
+	sections := demoPlaces(t)
 	h := newHarnessYAML(t, "", sections)
 	truck := h.mustConnect("truck-1")
 	bin := h.mustConnect("bin-1")

@@ -2,14 +2,13 @@ package gateway
 
 import (
 	"encoding/json"
-	"fmt"
-	"github.com/sanigate/sanigate/internal/testenv"
 	"io"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 // A truck's tracker silent for 40 minutes mid-trip, back parked with 1,500 kg
@@ -18,14 +17,7 @@ import (
 // truck then drops off the network, device_offline carries the district of
 // its last position, not the one it is registered in.
 func TestTrackingGapThroughTheGateway(t *testing.T) {
-	demo, err := filepath.Abs("../examples/demo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sections := fmt.Sprintf(`places:
-  districts: %s
-  sites: %s
-`, filepath.Join(demo, "districts.geojson"), filepath.Join(demo, "sites.geojson"))
+	sections := demoPlaces(t)
 	h := newHarnessYAML(t, "", sections)
 	c := h.mustConnect("truck-1")
 	start := time.Now().Add(-75 * time.Minute).Truncate(time.Second)

@@ -234,3 +234,15 @@ func (h *harness) metric(name string, want map[string]string) float64 {
 	}
 	return sum
 }
+
+// demoPlaces is the places section of a test configuration: the demo city's
+// districts and sites.
+func demoPlaces(t testing.TB) string {
+	t.Helper()
+	demo, err := filepath.Abs("../examples/demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("places:\n  districts: %s\n  sites: %s\n",
+		filepath.Join(demo, "districts.geojson"), filepath.Join(demo, "sites.geojson"))
+}

@@ -3,11 +3,9 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/sanigate/sanigate/internal/testenv"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sanigate/sanigate/fleet"
+	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 // completingReading finds the index in dumpingTrip of the reading that
@@ -75,21 +74,17 @@ func detectionLatency(b *testing.B, live bool) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer rcv.Close()
-	demo, _ := filepath.Abs("../examples/demo")
 	var trucks strings.Builder
 	for i := -1; i < n; i++ { // lat--1 calibrates
 		h, _ := fleet.HashPassword(fmt.Sprintf("pw-lat-%d", i), 4)
 		fmt.Fprintf(&trucks, "  - {id: lat-%d, kind: truck, category: kitchen, capacity_kg: 8000, password_hash: %q}\n", i, h)
 	}
-	sections := fmt.Sprintf(`places:
-  districts: %s
-  sites: %s
-cases:
+	sections := demoPlaces(b) + fmt.Sprintf(`cases:
   units:
     - {id: enforcement-north, name: North enforcement bureau, webhook_url: %q, secret: bench-secret}
   dispatch: {default_unit: enforcement-north}
   outbox: {retry_min: 100ms, retry_max: 1s, poll: 20ms}
-`, filepath.Join(demo, "districts.geojson"), filepath.Join(demo, "sites.geojson"), rcv.URL)
+`, rcv.URL)
 	h := newHarnessYAML(b, trucks.String(), sections)
 	completing := completingReading(b, h, "lat--1")
 	b.Logf("the dump is complete with reading %d of the trip", completing)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -44,11 +43,7 @@ func TestWholeLoopThroughTheGateway(t *testing.T) {
 	}))
 	defer rcv.Close()
 
-	demo, _ := filepath.Abs("../examples/demo")
-	sections := fmt.Sprintf(`places:
-  districts: %s
-  sites: %s
-cases:
+	sections := demoPlaces(t) + fmt.Sprintf(`cases:
   units:
     - {id: city-office, name: City office}
     - {id: enforcement-north, name: North enforcement bureau, webhook_url: %q, secret: %q, escalation: city-office}
@@ -59,7 +54,7 @@ cases:
   tokens:
     - {name: office, role: city, token_hash: %q}
     - {name: north-crew, role: unit, unit: enforcement-north, token_hash: %q}
-`, filepath.Join(demo, "districts.geojson"), filepath.Join(demo, "sites.geojson"), rcv.URL+"/hook", secret,
+`, rcv.URL+"/hook", secret,
 		cases.HashToken("city-token"), cases.HashToken("north-token"))
 	h := newHarnessYAML(t, "", sections, func(c *fleet.Config) {})
 

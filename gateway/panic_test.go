@@ -2,12 +2,13 @@ package gateway
 
 import (
 	"bufio"
-	"github.com/sanigate/sanigate/internal/testenv"
 	"net"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 // A connection whose goroutine panicked (mochi-mqtt issue 501: a truncated

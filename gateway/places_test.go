@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,14 +13,7 @@ import (
 // the position; a fix the GPS filters refuse does not place the reading, is
 // marked with the reason and counted.
 func TestReadingsPlacedOnTheMap(t *testing.T) {
-	demo, err := filepath.Abs("../examples/demo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sections := fmt.Sprintf(`places:
-  districts: %s
-  sites: %s
-`, filepath.Join(demo, "districts.geojson"), filepath.Join(demo, "sites.geojson"))
+	sections := demoPlaces(t)
 	h := newHarnessYAML(t, "", sections)
 	c := h.mustConnect("truck-1")
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
@@ -64,14 +56,7 @@ func TestReadingsPlacedOnTheMap(t *testing.T) {
 // A fixed device is placed by its registered position: a bin registered in
 // the north that reports a position in the south stays in the north.
 func TestFixedDeviceKeepsItsRegisteredPlace(t *testing.T) {
-	demo, err := filepath.Abs("../examples/demo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sections := fmt.Sprintf(`places:
-  districts: %s
-  sites: %s
-`, filepath.Join(demo, "districts.geojson"), filepath.Join(demo, "sites.geojson"))
+	sections := demoPlaces(t)
 	h := newHarnessYAML(t, "", sections, func(cfg *fleet.Config) {
 		for i := range cfg.Devices {
 			if cfg.Devices[i].ID == "bin-1" {

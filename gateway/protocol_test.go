@@ -4,13 +4,14 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"github.com/sanigate/sanigate/internal/testenv"
 	"io"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 // rawConnect311 sends a 3.1.1 CONNECT with the given client id and clean

@@ -3,13 +3,14 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"github.com/sanigate/sanigate/internal/testenv"
 	"io"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 // QoS 2 works end to end: PUBREC once the message is durable, then

@@ -2,9 +2,10 @@ package gateway
 
 import (
 	"fmt"
-	"github.com/sanigate/sanigate/internal/testenv"
 	"testing"
 	"time"
+
+	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 // Duplicate keys (a second "ts" included), a pickup of a bin the fleet does

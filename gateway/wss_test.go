@@ -3,12 +3,13 @@ package gateway
 import (
 	"crypto/tls"
 	"fmt"
-	"github.com/sanigate/sanigate/internal/testenv"
 	"strings"
 	"testing"
 	"time"
 
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/sanigate/sanigate/internal/testenv"
 )
 
 // MQTT over WebSocket on the HTTPS server at /mqtt logs in and applies the
