@@ -8,6 +8,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sanigate/sanigate/fleet"
+	"github.com/sanigate/sanigate/telemetry"
 )
 
 // Duration is a time.Duration written in configuration as "30s", "5m" or "2h"
@@ -33,9 +34,11 @@ type Config struct {
 	// time, once the clock has passed it, re-runs its device. Default 2s.
 	ClockGrace Duration `yaml:"clock_grace"`
 	// ReplayBytes bounds what each device keeps to re-run its detectors
-	// over late readings (its marks and recent readings). Default 512 KiB:
-	// about 8 h of a truck reporting every 10 s, so that an upload 3 h late
-	// after live data still finds a mark before it.
+	// over late readings (its marks and recent readings). Default 512 KiB
+	// for trucks and sweepers, which go out of coverage and upload late
+	// (about 8 h of a truck reporting every 10 s, so that an upload 3 h late
+	// after live data still finds a mark before it), and 128 KiB for fixed
+	// devices. Set, it applies to every kind.
 	ReplayBytes int `yaml:"replay_bytes"`
 	// ReplayWindow bounds the same in event time: a device keeps what a
 	// re-run needs for readings up to this much older than its newest one.
@@ -273,7 +276,6 @@ func DefaultConfig() Config {
 		Lateness:      Duration(10 * time.Minute),
 		UploadDelay:   map[string]Duration{"truck": Duration(70 * time.Minute), "sweeper": Duration(70 * time.Minute)},
 		ClockGrace:    Duration(2 * time.Second),
-		ReplayBytes:   512 << 10,
 		ReplayWindow:  Duration(6 * time.Hour),
 		MarkEvery:     Duration(30 * time.Minute),
 		LoadSmoothing: 5,
@@ -392,11 +394,15 @@ func parseNight(s string) (time.Duration, time.Duration, error) {
 
 func (c *Config) uploadDelay(kind string) time.Duration { return c.UploadDelay[kind].D() }
 
-func (c *Config) replayBytes() int {
-	if c.ReplayBytes <= 0 {
+func (c *Config) replayBytes(kind string) int {
+	switch {
+	case c.ReplayBytes > 0:
+		return c.ReplayBytes
+	case kind == telemetry.KindTruck || kind == telemetry.KindSweeper:
 		return 512 << 10
+	default:
+		return 128 << 10
 	}
-	return c.ReplayBytes
 }
 
 func (c *Config) replayWindow() time.Duration {
