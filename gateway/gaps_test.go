@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sanigate/sanigate/internal/testenv"
+	"github.com/sanigate/sanigate/simulators"
 )
 
 // A truck's tracker silent for 40 minutes mid-trip, back parked with 1,500 kg
@@ -83,17 +84,7 @@ func dropConnection(t *testing.T, addr, id, pw string) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	var body []byte
-	str := func(s string) { body = append(append(body, byte(len(s)>>8), byte(len(s))), s...) }
-	str("MQTT")
-	body = append(body, 4, 0xC2, 0, 60) // level 4; username, password, clean session; keep-alive 60 s
-	str(id + "-drop")                   // bound to the device: "{id}-anything"
-	str(id)
-	str(pw)
-	if len(body) > 127 {
-		t.Fatal("connect packet too long for a one-byte length")
-	}
-	if _, err := conn.Write(append([]byte{0x10, byte(len(body))}, body...)); err != nil {
+	if _, err := conn.Write(simulators.AppendConnect(nil, 4, id+"-drop", id, pw)); err != nil {
 		t.Fatal(err)
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -251,7 +249,7 @@ func TestRowVehicleOfflineInDistrictOfLastPosition(t *testing.T) {
 	sendEach(t, truck, "truck-1", []string{fix(-20*time.Second, `,"load_kg":2000`), fix(-10*time.Second, `,"load_kg":2000`),
 		fix(0, `,"load_kg":2000`)})
 	truck.Disconnect(100)
-	dropLink(t, h.g.MQTTAddr(), "truck-1")
+	dropConnection(t, h.g.MQTTAddr(), "truck-1", "pw-truck-1")
 
 	testenv.Eventually(t, 60*time.Second, "device_offline cases of the sweeper and the truck", func() bool {
 		_, s := caseOf(t, h, "device_offline", "sweeper-1")
@@ -438,35 +436,5 @@ func TestRowUnaccountedLoadBackDriving(t *testing.T) {
 	}
 	if rows := h.influx.Rows(t, `SELECT * FROM "forever"."violation" WHERE "type"='illegal_dumping'`); len(rows) != 0 {
 		t.Errorf("illegal_dumping raised across the gap: %v", rows)
-	}
-}
-
-// dropLink connects as device (password "pw-" + device) with a raw MQTT
-// 3.1.1 CONNECT under a client id bound to it, and closes the socket
-// without a DISCONNECT, as a vehicle losing its network does.
-func dropLink(t *testing.T, addr, device string) {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var body []byte
-	str := func(s string) { body = append(append(body, byte(len(s)>>8), byte(len(s))), s...) }
-	str("MQTT")
-	body = append(body, 4, 0xC2, 0, 60) // level 4; username, password, clean session; keep-alive 60 s
-	str(device + "-drop")
-	str(device)
-	str("pw-" + device)
-	if len(body) > 127 {
-		t.Fatal("connect packet too long for a one-byte length")
-	}
-	if _, err := conn.Write(append([]byte{0x10, byte(len(body))}, body...)); err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	ack := make([]byte, 4)
-	if _, err := io.ReadFull(conn, ack); err != nil || ack[0] != 0x20 || ack[3] != 0 {
-		t.Fatalf("connack %v: %v", ack, err)
 	}
 }
