@@ -116,7 +116,13 @@ func (w *Writer) Run(ctx context.Context) error {
 			return nil // ctx ended while retrying
 		}
 		if err := w.cons.Commit(end); err != nil {
-			w.log.Error("cannot persist the writer's cursor; lines may be written again after a restart", "error", err)
+			// The lines are in InfluxDB and the cursor moved in memory;
+			// only its file is behind. Stop, so that the supervisor
+			// counts the failure, reports the writer down and starts it
+			// again with backoff; until the file is written, a crash
+			// would write some lines twice (the same points, so
+			// InfluxDB keeps one of each).
+			return fmt.Errorf("persist the writer's cursor: %w", err)
 		}
 	}
 }

@@ -29,7 +29,8 @@ import (
 // connections, publishes readings (a component that must open a file then
 // fails with "too many open files": the writer opening a segment or its
 // cursor, the detectors their state log), frees the descriptors, and shows
-// that /readyz said a component was down, that its restart was counted, and
+// that /readyz said a component was down, that the writer's restart was
+// counted (it cannot persist its cursor, or open a segment), and
 // that the readings, and new ones, reach InfluxDB.
 func TestWriterSurvivesDescriptorExhaustion(t *testing.T) {
 	prlimit, err := exec.LookPath("prlimit")
@@ -88,20 +89,26 @@ devices:
 	dev := connectDevice(t, mqttAddr)
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
 
-	// The spool is empty, so the writer has no segment open yet: the first
-	// reading makes it open one, with every descriptor in use.
+	// One reading first, so that the writer has its segment open and a
+	// connection to InfluxDB: what it cannot do once the descriptors are
+	// gone is persist its cursor, which it does at most once a second.
+	publishFill(t, dev, base.Add(-time.Minute), 1, 11)
+	testenv.Eventually(t, 30*time.Second, "the first reading in InfluxDB", func() bool {
+		return influx.Count(t, "bin", "fill_pct", "") == 1
+	})
+	time.Sleep(1500 * time.Millisecond)
 	hog := exhaust(t, httpAddr, cmd.Process.Pid, limit)
 	t.Logf("exhausted: %d descriptors open", openFiles(cmd.Process.Pid))
 	publishFill(t, dev, base, 300, 0)
-	testenv.Eventually(t, 60*time.Second, "/readyz to report a component down", func() bool {
+	testenv.Eventually(t, 60*time.Second, "/readyz to report the writer down", func() bool {
 		body, _ := get(web, "http://"+httpAddr+"/readyz")
-		return strings.Contains(body, " down: ")
+		return strings.Contains(body, "writer down: ")
 	})
 	hog.release()
 
 	testenv.Eventually(t, 90*time.Second, "every component back and the readings in InfluxDB", func() bool {
 		body, err := get(web, "http://"+httpAddr+"/readyz")
-		return err == nil && !strings.Contains(body, " down: ") && influx.Count(t, "bin", "fill_pct", "") == 300
+		return err == nil && !strings.Contains(body, " down: ") && influx.Count(t, "bin", "fill_pct", "") == 301
 	})
 	publishFill(t, dev, base.Add(30*time.Minute), 1, 77)
 	testenv.Eventually(t, 30*time.Second, "a reading published after the descriptors were freed in InfluxDB", func() bool {
@@ -111,7 +118,7 @@ devices:
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `reason="too_many_open_files"}`
+	want := `{component="writer",reason="too_many_open_files"}`
 	if !strings.Contains(grepLines(metrics, "sanigate_component_restarts_total{"), want) {
 		t.Errorf("/metrics lacks %s:\n%s", want, grepLines(metrics, "sanigate_component"))
 	}
