@@ -73,7 +73,8 @@ type Options struct {
 	// connected or kept for a reconnect (default 4).
 	MaxSessionsPerDevice int
 	// OnLastWill, if set, is called when a device's last connection ends
-	// without a DISCONNECT (its last will): the device_offline signal.
+	// without a DISCONNECT (its last will): the device_offline signal. It
+	// is not called for the connections Close ends.
 	OnLastWill func(device string)
 	// Login throttles failed logins per device id and source address.
 	Login LoginLimits
@@ -97,6 +98,9 @@ type Broker struct {
 	acks      *ackers
 	logins    *loginThrottle
 	started   atomic.Bool
+	// closing is set once Close began: connections ended by the
+	// gateway stopping are not their devices' last wills.
+	closing atomic.Bool
 }
 
 // New builds a broker; Start opens its listener.
@@ -237,6 +241,7 @@ func (b *Broker) ConnectedDevices() int64 {
 // Close stops accepting, disconnects every client and waits for their
 // connection goroutines, bounded by ctx.
 func (b *Broker) Close(ctx context.Context) error {
+	b.closing.Store(true)
 	done := make(chan error, 1)
 	go func() {
 		err := b.srv.Close()

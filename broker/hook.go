@@ -132,7 +132,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		id := string(cl.Properties.Username)
 		if h.devices[id]--; h.devices[id] <= 0 {
 			delete(h.devices, id)
-			if err != nil && h.onWill != nil {
+			if err != nil && h.onWill != nil && !h.b.closing.Load() {
 				go h.onWill(id)
 			}
 		}

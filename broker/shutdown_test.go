@@ -1,0 +1,64 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sanigate/sanigate/fleet"
+)
+
+// A gateway that stops is not its devices going offline: closing the broker
+// ends every connection without a last-will signal, while a connection that
+// drops on its own still gives one.
+func TestCloseSendsNoLastWills(t *testing.T) {
+	const n = 50
+	var devs []fleet.Device
+	secrets := make([]string, n)
+	for i := range n {
+		s, h, _ := fleet.GenerateSecret()
+		secrets[i] = s
+		devs = append(devs, fleet.Device{ID: fmt.Sprintf("bin-%03d", i), Kind: "bin", PasswordHash: h})
+	}
+	var wills atomic.Int64
+	b, err := New(Options{Address: "127.0.0.1:0", Auth: fleet.NewRegistry(devs), Handler: discard{},
+		Registerer: prometheus.NewRegistry(), OnLastWill: func(string) { wills.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	conns := make([]net.Conn, n)
+	for i := range n {
+		c, err := rawConnect(b.Addr(), devs[i].ID, secrets[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	// One device's connection drops: that is its last will.
+	conns[0].Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for wills.Load() < 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := wills.Load(); got != 1 {
+		t.Fatalf("a dropped connection gave %d last wills, want 1", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // a will runs on its own goroutine
+	if got := wills.Load(); got != 1 {
+		t.Fatalf("closing the broker gave %d more last wills, want none", got-1)
+	}
+}
