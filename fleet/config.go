@@ -118,6 +118,10 @@ type InfluxConfig struct {
 	BatchSize     int      `yaml:"batch_size"`
 	FlushInterval Duration `yaml:"flush_interval"`
 	Timeout       Duration `yaml:"timeout"`
+	// Compression of write requests: "auto" (the default: gzip, unless
+	// InfluxDB is on this machine, where compressing costs CPU and saves
+	// nothing), "gzip" or "none".
+	Compression string `yaml:"compression"`
 	// Retention is the retention layout the gateway keeps on InfluxDB 1.x.
 	Retention RetentionConfig `yaml:"retention"`
 }
@@ -417,6 +421,11 @@ func (c *Config) validate(ps *Problems) {
 	if c.InfluxDB.FlushInterval < 0 {
 		add("influxdb.flush_interval", "must be positive")
 	}
+	switch c.InfluxDB.Compression {
+	case "", "auto", "gzip", "none":
+	default:
+		add("influxdb.compression", "must be auto, gzip or none, got %q", c.InfluxDB.Compression)
+	}
 	if c.InfluxDB.Token != "" && c.InfluxDB.TokenFile != "" {
 		add("influxdb.token_file", "set token or token_file, not both")
 	}
@@ -545,4 +554,25 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// Gzip reports whether write requests to InfluxDB are gzip-compressed: as
+// configured, or under "auto" when InfluxDB is not on a loopback address.
+func (c InfluxConfig) Gzip() bool {
+	switch c.Compression {
+	case "gzip":
+		return true
+	case "none":
+		return false
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return true
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
 }

@@ -124,3 +124,28 @@ func TestPasswords(t *testing.T) {
 		t.Errorf("argon2id wrong password: got %v", err)
 	}
 }
+
+func TestInfluxCompression(t *testing.T) {
+	for _, c := range []struct {
+		url, compression string
+		want             bool
+	}{
+		{"http://127.0.0.1:8086", "", false},
+		{"http://localhost:8086", "auto", false},
+		{"http://[::1]:8086", "", false},
+		{"https://influx.city.example:8086", "", true},
+		{"http://10.0.0.5:8086", "auto", true},
+		{"http://127.0.0.1:8086", "gzip", true},
+		{"https://influx.city.example:8086", "none", false},
+	} {
+		ic := InfluxConfig{URL: c.url, Compression: c.compression}
+		if got := ic.Gzip(); got != c.want {
+			t.Errorf("%s with compression %q: gzip %v, want %v", c.url, c.compression, got, c.want)
+		}
+	}
+	cfg := "influxdb: {url: http://127.0.0.1:8086, bucket: b, compression: zstd}\n"
+	_, err := Parse("sanigate.yaml", []byte(cfg), func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "influxdb.compression") {
+		t.Fatalf("compression: zstd: got %v, want an influxdb.compression problem", err)
+	}
+}

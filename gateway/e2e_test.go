@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sanigate/sanigate/fleet"
 	"github.com/sanigate/sanigate/internal/testenv"
 )
 
@@ -143,4 +144,22 @@ func TestEndToEnd(t *testing.T) {
 	if got := h.metric("sanigate_devices_connected", nil); got != 4 {
 		t.Errorf("sanigate_devices_connected: got %v, want 4", got)
 	}
+}
+
+// TestCompressedWrites stores readings through gzip-compressed write
+// requests, which the gateway uses when InfluxDB is not on this machine.
+func TestCompressedWrites(t *testing.T) {
+	h := newHarness(t, func(c *fleet.Config) { c.InfluxDB.Compression = "gzip" })
+	if !h.cfg.InfluxDB.Gzip() {
+		t.Fatal("compression: gzip does not compress")
+	}
+	base := time.Now().Add(-time.Hour).Truncate(time.Second).UTC()
+	bin := h.mustConnect("bin-1")
+	for i := range 5 {
+		publish(t, bin, topic("bin-1", "telemetry"), 1,
+			fmt.Sprintf(`{"ts":%q,"fill_pct":%d}`, base.Add(time.Duration(i)*time.Minute).Format(time.RFC3339), 10+i))
+	}
+	testenv.Eventually(t, 15*time.Second, "five readings in InfluxDB", func() bool {
+		return h.influx.Count(t, "bin", "fill_pct", "") == 5
+	})
 }

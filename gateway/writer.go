@@ -38,7 +38,7 @@ func (g *Gateway) startWriter(tm *telemetry.Metrics) error {
 		BatchSize: cfg.InfluxDB.BatchSize, FlushInterval: cfg.InfluxDB.FlushInterval.D(), Timeout: cfg.InfluxDB.Timeout.D(),
 		DeadLetterFile: filepath.Join(cfg.Resolve(cfg.Spool.Dir), "dead-letter.lp"),
 		Metrics:        tm, Logger: g.log.With("component", "writer"),
-		Route: route,
+		Route: route, Gzip: cfg.InfluxDB.Gzip(),
 	})
 	w := g.writer
 	g.sup.start(component{name: "writer", run: func(ctx context.Context) error {

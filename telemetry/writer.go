@@ -26,6 +26,7 @@ type WriterOptions struct {
 	Timeout                 time.Duration // per request; default 10s
 	DeadLetterFile          string        // lines InfluxDB refuses go here
 	MaxBackoff              time.Duration // default 30s
+	Gzip                    bool          // compress write requests
 	// Route returns the bucket a measurement's lines go to, "" for Bucket
 	// (see RouteBucket); nil sends every line to Bucket.
 	Route   func(measurement string) string
@@ -34,7 +35,7 @@ type WriterOptions struct {
 }
 
 // Writer is the spool consumer that delivers readings to InfluxDB through
-// the v2 write API, gzip-compressed, in batches. It advances its cursor only
+// the v2 write API (gzip-compressed unless told not to), in batches. It advances its cursor only
 // after InfluxDB accepted a batch, retries network errors, 5xx and 429 with
 // exponential backoff and jitter for as long as it takes, and isolates lines
 // InfluxDB refuses (4xx) into the dead-letter file. It relies on none of the
@@ -70,7 +71,7 @@ func NewWriter(cons *spool.Consumer, o WriterOptions) *Writer {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	opts := influxdb2.DefaultOptions().
-		SetUseGZip(true).
+		SetUseGZip(o.Gzip).
 		SetHTTPRequestTimeout(uint((o.Timeout + time.Second - 1) / time.Second)).
 		SetMaxRetries(0)
 	c := influxdb2.NewClientWithOptions(o.URL, o.Token, opts)
