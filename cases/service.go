@@ -247,13 +247,20 @@ func (s *Service) buildRules(cfg Config) (*rules, error) {
 	return r, nil
 }
 
-// Reload replaces the units, dispatch rules, deadlines and API tokens with
-// those of cfg at once, after checking them: on any problem it returns them
-// all and the rules in force stay. It returns the settings that differ but
-// take effect only at the next start (the store, the outbox, the check
-// interval); those are not applied. Cases already dispatched keep their
-// unit and deadlines; new cases and new deadlines follow the new rules.
-func (s *Service) Reload(cfg Config) (needsRestart []string, err error) {
+// RulesUpdate is a checked set of case rules waiting to be installed.
+type RulesUpdate struct {
+	s *Service
+	r *rules
+	// NeedsRestart names the settings that differ but take effect only at
+	// the next start (cases.store, cases.outbox, cases.check_interval);
+	// Apply leaves them as they are.
+	NeedsRestart []string
+}
+
+// PrepareReload checks the units, dispatch rules, deadlines and API tokens
+// of cfg and loads the units' secrets and robots, without installing
+// anything: on any problem it returns them all. Apply installs the result.
+func (s *Service) PrepareReload(cfg Config) (*RulesUpdate, error) {
 	cfg.applyDefaults()
 	if ps := cfg.Validate(); len(ps) > 0 {
 		for i := range ps {
@@ -265,18 +272,23 @@ func (s *Service) Reload(cfg Config) (needsRestart []string, err error) {
 	if err != nil {
 		return nil, err
 	}
+	u := &RulesUpdate{s: s, r: r}
 	if cfg.Store != s.cfg.Store {
-		needsRestart = append(needsRestart, "cases.store")
+		u.NeedsRestart = append(u.NeedsRestart, "cases.store")
 	}
 	if cfg.Outbox != s.cfg.Outbox {
-		needsRestart = append(needsRestart, "cases.outbox")
+		u.NeedsRestart = append(u.NeedsRestart, "cases.outbox")
 	}
 	if cfg.CheckInterval != s.cfg.CheckInterval {
-		needsRestart = append(needsRestart, "cases.check_interval")
+		u.NeedsRestart = append(u.NeedsRestart, "cases.check_interval")
 	}
-	s.live.Store(r)
-	return needsRestart, nil
+	return u, nil
 }
+
+// Apply installs the prepared rules at once: requests and workers see the
+// old set or the new one, never a mix. Cases already dispatched keep their
+// unit and deadlines; new cases and new deadlines follow the new rules.
+func (u *RulesUpdate) Apply() { u.s.live.Store(u.r) }
 
 // storeDSN returns the data source of the store: for SQLite its path,
 // resolved against deps.Dir, with its folder created; for PostgreSQL the

@@ -208,7 +208,7 @@ func (g *Gateway) startClusterDetector(ctx context.Context, fo cluster.Forwarder
 		URLs: fo.URLs, Stream: fo.Stream, ID: id, LeaseTTL: cc.LeaseTTL.D(), Replay: cc.Replay.D(),
 		Lateness: g.detCfg.Lateness.D(), Sink: sink, Logger: log, Registerer: g.reg,
 		Engine: func(p int, s violations.Sink) *violations.Engine {
-			return violations.NewEngine(g.cfg, g.detCfg, s, violations.EngineOptions{
+			return violations.NewEngine(g.liveConfig(), g.detCfg, s, violations.EngineOptions{
 				Shards: 1, Logger: log.With("partition", p)})
 		},
 	})

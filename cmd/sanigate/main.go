@@ -77,7 +77,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	return serve(cfg, log, f.pprofOn, roles, stderr)
+	return serve(cfg, log, f.pprofOn, roles, f.override, stderr)
 }
 
 // runSubcommand runs the subcommand named by args[0], if there is one, and
@@ -91,6 +91,8 @@ func runSubcommand(args []string, stdin io.Reader, stdout, stderr io.Writer) (co
 		return hashPassword(args[1:], stdin, stdout, stderr), true
 	case "user":
 		return userCmd(args[1:], stdin, stdout, stderr), true
+	case "device":
+		return deviceCmd(args[1:], stdout, stderr), true
 	case "backup":
 		return backupCmd(args[1:], stdout, stderr), true
 	case "restore":
@@ -232,7 +234,8 @@ Flags:
 }
 
 // serve runs the gateway until SIGINT or SIGTERM, then stops it in order.
-func serve(cfg *fleet.Config, log *slog.Logger, pprof bool, roles gateway.Roles, stderr io.Writer) int {
+// SIGHUP reloads the configuration file (flags still override it).
+func serve(cfg *fleet.Config, log *slog.Logger, pprof bool, roles gateway.Roles, override func(*fleet.Config), stderr io.Writer) int {
 	g, err := gateway.New(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "sanigate: %v\n", err)
@@ -240,13 +243,28 @@ func serve(cfg *fleet.Config, log *slog.Logger, pprof bool, roles gateway.Roles,
 	}
 	g.Profiling = pprof
 	g.Roles = roles
+	g.Overrides = override
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := g.Start(ctx); err != nil {
 		fmt.Fprintf(stderr, "sanigate: %v\n", err)
 		return 1
 	}
-	<-ctx.Done()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-hup:
+			// Reload logs its outcome, and every problem of a refused file.
+			if rep, err := g.Reload(ctx); err != nil {
+				for _, p := range rep.Problems {
+					log.Warn("configuration problem", "component", "reload", "problem", p)
+				}
+			}
+		}
+	}
 	log = log.With("component", "main")
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
