@@ -5,6 +5,7 @@
 //	sanigate hash-password                  read a password on stdin, print its bcrypt hash
 //	sanigate hash-password -generate        print a new 128-bit device secret, then its hash
 //	sanigate user add -name N -role R       add a console user (password on stdin)
+//	sanigate device add|disable|rotate ...  manage the device registry in the case store
 //	sanigate -version                       print the version, commit and build date
 //	sanigate backup -out FILE.tar.gz        back up the case store and the configuration
 //	sanigate restore -in FILE.tar.gz        restore them (see -help of each)
@@ -218,10 +219,18 @@ Usage:
   sanigate user add -config FILE -name N -role city|district|unit [-district D] [-unit U] [-admin]
                                 add a console user; the password is read on stdin
   sanigate user list -config FILE   list the console users
+  sanigate device add -config FILE -id ID -kind K [-category C] [-capacity-kg N] [-lat Y -lon X] ...
+                                register a device; prints its new secret (shown once)
+  sanigate device disable|enable -config FILE -id ID   a disabled device is cut off and cannot log in
+  sanigate device rotate -config FILE -id ID [-grace 24h]   new secret; the old one logs in for -grace
+  sanigate device list -config FILE   the device registry (no secrets)
   sanigate backup [-config F] [-out A.tar.gz]   back up the case store and the configuration files
   sanigate restore -in A.tar.gz [-config F | -config-out DIR] [-force]   put a backup back
   sanigate rollups [-config F] [-backfill 2160h]   set up InfluxDB retention; compute past rollups
   sanigate version              print the version, commit and build date
+
+SIGHUP reloads the configuration file: devices, places, routes, thresholds,
+units, dispatch and tokens change at once; listeners and stores need a restart.
 
 Flags override the configuration file; SANIGATE_* environment variables
 (SANIGATE_MQTT_ADDRESS, SANIGATE_HTTP_ADDRESS, SANIGATE_INFLUXDB_URL,
