@@ -76,7 +76,10 @@ type Gateway struct {
 	reloadMu   sync.Mutex
 	regVersion atomic.Int64
 	regKick    chan struct{}
-	reloads    *prometheus.CounterVec
+	// partEngines are the cluster partitions' engines, by partition, under
+	// reloadMu.
+	partEngines map[int]*violations.Engine
+	reloads     *prometheus.CounterVec
 
 	readyMu  sync.Mutex
 	influxOK error

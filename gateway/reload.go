@@ -155,11 +155,10 @@ func (g *Gateway) installDevices(cfg *fleet.Config) fleet.Change {
 	g.live.Store(cfg)
 	ch := g.registry.Replace(cfg.Devices)
 	if g.detectors != nil {
-		dc := g.detCfg
-		if p := g.liveDet.Load(); p != nil {
-			dc = *p
-		}
-		g.detectors.Reload(cfg, dc)
+		g.detectors.Reload(cfg, g.liveDetCfg())
+	}
+	for _, e := range g.partEngines {
+		e.Reload(cfg, g.liveDetCfg())
 	}
 	if g.broker != nil {
 		for _, id := range ch.Removed {
@@ -167,6 +166,14 @@ func (g *Gateway) installDevices(cfg *fleet.Config) fleet.Change {
 		}
 	}
 	return ch
+}
+
+// liveDetCfg is the detector thresholds in force.
+func (g *Gateway) liveDetCfg() violations.Config {
+	if p := g.liveDet.Load(); p != nil {
+		return *p
+	}
+	return g.detCfg
 }
 
 // registryDevices reads the enabled devices of the registry and the
