@@ -271,6 +271,8 @@ func TestReloadRefusesBrokenConfig(t *testing.T) {
 			"max_packet_bytes", "max_packet_bytes_was", 1)
 	})
 	h.rewriteConfig(func(s string) string {
+		s = strings.Replace(s, "    - {id: city-office, name: City office}\n",
+			"    - {id: city-office, name: City office}\n    - {id: east-bureau, name: East bureau}\n", 1)
 		return strings.Replace(s, "mqtt:\n", "mqtt:\n  max_packet_bytes: 4096\n", 1)
 	})
 	rep, err = h.g.Reload(context.Background())
@@ -279,6 +281,11 @@ func TestReloadRefusesBrokenConfig(t *testing.T) {
 	}
 	if !h.canLogIn("new-1", secrets["new-1"]) || keep.lost.Load() {
 		t.Fatal("after the fixed reload new-1 cannot log in, or keep-1 lost its connection")
+	}
+	// The units (and with them the dispatch rules) are the new ones.
+	var units struct{ Units []struct{ ID string } }
+	if code := h.api(cityToken, "GET", "/api/v1/units", nil, &units); code != http.StatusOK || len(units.Units) != 2 || units.Units[1].ID != "east-bureau" {
+		t.Fatalf("units after the reload: %d %+v, want city-office and east-bureau", code, units)
 	}
 }
 
