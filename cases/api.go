@@ -63,6 +63,21 @@ var routes = []route{
 	{"GET", "/api/v1/devices/{id}/commands", (*Service).handleCommands},
 	{"POST", "/api/v1/devices/{id}/commands", (*Service).handleSendCommand},
 	{"GET", "/api/v1/kpis", (*Service).handleKPIs},
+	{"POST", "/api/v1/devices", admin((*Service).handleAddDevice)},
+	{"POST", "/api/v1/devices/{id}/disable", admin((*Service).handleDisableDevice)},
+	{"POST", "/api/v1/devices/{id}/rotate", admin((*Service).handleRotateDevice)},
+	{"GET", "/api/v1/admin/devices", admin((*Service).handleRegistry)},
+}
+
+// admin limits a route to administrators' tokens (403 for the others).
+func admin(h func(*Service, http.ResponseWriter, *http.Request, Actor)) func(*Service, http.ResponseWriter, *http.Request, Actor) {
+	return func(s *Service, w http.ResponseWriter, r *http.Request, who Actor) {
+		if !who.Admin {
+			writeError(w, http.StatusForbidden, "forbidden", "an administrator's token (admin: true) is required", nil)
+			return
+		}
+		h(s, w, r, who)
+	}
 }
 
 // Handler serves the API under /api/v1. Every request needs a bearer token
@@ -74,7 +89,7 @@ func (s *Service) Handler() http.Handler {
 	for _, rt := range routes {
 		rt := rt
 		mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) {
-			who, ok := s.tokens.authenticate(r)
+			who, ok := s.r().tokens.authenticate(r)
 			if !ok {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="sanigate"`)
 				writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required", nil)
@@ -313,7 +328,7 @@ type UnitInfo struct {
 
 func (s *Service) handleUnits(w http.ResponseWriter, r *http.Request, who Actor) {
 	out := []UnitInfo{}
-	for _, u := range s.cfg.Units {
+	for _, u := range s.r().cfg.Units {
 		out = append(out, UnitInfo{ID: u.ID, Name: u.Name, Webhook: u.WebhookURL != "", MQTT: u.MQTTTopic != "", Escalation: s.escalation(u.ID)})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"units": out})
@@ -334,7 +349,7 @@ func (s *Service) seesDevice(who Actor, d DeviceInfo) bool {
 	case RoleDistrict:
 		return d.District == who.District
 	case RoleUnit:
-		u := s.units[who.Unit]
+		u := s.r().units[who.Unit]
 		return d.Contractor != "" && (d.Contractor == u.Contractor || d.Contractor == u.ID)
 	}
 	return false

@@ -14,6 +14,8 @@ type Actor struct {
 	Role     string `json:"role"`
 	District string `json:"district,omitempty"`
 	Unit     string `json:"unit,omitempty"`
+	// Admin may administer the gateway (configuration, device registry).
+	Admin bool `json:"-"`
 }
 
 // System is the actor of automatic steps: filing, dispatch, deadlines.
@@ -65,7 +67,7 @@ func newTokens(cfg []TokenConfig) tokens {
 		if !ok {
 			continue
 		}
-		t[h] = Actor{Name: c.Name, Role: c.Role, District: c.District, Unit: c.Unit}
+		t[h] = Actor{Name: c.Name, Role: c.Role, District: c.District, Unit: c.Unit, Admin: c.Admin}
 	}
 	return t
 }

@@ -145,6 +145,9 @@ type TokenConfig struct {
 	District  string `yaml:"district"`
 	Unit      string `yaml:"unit"`
 	TokenHash string `yaml:"token_hash"`
+	// Admin lets a city token administer the gateway: reload the
+	// configuration, add, disable and rotate devices.
+	Admin bool `yaml:"admin"`
 }
 
 // OutboxConfig tunes notification delivery.
@@ -342,6 +345,9 @@ func (c Config) validateTokens(units map[string]bool, add addFunc) {
 			}
 		default:
 			add(f+".role", "%q is not a role (city, district, unit)", t.Role)
+		}
+		if t.Admin && t.Role != RoleCity {
+			add(f+".admin", "only a city token may administer the gateway")
 		}
 		h, ok := parseTokenHash(t.TokenHash)
 		if !ok {

@@ -89,8 +89,8 @@ func (s *Service) CheckDeadlines(ctx context.Context) (int, error) {
 
 // escalation is the unit told when unit misses a deadline.
 func (s *Service) escalation(unit string) string {
-	if u, ok := s.units[unit]; ok && u.Escalation != "" {
+	if u, ok := s.r().units[unit]; ok && u.Escalation != "" {
 		return u.Escalation
 	}
-	return s.cfg.Dispatch.EscalationUnit
+	return s.r().cfg.Dispatch.EscalationUnit
 }

@@ -90,7 +90,7 @@ func testConfig(st StoreConfig, webhookURL string) Config {
 			{Type: "bin_overflow", Accept: 2 * time.Hour, Close: 24 * time.Hour},
 		},
 		Tokens: []TokenConfig{
-			{Name: "city-office-desk", Role: RoleCity, TokenHash: HashToken(tokCity)},
+			{Name: "city-office-desk", Role: RoleCity, TokenHash: HashToken(tokCity), Admin: true},
 			{Name: "east-district-desk", Role: RoleDistrict, District: "east", TokenHash: HashToken(tokEast)},
 			{Name: "west-district-desk", Role: RoleDistrict, District: "west", TokenHash: HashToken(tokWest)},
 			{Name: "east-bureau-crew", Role: RoleUnit, Unit: "enforcement-east", TokenHash: HashToken(tokEnforce)},

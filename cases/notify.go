@@ -71,7 +71,7 @@ type CaseSummary struct {
 // notify queues a notification of event about c for each channel of unit,
 // in tx: it is durable exactly when the change it reports is.
 func (s *Service) notify(ctx context.Context, tx *sql.Tx, c *Case, unit, event string, now time.Time, note string) error {
-	u, ok := s.units[unit]
+	u, ok := s.r().units[unit]
 	if !ok {
 		return nil
 	}
@@ -340,14 +340,14 @@ func (s *Service) backoff(n int) time.Duration {
 }
 
 func (s *Service) send(ctx context.Context, p pending) (int, error) {
-	u, ok := s.units[p.unit]
+	u, ok := s.r().units[p.unit]
 	switch p.channel {
 	case ChannelWebhook:
 		target := p.target
 		if ok && u.WebhookURL != "" {
 			target = u.WebhookURL // the configured URL wins: an operator may have moved it
 		}
-		secret := s.secrets[p.unit]
+		secret := s.r().secrets[p.unit]
 		if secret == nil {
 			return 0, fmt.Errorf("unit %q has no webhook secret configured", p.unit)
 		}

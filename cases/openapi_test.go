@@ -161,10 +161,7 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 		method, tmpl, _ := strings.Cut(op, " ")
 		path := strings.NewReplacer("{id}", id, "{action}", "comment").Replace(tmpl)
 		if strings.HasPrefix(tmpl, "/api/v1/devices/") {
-			path = "/api/v1/devices/bin-0042"
-			if strings.HasSuffix(tmpl, "/commands") {
-				path += "/commands"
-			}
+			path = strings.Replace(tmpl, "{id}", "bin-0042", 1)
 		}
 		probes := []probe{
 			{tokCity, path, `{"note":"checked"}`}, // success

@@ -63,7 +63,7 @@ type robotAnswer struct {
 
 // sendRobot posts one queued notification to a group robot.
 func (s *Service) sendRobot(ctx context.Context, p pending) (int, error) {
-	r, ok := s.robots[p.unit][p.target]
+	r, ok := s.r().robots[p.unit][p.target]
 	if !ok || r.kind != p.channel {
 		return 0, fmt.Errorf("unit %q has no %s robot named %q configured", p.unit, p.channel, p.target)
 	}
@@ -72,7 +72,7 @@ func (s *Service) sendRobot(ctx context.Context, p pending) (int, error) {
 		return 0, fmt.Errorf("queued notification %d: %w", p.id, err)
 	}
 	n.Delivery = p.id
-	text := robotText(n, s.units[p.unit].Name, s.loc)
+	text := robotText(n, s.r().units[p.unit].Name, s.loc)
 	target, body, err := robotRequest(r, text, s.now())
 	if err != nil {
 		return 0, err

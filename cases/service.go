@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,27 +74,39 @@ type Deps struct {
 	Dir string
 	// Getenv reads secrets named by secret_env and dsn_env (default os.Getenv).
 	Getenv func(string) string
+	// Fleet gives the device kinds' default intervals to devices added
+	// through the API (optional).
+	Fleet *fleet.Config
+	// OnRegistryChange, if set, is called after the API changed the device
+	// registry (added, disabled or rotated a device), from the request's
+	// goroutine.
+	OnRegistryChange func()
+	// RotateGrace is how long a rotated secret stays valid when the request
+	// does not say (default 24h).
+	RotateGrace time.Duration
 }
 
 // Service is the case service. Its methods are safe for concurrent use, and
 // several services (in several gateways) may share one PostgreSQL store.
 type Service struct {
-	cfg     Config
-	st      *store
-	units   map[string]UnitConfig
-	secrets map[string][]byte
-	robots  map[string]map[string]robot // unit -> robot name -> robot
-	tokens  tokens
-	cal     *fleet.Calendar
-	loc     *time.Location
-	pub     Publisher
-	points  PointWriter
-	devices DeviceDirectory
-	log     *slog.Logger
-	now     func() time.Time
-	client  *http.Client
-	metrics *metrics
-	kick    chan struct{}
+	cfg         Config // store, outbox and check interval: fixed at Open
+	st          *store
+	live        atomic.Pointer[rules]
+	fleetCfg    *fleet.Config
+	onRegistry  func()
+	rotateGrace time.Duration
+	dir         string              // anchors secret files, for Reload
+	getenv      func(string) string // reads secret_env, for Reload
+	cal         *fleet.Calendar
+	loc         *time.Location
+	pub         Publisher
+	points      PointWriter
+	devices     DeviceDirectory
+	log         *slog.Logger
+	now         func() time.Time
+	client      *http.Client
+	metrics     *metrics
+	kick        chan struct{}
 
 	closeOnce sync.Once
 }
@@ -112,7 +125,8 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{
-		cfg: cfg, units: map[string]UnitConfig{}, secrets: map[string][]byte{}, robots: map[string]map[string]robot{}, tokens: newTokens(cfg.Tokens),
+		cfg: cfg, dir: deps.Dir, getenv: deps.Getenv,
+		fleetCfg: deps.Fleet, onRegistry: deps.OnRegistryChange, rotateGrace: deps.RotateGrace,
 		cal: deps.Calendar, loc: deps.Location, pub: deps.Publisher, points: deps.Points, devices: deps.Devices,
 		log: deps.Logger, now: deps.Clock, client: deps.HTTPClient, kick: make(chan struct{}, 1),
 	}
@@ -166,6 +180,9 @@ func (deps *Deps) fillDefaults(cfg Config) error {
 		}
 		deps.Calendar = cal
 	}
+	if deps.RotateGrace <= 0 {
+		deps.RotateGrace = 24 * time.Hour
+	}
 	if deps.Registerer == nil {
 		deps.Registerer = prometheus.NewRegistry()
 	}
@@ -175,34 +192,103 @@ func (deps *Deps) fillDefaults(cfg Config) error {
 	return nil
 }
 
-// loadUnits indexes the configured units and loads their secrets and
-// robots.
+// rules is what a configuration reload replaces at once: the units with
+// their secrets and robots, the dispatch table, the deadlines and the API
+// tokens. Readers take the whole of one version (Service.r).
+type rules struct {
+	cfg     Config
+	units   map[string]UnitConfig
+	secrets map[string][]byte
+	robots  map[string]map[string]robot // unit -> robot name -> robot
+	tokens  tokens
+}
+
+// r returns the rules in force.
+func (s *Service) r() *rules { return s.live.Load() }
+
+// loadUnits builds and installs the rules of s.cfg.
 func (s *Service) loadUnits(deps Deps) error {
-	for _, u := range s.cfg.Units {
-		s.units[u.ID] = u
-		sec, err := u.secret(deps.Dir, deps.Getenv)
-		if err != nil {
-			return fmt.Errorf("cases: %w", err)
-		}
-		if sec != nil {
-			s.secrets[u.ID] = sec
-		}
-		for _, rc := range u.Robots {
-			r, err := loadRobot(u.ID, rc, deps.Dir, deps.Getenv)
-			if err != nil {
-				return fmt.Errorf("cases: %w", err)
-			}
-			if s.robots[u.ID] == nil {
-				s.robots[u.ID] = map[string]robot{}
-			}
-			s.robots[u.ID][rc.name()] = r
-		}
-		if u.MQTTTopic != "" && s.pub == nil {
-			return fmt.Errorf("cases: unit %s has an mqtt_topic but no MQTT publisher was given", u.ID)
-		}
+	r, err := s.buildRules(s.cfg)
+	if err != nil {
+		return err
 	}
+	s.live.Store(r)
 	return nil
 }
+
+// buildRules indexes the configured units and loads their secrets and
+// robots.
+func (s *Service) buildRules(cfg Config) (*rules, error) {
+	r := &rules{cfg: cfg, units: map[string]UnitConfig{}, secrets: map[string][]byte{},
+		robots: map[string]map[string]robot{}, tokens: newTokens(cfg.Tokens)}
+	for _, u := range cfg.Units {
+		r.units[u.ID] = u
+		sec, err := u.secret(s.dir, s.getenv)
+		if err != nil {
+			return nil, fmt.Errorf("cases: %w", err)
+		}
+		if sec != nil {
+			r.secrets[u.ID] = sec
+		}
+		for _, rc := range u.Robots {
+			rb, err := loadRobot(u.ID, rc, s.dir, s.getenv)
+			if err != nil {
+				return nil, fmt.Errorf("cases: %w", err)
+			}
+			if r.robots[u.ID] == nil {
+				r.robots[u.ID] = map[string]robot{}
+			}
+			r.robots[u.ID][rc.name()] = rb
+		}
+		if u.MQTTTopic != "" && s.pub == nil {
+			return nil, fmt.Errorf("cases: unit %s has an mqtt_topic but no MQTT publisher was given", u.ID)
+		}
+	}
+	return r, nil
+}
+
+// RulesUpdate is a checked set of case rules waiting to be installed.
+type RulesUpdate struct {
+	s *Service
+	r *rules
+	// NeedsRestart names the settings that differ but take effect only at
+	// the next start (cases.store, cases.outbox, cases.check_interval);
+	// Apply leaves them as they are.
+	NeedsRestart []string
+}
+
+// PrepareReload checks the units, dispatch rules, deadlines and API tokens
+// of cfg and loads the units' secrets and robots, without installing
+// anything: on any problem it returns them all. Apply installs the result.
+func (s *Service) PrepareReload(cfg Config) (*RulesUpdate, error) {
+	cfg.applyDefaults()
+	if ps := cfg.Validate(); len(ps) > 0 {
+		for i := range ps {
+			ps[i].Field = "cases." + ps[i].Field
+		}
+		return nil, ps
+	}
+	r, err := s.buildRules(cfg)
+	if err != nil {
+		return nil, err
+	}
+	u := &RulesUpdate{s: s, r: r}
+	if cfg.Store != s.cfg.Store {
+		u.NeedsRestart = append(u.NeedsRestart, "cases.store")
+	}
+	if cfg.Outbox != s.cfg.Outbox {
+		u.NeedsRestart = append(u.NeedsRestart, "cases.outbox")
+	}
+	if cfg.CheckInterval != s.cfg.CheckInterval {
+		u.NeedsRestart = append(u.NeedsRestart, "cases.check_interval")
+	}
+	return u, nil
+}
+
+// Apply installs the prepared rules at once: requests and workers see the
+// old set or the new one, never a mix. Cases already dispatched keep their
+// unit and deadlines; new cases and new deadlines follow the new rules.
+func (u *RulesUpdate) Apply() { u.s.live.Store(u.r) }
 
 // storeDSN returns the data source of the store: for SQLite its path,
 // resolved against deps.Dir, with its folder created; for PostgreSQL the
@@ -688,7 +774,7 @@ func (s *Service) dispatchTo(ctx context.Context, tx *sql.Tx, c *Case, req Actio
 		}
 		unit = s.route(c.Type, c.District)
 	}
-	if _, ok := s.units[unit]; !ok {
+	if _, ok := s.r().units[unit]; !ok {
 		return "", fmt.Errorf("%w: unknown unit %q", ErrBadRequest, unit)
 	}
 	if a == Transfer && unit == c.Unit {
@@ -740,8 +826,8 @@ func joinNote(a, b string) string {
 
 // route picks the responsible unit for a type in a district.
 func (s *Service) route(typ, district string) string {
-	best, score := s.cfg.Dispatch.DefaultUnit, -1
-	for _, r := range s.cfg.Dispatch.Rules {
+	best, score := s.r().cfg.Dispatch.DefaultUnit, -1
+	for _, r := range s.r().cfg.Dispatch.Rules {
 		sc := 0
 		switch {
 		case wild(r.Type):
@@ -767,7 +853,7 @@ func (s *Service) route(typ, district string) string {
 // deadlineRule picks the most specific deadline rule for type and severity.
 func (s *Service) deadlineRule(typ, sev string) DeadlineConfig {
 	best, score := DeadlineConfig{Accept: DefaultAcceptDeadline, Close: DefaultCloseDeadline}, -1
-	for _, d := range s.cfg.Deadlines {
+	for _, d := range s.r().cfg.Deadlines {
 		sc := 0
 		switch {
 		case wild(d.Type):

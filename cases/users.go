@@ -97,7 +97,7 @@ func (s *Service) validUser(u User) error {
 			return fmt.Errorf("%w: a district user needs its district", ErrBadRequest)
 		}
 	case RoleUnit:
-		if _, ok := s.units[u.Unit]; !ok {
+		if _, ok := s.r().units[u.Unit]; !ok {
 			return fmt.Errorf("%w: unknown unit %q", ErrBadRequest, u.Unit)
 		}
 	default:
@@ -329,4 +329,4 @@ func CSRFEqual(a, b string) bool {
 }
 
 // Units lists the configured units.
-func (s *Service) Units() []UnitConfig { return append([]UnitConfig(nil), s.cfg.Units...) }
+func (s *Service) Units() []UnitConfig { return append([]UnitConfig(nil), s.r().cfg.Units...) }

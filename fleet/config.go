@@ -179,6 +179,12 @@ type Device struct {
 	Transport string   `yaml:"transport"`
 	Lat       *float64 `yaml:"lat"`
 	Lon       *float64 `yaml:"lon"`
+
+	// PreviousPasswordHash is the hash a rotation replaced; it is accepted
+	// until PreviousUntil (the rotation's grace period). Set by the device
+	// registry in the case store, never read from the file.
+	PreviousPasswordHash string    `yaml:"-" json:"-"`
+	PreviousUntil        time.Time `yaml:"-" json:"-"`
 }
 
 // Device kinds and sorting categories known to the gateway.
@@ -575,4 +581,27 @@ func (c InfluxConfig) Gzip() bool {
 	}
 	ip := net.ParseIP(host)
 	return ip == nil || !ip.IsLoopback()
+}
+
+// CheckDevice fills a device's defaults (its kind's interval, a toilet's
+// class) as Load does and checks it alone, as devices added through the
+// device registry are: every problem at once, fields named "device.kind".
+func (c *Config) CheckDevice(d *Device) error {
+	if d.Interval == 0 {
+		if c != nil {
+			d.Interval = c.Intervals[d.Kind]
+		}
+		if d.Interval == 0 {
+			d.Interval = Duration(DefaultIntervals[d.Kind])
+		}
+	}
+	if d.Kind == "toilet" && d.Class == 0 {
+		d.Class = 2
+	}
+	var ps Problems
+	one := &Config{}
+	one.validateDevice(0, *d, map[string]int{}, func(path, format string, args ...any) {
+		ps.Add("", 0, "device"+strings.TrimPrefix(path, "devices[0]"), format, args...)
+	})
+	return ps.Err()
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/sanigate/sanigate/broker"
 	"github.com/sanigate/sanigate/cases"
@@ -19,14 +21,19 @@ func (g *Gateway) startCases(ctx context.Context) error {
 	var err error
 	g.cases, err = cases.Open(ctx, g.casesCfg, cases.Deps{
 		Calendar: cfg.WorkCalendar, Location: cfg.Location(), Publisher: g.broker, Points: spoolPoints{g.spool},
-		Devices:    directory{reg: g.registry, cfg: cfg, pipeline: g.pipeline, broker: g.broker, polled: g.polledRecently},
+		Devices:    directory{reg: g.registry, pipeline: g.pipeline, broker: g.broker, polled: g.polledRecently},
 		Registerer: g.reg, Logger: g.log.With("component", "cases"), Dir: filepath.Dir(cfg.File),
+		Fleet: cfg, OnRegistryChange: g.registryChanged,
 	})
 	if err != nil {
 		return err // it names the store and its setting
 	}
 	svc := g.cases
+	if err := g.seedRegistry(ctx); err != nil {
+		return fmt.Errorf("device registry: %w", err)
+	}
 	g.sup.start(component{name: "cases", run: svc.Run})
+	g.sup.start(component{name: "registry", run: g.pollRegistry})
 	return nil
 }
 
@@ -48,15 +55,16 @@ func (s spoolPoints) WriteLines(_ context.Context, lines []byte) error {
 // the pipeline's latest readings and the broker's connections.
 type directory struct {
 	reg      *fleet.Registry
-	cfg      *fleet.Config
 	pipeline *telemetry.Pipeline
 	broker   *broker.Broker
 	polled   func(string) bool
 }
 
 func (d directory) Devices() []cases.DeviceInfo {
-	out := make([]cases.DeviceInfo, 0, d.reg.Len())
-	for _, dev := range d.cfg.Devices {
+	devs := d.reg.Devices()
+	slices.SortFunc(devs, func(a, b *fleet.Device) int { return strings.Compare(a.ID, b.ID) })
+	out := make([]cases.DeviceInfo, 0, len(devs))
+	for _, dev := range devs {
 		info := cases.DeviceInfo{ID: dev.ID, Kind: dev.Kind, District: dev.District, Contractor: dev.Contractor, Category: dev.Category}
 		if dev.Lat != nil && dev.Lon != nil {
 			info.Lat, info.Lon, info.HasPos = *dev.Lat, *dev.Lon, true

@@ -208,8 +208,17 @@ func (g *Gateway) startClusterDetector(ctx context.Context, fo cluster.Forwarder
 		URLs: fo.URLs, Stream: fo.Stream, ID: id, LeaseTTL: cc.LeaseTTL.D(), Replay: cc.Replay.D(),
 		Lateness: g.detCfg.Lateness.D(), Sink: sink, Logger: log, Registerer: g.reg,
 		Engine: func(p int, s violations.Sink) *violations.Engine {
-			return violations.NewEngine(g.cfg, g.detCfg, s, violations.EngineOptions{
+			// Built and recorded under reloadMu, so that a reload reaches
+			// every partition's engine, this one included.
+			g.reloadMu.Lock()
+			defer g.reloadMu.Unlock()
+			e := violations.NewEngine(g.liveConfig(), g.liveDetCfg(), s, violations.EngineOptions{
 				Shards: 1, Logger: log.With("partition", p)})
+			if g.partEngines == nil {
+				g.partEngines = map[int]*violations.Engine{}
+			}
+			g.partEngines[p] = e
+			return e
 		},
 	})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,6 +69,18 @@ type Gateway struct {
 
 	retentionStop context.CancelFunc
 
+	// Live configuration (reload.go): the configuration in force, one
+	// reload or registry change at a time, the registry version installed.
+	live       atomic.Pointer[fleet.Config]
+	liveDet    atomic.Pointer[violations.Config]
+	reloadMu   sync.Mutex
+	regVersion atomic.Int64
+	regKick    chan struct{}
+	// partEngines are the cluster partitions' engines, by partition, under
+	// reloadMu.
+	partEngines map[int]*violations.Engine
+	reloads     *prometheus.CounterVec
+
 	readyMu  sync.Mutex
 	influxOK error
 
@@ -75,6 +88,12 @@ type Gateway struct {
 	Profiling bool
 	// Roles are the parts this process runs (set before Start; empty: all).
 	Roles Roles
+	// RegistryPoll is how often the device registry of the case store is
+	// checked for changes made elsewhere (set before Start; default 5s).
+	RegistryPoll time.Duration
+	// Overrides, if set, is applied to the configuration Reload reads, as
+	// the command line's flags were to the first one.
+	Overrides func(*fleet.Config)
 }
 
 // New builds the gateway from a configuration loaded by fleet.Load or
@@ -86,7 +105,10 @@ func New(cfg *fleet.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, log: log, reg: prometheus.NewRegistry(), registry: fleet.NewRegistry(cfg.Devices),
 		modbus: modbus.FromConfig(cfg), casesCfg: cases.FromConfig(cfg), detCfg: violations.FromConfig(cfg)}
-	g.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	g.regKick = make(chan struct{}, 1)
+	g.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sanigate_config_reloads_total",
+		Help: "Configuration reloads (SIGHUP or the admin API), by result: applied or refused."}, []string{"result"})
+	g.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), g.reloads)
 	g.influxOK = errors.New("not checked yet")
 	return g, nil
 }
@@ -169,10 +191,8 @@ func (g *Gateway) buildIngest(tm *telemetry.Metrics) error {
 	if gpsCfg.MaxFutureSkew == 0 {
 		gpsCfg.MaxFutureSkew = cfg.Ingest.MaxFutureSkew
 	}
-	var placer telemetry.Placer
-	if cfg.Map != nil {
-		placer = mapPlacer{cfg.Map}
-	}
+	// The map is the live one: a reload may bring new places.
+	placer := livePlacer{g}
 	g.pipeline = telemetry.NewPipeline(telemetry.PipelineOptions{
 		Codec: codec, Fleet: g.registry, Sink: appendCounter{g.spool, g.sm}, Metrics: tm,
 		Logger: g.log.With("component", "ingest"), Placer: placer, GPS: fleet.NewGPSFilter(gpsCfg),
@@ -253,6 +273,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 		g.detWG.Wait()
 		g.detCancel = nil
 	}
+	g.stop("registry", "")
 	g.stop("cases", "stopping case workers")
 	if g.cases != nil {
 		if err := g.cases.Close(); err != nil {
@@ -303,10 +324,14 @@ func (g *Gateway) stop(name, msg string) {
 	g.sup.stop(name)
 }
 
-// mapPlacer places positions on the city's map.
-type mapPlacer struct{ m *fleet.Places }
+// livePlacer places positions on the city's map in force.
+type livePlacer struct{ g *Gateway }
 
-func (p mapPlacer) Place(lat, lon float64) (string, []string) {
-	loc := p.m.Locate(lat, lon)
+func (p livePlacer) Place(lat, lon float64) (string, []string) {
+	m := p.g.liveConfig().Map
+	if m == nil {
+		return "", nil
+	}
+	loc := m.Locate(lat, lon)
 	return loc.District, loc.Sites
 }

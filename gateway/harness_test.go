@@ -49,6 +49,8 @@ type harness struct {
 	cfg    *fleet.Config
 	g      *Gateway
 	logs   *strings.Builder
+	// setup, if set, adjusts the gateway before it starts.
+	setup func(*Gateway)
 }
 
 // testConfig builds a configuration for devices on loopback ports chosen by the system.
@@ -111,6 +113,9 @@ func (h *harness) start() {
 	g, err := New(h.cfg, log)
 	if err != nil {
 		h.t.Fatal(err)
+	}
+	if h.setup != nil {
+		h.setup(g)
 	}
 	if err := g.Start(context.Background()); err != nil {
 		h.t.Fatal(err)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sanigate/sanigate/cases"
 )
 
 func (g *Gateway) startHTTP() error {
@@ -25,6 +27,7 @@ func (g *Gateway) startHTTP() error {
 	mux.HandleFunc("GET /readyz/edge", g.serveEdgeReady)
 	if g.cases != nil && g.Roles.Has(RoleAPI) {
 		mux.Handle("/api/v1/", g.cases.Handler())
+		mux.Handle("POST /api/v1/admin/reload", g.cases.Admin(g.serveReload))
 		con, err := g.consoleHandler()
 		if err != nil {
 			return err
@@ -124,6 +127,24 @@ func (g *Gateway) Ready() []string {
 		}
 	}
 	return problems
+}
+
+// serveReload serves POST /api/v1/admin/reload (administrators' tokens):
+// 200 with the report when the configuration was applied, 422 with every
+// problem when it was refused and the running one stays.
+func (g *Gateway) serveReload(w http.ResponseWriter, r *http.Request, who cases.Actor) {
+	g.log.Info("configuration reload asked through the API", "component", "reload", "by", who.Name)
+	rep, err := g.Reload(r.Context())
+	status := http.StatusOK
+	if err != nil {
+		status = http.StatusUnprocessableEntity
+		if !errors.Is(err, ErrReloadRefused) {
+			status = http.StatusInternalServerError
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(rep)
 }
 
 func (g *Gateway) serveReady(w http.ResponseWriter, _ *http.Request) { writeReadiness(w, g.Ready()) }

@@ -27,7 +27,7 @@ func (g *Gateway) startDetectors() error {
 	}, []string{"type", "severity"})
 	g.reg.MustRegister(raised)
 	dir := g.cfg.Resolve(g.cfg.Spool.Dir)
-	g.detectors = violations.NewEngine(g.cfg, g.detCfg,
+	g.detectors = violations.NewEngine(g.liveConfig(), g.detCfg,
 		violationSink{sp: g.spool, cases: g.cases, log: g.log.With("component", "violations"), raised: raised},
 		violations.EngineOptions{StateDir: dir + "-state", Registerer: g.reg, MaxAge: g.cfg.Ingest.MaxAge.D(),
 			Logger: g.log.With("component", "detectors")})

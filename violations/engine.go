@@ -58,18 +58,11 @@ type EngineOptions struct {
 // ProcessReadings and AdvanceTo (tests, replays), never both at once.
 // Offline may be called from any goroutine at any time.
 type Engine struct {
-	cfg     *fleet.Config
-	dc      Config
-	sink    Sink
-	opts    EngineOptions
-	log     *slog.Logger
-	m       *metrics
-	devices map[string]*fleet.Device
-	loc     *time.Location
-	night   [2]time.Duration
-	// routes of each truck and sweeper, looked up once
-	collect map[string][]*fleet.CollectionRoute
-	sweep   map[string][]*fleet.SweepingRoute
+	live atomic.Pointer[engineLive]
+	sink Sink
+	opts EngineOptions
+	log  *slog.Logger
+	m    *metrics
 
 	shards []*shard
 	// sentClock is the clock last given to the shards; it belongs to the
@@ -117,30 +110,8 @@ func NewEngine(cfg *fleet.Config, dc Config, sink Sink, opts EngineOptions) *Eng
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = 30 * 24 * time.Hour
 	}
-	if dc.LoadSmoothing < 1 {
-		dc.LoadSmoothing = 1
-	}
-	if dc.Spillage.Smoothing < 1 {
-		dc.Spillage.Smoothing = 1
-	}
-	e := &Engine{cfg: cfg, dc: dc, sink: sink, opts: opts, log: opts.Logger, m: newMetrics(opts.Registerer),
-		devices: map[string]*fleet.Device{}, loc: time.UTC, wake: make(chan struct{}, 1)}
-	if a, b, err := parseNight(dc.ToiletLeak.Window); err == nil {
-		e.night = [2]time.Duration{a, b}
-	}
-	e.collect = map[string][]*fleet.CollectionRoute{}
-	e.sweep = map[string][]*fleet.SweepingRoute{}
-	if cfg != nil {
-		e.loc = cfg.Location()
-		for i := range cfg.Devices {
-			d := &cfg.Devices[i]
-			e.devices[d.ID] = d
-			if cfg.Map != nil {
-				e.collect[d.ID] = cfg.Map.RoutesOfTruck(d.ID)
-				e.sweep[d.ID] = cfg.Map.RoutesOfSweeper(d.ID)
-			}
-		}
-	}
+	e := &Engine{sink: sink, opts: opts, log: opts.Logger, m: newMetrics(opts.Registerer), wake: make(chan struct{}, 1)}
+	e.live.Store(newEngineLive(cfg, dc))
 	for i := 0; i < opts.Shards; i++ {
 		e.shards = append(e.shards, &shard{e: e, devices: map[string]*deviceState{}, rerunQ: map[string]bool{}})
 	}
@@ -151,6 +122,59 @@ func NewEngine(cfg *fleet.Config, dc Config, sink Sink, opts EngineOptions) *Eng
 		}
 	}
 	return e
+}
+
+// engineLive is what a configuration reload replaces at once: the fleet,
+// the map and routes, and the thresholds. Shards read it through cur.
+type engineLive struct {
+	cfg     *fleet.Config
+	dc      Config
+	devices map[string]*fleet.Device
+	loc     *time.Location
+	night   [2]time.Duration
+	// routes of each truck and sweeper, looked up once
+	collect map[string][]*fleet.CollectionRoute
+	sweep   map[string][]*fleet.SweepingRoute
+}
+
+func newEngineLive(cfg *fleet.Config, dc Config) *engineLive {
+	if dc.LoadSmoothing < 1 {
+		dc.LoadSmoothing = 1
+	}
+	if dc.Spillage.Smoothing < 1 {
+		dc.Spillage.Smoothing = 1
+	}
+	l := &engineLive{cfg: cfg, dc: dc, devices: map[string]*fleet.Device{}, loc: time.UTC,
+		collect: map[string][]*fleet.CollectionRoute{}, sweep: map[string][]*fleet.SweepingRoute{}}
+	if a, b, err := parseNight(dc.ToiletLeak.Window); err == nil {
+		l.night = [2]time.Duration{a, b}
+	}
+	if cfg != nil {
+		l.loc = cfg.Location()
+		for i := range cfg.Devices {
+			d := &cfg.Devices[i]
+			l.devices[d.ID] = d
+			if cfg.Map != nil {
+				l.collect[d.ID] = cfg.Map.RoutesOfTruck(d.ID)
+				l.sweep[d.ID] = cfg.Map.RoutesOfSweeper(d.ID)
+			}
+		}
+	}
+	return l
+}
+
+// cur returns the fleet, map and thresholds in force.
+func (e *Engine) cur() *engineLive { return e.live.Load() }
+
+// Reload makes the detectors judge by the fleet, map, routes and
+// thresholds of cfg and dc from now on (dc as FromConfig made it; it was
+// checked when cfg was loaded). It may be called from any goroutine while
+// the engine runs: each reading is judged wholly by the old or wholly by
+// the new version. Detector state is kept: a device that stays keeps its
+// open spells and raised violations; a new device starts fresh; a removed
+// one is no longer judged (its state waits, in case it comes back).
+func (e *Engine) Reload(cfg *fleet.Config, dc Config) {
+	e.live.Store(newEngineLive(cfg, dc))
 }
 
 func (e *Engine) shardFor(device string) *shard {
@@ -201,7 +225,8 @@ func (e *Engine) ProcessReadings(ctx context.Context, rs []telemetry.Reading) er
 	if e.began.IsZero() && len(rs) > 0 {
 		// A replay begins with its first reading; its devices are taken as
 		// watched as long before it as a batched upload may hold readings.
-		e.began = rs[0].Time.Add(-e.dc.Lateness.D() - e.dc.uploadDelay(telemetry.KindTruck))
+		dc := &e.cur().dc
+		e.began = rs[0].Time.Add(-dc.Lateness.D() - dc.uploadDelay(telemetry.KindTruck))
 	}
 	for i := range rs {
 		if err := e.shardFor(rs[i].Device).readings(ctx, rs[i:i+1], nil, time.Time{}); err != nil {
@@ -282,9 +307,9 @@ func (s *shard) device(id, kind string) *deviceState {
 }
 
 func (s *shard) env(ctx context.Context, d *deviceState) *env {
-	e := s.e
-	return &env{ctx: ctx, dc: &e.dc, cfg: e.cfg, dev: e.devices[d.ID], state: d, sh: s, devices: e.devices,
-		night: e.night, loc: e.loc, collect: e.collect[d.ID], sweep: e.sweep[d.ID]}
+	l := s.e.cur()
+	return &env{ctx: ctx, dc: &l.dc, cfg: l.cfg, dev: l.devices[d.ID], state: d, sh: s, devices: l.devices,
+		night: l.night, loc: l.loc, collect: l.collect[d.ID], sweep: l.sweep[d.ID]}
 }
 
 func (s *shard) readings(ctx context.Context, rs []telemetry.Reading, lines [][]byte, arrived time.Time) error {
@@ -353,7 +378,7 @@ func (s *shard) advance(ctx context.Context, t time.Time) error {
 func (s *shard) will(ctx context.Context, w will) error {
 	d := s.device(w.device, "")
 	if d.Kind == "" {
-		if dev := s.e.devices[w.device]; dev != nil {
+		if dev := s.e.cur().devices[w.device]; dev != nil {
 			d.Kind = dev.Kind
 		}
 	}
@@ -634,7 +659,7 @@ func (r *runner) handle(recs []spool.Record) bool {
 // at the engine's cadence.
 func (r *runner) tick() {
 	e := r.e
-	if t := e.opts.Now().Add(-e.dc.ClockGrace.D()); r.caughtUp && t.After(e.sentClock) {
+	if t := e.opts.Now().Add(-e.cur().dc.ClockGrace.D()); r.caughtUp && t.After(e.sentClock) {
 		e.sentClock = t
 		e.m.clock.Set(float64(t.UnixNano()) / 1e9)
 		for _, s := range e.shards {

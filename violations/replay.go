@@ -238,10 +238,10 @@ func decodeState(b []byte) (*deviceState, error) {
 // takeMark records d's state before handling a reading at t, when one is due.
 func (s *shard) takeMark(d *deviceState, t time.Time) {
 	rp := d.rp
-	budget := s.e.dc.replayBytes(d.Kind)
+	budget := s.e.cur().dc.replayBytes(d.Kind)
 	if n := len(rp.marks); n > 0 {
 		last := rp.marks[n-1]
-		if t.Before(last.at) || t.Sub(last.at) < s.e.dc.markEvery() && len(rp.hist)-last.hist < budget/4 {
+		if t.Before(last.at) || t.Sub(last.at) < s.e.cur().dc.markEvery() && len(rp.hist)-last.hist < budget/4 {
 			return
 		}
 	}
@@ -261,8 +261,8 @@ func (s *shard) takeMark(d *deviceState, t time.Time) {
 // any re-run MaxAge allows.
 func (s *shard) trim(d *deviceState) {
 	rp := d.rp
-	budget := s.e.dc.replayBytes(d.Kind)
-	window := s.e.dc.replayWindow()
+	budget := s.e.cur().dc.replayBytes(d.Kind)
+	window := s.e.cur().dc.replayWindow()
 	if s.e.opts.MaxAge > 0 && s.e.opts.MaxAge < window {
 		window = s.e.opts.MaxAge
 	}
@@ -319,7 +319,7 @@ func (s *shard) process(e *env, en entry, r *telemetry.Reading) {
 	if len(d.rp.carried) > 0 && d.rp.capture == nil {
 		s.settle(e)
 	}
-	if len(d.rp.hist) > s.e.dc.replayBytes(d.Kind) {
+	if len(d.rp.hist) > s.e.cur().dc.replayBytes(d.Kind) {
 		s.trim(d)
 	}
 }

@@ -5,6 +5,7 @@
 //	sanigate hash-password                  read a password on stdin, print its bcrypt hash
 //	sanigate hash-password -generate        print a new 128-bit device secret, then its hash
 //	sanigate user add -name N -role R       add a console user (password on stdin)
+//	sanigate device add|disable|rotate ...  manage the device registry in the case store
 //	sanigate -version                       print the version, commit and build date
 //	sanigate backup -out FILE.tar.gz        back up the case store and the configuration
 //	sanigate restore -in FILE.tar.gz        restore them (see -help of each)
@@ -77,7 +78,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	return serve(cfg, log, f.pprofOn, roles, stderr)
+	return serve(cfg, log, f.pprofOn, roles, f.override, stderr)
 }
 
 // runSubcommand runs the subcommand named by args[0], if there is one, and
@@ -91,6 +92,8 @@ func runSubcommand(args []string, stdin io.Reader, stdout, stderr io.Writer) (co
 		return hashPassword(args[1:], stdin, stdout, stderr), true
 	case "user":
 		return userCmd(args[1:], stdin, stdout, stderr), true
+	case "device":
+		return deviceCmd(args[1:], stdout, stderr), true
 	case "backup":
 		return backupCmd(args[1:], stdout, stderr), true
 	case "restore":
@@ -216,10 +219,18 @@ Usage:
   sanigate user add -config FILE -name N -role city|district|unit [-district D] [-unit U] [-admin]
                                 add a console user; the password is read on stdin
   sanigate user list -config FILE   list the console users
+  sanigate device add -config FILE -id ID -kind K [-category C] [-capacity-kg N] [-lat Y -lon X] ...
+                                register a device; prints its new secret (shown once)
+  sanigate device disable|enable -config FILE -id ID   a disabled device is cut off and cannot log in
+  sanigate device rotate -config FILE -id ID [-grace 24h]   new secret; the old one logs in for -grace
+  sanigate device list -config FILE   the device registry (no secrets)
   sanigate backup [-config F] [-out A.tar.gz]   back up the case store and the configuration files
   sanigate restore -in A.tar.gz [-config F | -config-out DIR] [-force]   put a backup back
   sanigate rollups [-config F] [-backfill 2160h]   set up InfluxDB retention; compute past rollups
   sanigate version              print the version, commit and build date
+
+SIGHUP reloads the configuration file: devices, places, routes, thresholds,
+units, dispatch and tokens change at once; listeners and stores need a restart.
 
 Flags override the configuration file; SANIGATE_* environment variables
 (SANIGATE_MQTT_ADDRESS, SANIGATE_HTTP_ADDRESS, SANIGATE_INFLUXDB_URL,
@@ -232,7 +243,8 @@ Flags:
 }
 
 // serve runs the gateway until SIGINT or SIGTERM, then stops it in order.
-func serve(cfg *fleet.Config, log *slog.Logger, pprof bool, roles gateway.Roles, stderr io.Writer) int {
+// SIGHUP reloads the configuration file (flags still override it).
+func serve(cfg *fleet.Config, log *slog.Logger, pprof bool, roles gateway.Roles, override func(*fleet.Config), stderr io.Writer) int {
 	g, err := gateway.New(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "sanigate: %v\n", err)
@@ -240,13 +252,28 @@ func serve(cfg *fleet.Config, log *slog.Logger, pprof bool, roles gateway.Roles,
 	}
 	g.Profiling = pprof
 	g.Roles = roles
+	g.Overrides = override
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := g.Start(ctx); err != nil {
 		fmt.Fprintf(stderr, "sanigate: %v\n", err)
 		return 1
 	}
-	<-ctx.Done()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-hup:
+			// Reload logs its outcome, and every problem of a refused file.
+			if rep, err := g.Reload(ctx); err != nil {
+				for _, p := range rep.Problems {
+					log.Warn("configuration problem", "component", "reload", "problem", p)
+				}
+			}
+		}
+	}
 	log = log.With("component", "main")
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
