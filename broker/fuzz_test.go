@@ -100,7 +100,7 @@ func TestFramesLeaveNoGoroutines(t *testing.T) {
 		conn.Close()
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before+5 && time.Now().Before(deadline) {
+	for (runtime.NumGoroutine() > before+5 || b.ConnectedDevices() != 0) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if n := runtime.NumGoroutine(); n > before+5 {
