@@ -46,6 +46,12 @@ type EngineOptions struct {
 	Checkpoint time.Duration
 	// MaxRecords is the most spool records Run reads at once. Default 512.
 	MaxRecords int
+	// History, when set, is read back to re-judge readings older than what
+	// a device holds in memory (readback.go); nil leaves them out as late.
+	History History
+	// ReadbackQueue is how many devices may wait for their read-back at
+	// once; more wait in their shards. Default 64.
+	ReadbackQueue int
 }
 
 // Engine runs every detector over the readings of the fleet, each device in
@@ -87,6 +93,8 @@ type Engine struct {
 	wake  chan struct{}
 
 	state *stateLog // the snapshot log, while Run runs with a StateDir
+
+	rbq chan *readbackJob // devices waiting for their read-back (readback.go)
 }
 
 type will struct {
@@ -117,6 +125,9 @@ func NewEngine(cfg *fleet.Config, dc Config, sink Sink, opts EngineOptions) *Eng
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = 30 * 24 * time.Hour
 	}
+	if opts.ReadbackQueue <= 0 {
+		opts.ReadbackQueue = 64
+	}
 	if dc.LoadSmoothing < 1 {
 		dc.LoadSmoothing = 1
 	}
@@ -124,7 +135,8 @@ func NewEngine(cfg *fleet.Config, dc Config, sink Sink, opts EngineOptions) *Eng
 		dc.Spillage.Smoothing = 1
 	}
 	e := &Engine{cfg: cfg, dc: dc, sink: sink, opts: opts, log: opts.Logger, m: newMetrics(opts.Registerer),
-		devices: map[string]*fleet.Device{}, loc: time.UTC, wake: make(chan struct{}, 1)}
+		devices: map[string]*fleet.Device{}, loc: time.UTC, wake: make(chan struct{}, 1),
+		rbq: make(chan *readbackJob, opts.ReadbackQueue)}
 	if a, b, err := parseNight(dc.ToiletLeak.Window); err == nil {
 		e.night = [2]time.Duration{a, b}
 	}
@@ -142,7 +154,8 @@ func NewEngine(cfg *fleet.Config, dc Config, sink Sink, opts EngineOptions) *Eng
 		}
 	}
 	for i := 0; i < opts.Shards; i++ {
-		e.shards = append(e.shards, &shard{e: e, devices: map[string]*deviceState{}, rerunQ: map[string]bool{}})
+		e.shards = append(e.shards, &shard{e: e, devices: map[string]*deviceState{}, rerunQ: map[string]bool{},
+			rbWait: map[string]bool{}})
 	}
 	if cfg != nil {
 		for i := range cfg.Devices {
@@ -213,6 +226,9 @@ func (e *Engine) ProcessReadings(ctx context.Context, rs []telemetry.Reading) er
 			return err
 		}
 	}
+	if err := e.drainReadbacks(ctx); err != nil {
+		return err
+	}
 	return e.drainWills(ctx)
 }
 
@@ -241,7 +257,7 @@ func (e *Engine) AdvanceTo(ctx context.Context, t time.Time) error {
 		}
 	}
 	e.m.clock.Set(float64(t.UnixNano()) / 1e9)
-	return nil
+	return e.drainReadbacks(ctx)
 }
 
 // shard owns the state of the devices that hash to it. In Run its methods
@@ -254,6 +270,9 @@ type shard struct {
 	err     error // the sink refused and ctx ended: nothing may be committed
 	// rerun lists devices with late readings waiting for their re-run.
 	rerunQ map[string]bool
+	// rbWait lists devices with readings waiting for a read-back that is
+	// not queued yet (readback.go).
+	rbWait map[string]bool
 }
 
 type shardMsg struct {
@@ -262,6 +281,7 @@ type shardMsg struct {
 	arrived  time.Time // when the readings were appended to the spool
 	clock    time.Time
 	will     *will
+	readback *readbackDone
 	barrier  chan<- shardReport
 	all      bool // barrier: report every device, not only changed ones
 }
@@ -311,13 +331,17 @@ func (s *shard) readings(ctx context.Context, rs []telemetry.Reading, lines [][]
 	return s.err
 }
 
-// flush runs the re-runs that late readings asked for.
+// flush runs the re-runs that late readings asked for, and offers the
+// devices waiting for a read-back to its queue.
 func (s *shard) flush(ctx context.Context) error {
 	for id := range s.rerunQ {
 		if d := s.devices[id]; d != nil {
 			s.rerun(ctx, d)
 		}
 		delete(s.rerunQ, id)
+	}
+	if len(s.rbWait) > 0 {
+		s.offerReadbacks()
 	}
 	return s.err
 }
@@ -447,7 +471,7 @@ func (s *shard) loop(ctx context.Context) {
 			return
 		case m := <-s.in:
 			s.handle(ctx, m)
-			if len(s.in) == 0 && len(s.rerunQ) > 0 {
+			if len(s.in) == 0 && (len(s.rerunQ) > 0 || len(s.rbWait) > 0) {
 				s.flush(ctx) // a burst of late readings is over: re-run once
 			}
 		}
@@ -472,6 +496,8 @@ func (s *shard) handle(ctx context.Context, m shardMsg) {
 		m.barrier <- shardReport{states: st, n: n, err: err}
 	case m.will != nil:
 		s.will(ctx, *m.will)
+	case m.readback != nil:
+		s.doneReadback(*m.readback)
 	case len(m.readings) > 0:
 		s.readings(ctx, m.readings, m.lines, m.arrived)
 	case !m.clock.IsZero():
@@ -551,6 +577,13 @@ func (e *Engine) startShards(ctx context.Context) (stop func()) {
 		go func() {
 			defer wg.Done()
 			s.loop(sctx)
+		}()
+	}
+	if e.opts.History != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.readbacks(sctx)
 		}()
 	}
 	return func() {

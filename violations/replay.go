@@ -343,7 +343,15 @@ func (s *shard) receive(e *env, r *telemetry.Reading, line []byte) {
 		s.process(e, en, r)
 		return
 	}
-	if !d.rp.covers(r.Time) || (s.e.opts.MaxAge > 0 && d.Done.Sub(r.Time) > s.e.opts.MaxAge) {
+	if s.e.opts.MaxAge > 0 && d.Done.Sub(r.Time) > s.e.opts.MaxAge {
+		s.tooLate(e, r)
+		return
+	}
+	if !d.rp.covers(r.Time) {
+		if s.e.opts.History != nil {
+			s.waitLate(e, r, en)
+			return
+		}
 		s.tooLate(e, r)
 		return
 	}
