@@ -201,3 +201,53 @@ func TestLateWithdrawsBeyondMemory(t *testing.T) {
 		t.Errorf("read-backs: %g, want 1", n)
 	}
 }
+
+// TestReadbackQueueThroughOutage stops InfluxDB, then three trucks send
+// live readings and, after them, a dump from an hour before: their
+// read-backs wait for the writer (the live readings are still in the spool),
+// the queue of one is full and says so, and nothing is dropped: once InfluxDB
+// is back each dump is raised once.
+func TestReadbackQueueThroughOutage(t *testing.T) {
+	ids := []string{"trk-q1", "trk-q2", "trk-q3"}
+	h := lateHarness(t, "violations:\n  readback_queue: 1\n  replay_window: 10m\n  mark_every: 2m\n", ids...)
+	h.influx.Stop()
+	now := time.Now().Truncate(time.Second)
+	live := parked(now.Add(-40*time.Minute), now)
+	for _, id := range ids {
+		sendBatches(t, h, id, 20, live)
+	}
+	testenv.Eventually(t, 30*time.Second, "the live readings judged", func() bool {
+		return h.metric("sanigate_violation_readings_total", nil) == float64(len(ids)*len(live))
+	})
+	trip := tripPoints(t, now.Add(-100*time.Minute))
+	for _, id := range ids {
+		sendBatches(t, h, id, len(trip), trip)
+	}
+	testenv.Eventually(t, 60*time.Second, "the queue full and a read-back failing", func() bool {
+		return h.metric("sanigate_violation_readback_queue_full_total", nil) > 0 &&
+			h.metric("sanigate_violation_readback_errors_total", nil) > 0
+	})
+	if n := h.metric("sanigate_violations_raised_total", map[string]string{"type": "illegal_dumping"}); n != 0 {
+		t.Fatalf("illegal_dumping raised %g times before InfluxDB is back", n)
+	}
+	if err := h.influx.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 120*time.Second, "every late dump raised", func() bool {
+		return h.metric("sanigate_violation_readbacks_total", nil) == float64(len(ids))
+	})
+	if n := h.metric("sanigate_violations_raised_total", map[string]string{"type": "illegal_dumping", "resolved": "false"}); n != float64(len(ids)) {
+		t.Errorf("illegal_dumping handed to the sink %g times, want %d", n, len(ids))
+	}
+	for _, id := range ids {
+		if n := len(deviceCases(t, h, "illegal_dumping", id)); n != 1 {
+			t.Errorf("%s: %d illegal_dumping cases, want 1", id, n)
+		}
+	}
+	if n := h.metric("sanigate_violation_late_readings_total", nil); n != 0 {
+		t.Errorf("late readings left out: %g, want 0", n)
+	}
+	if n := h.metric("sanigate_violation_readback_queued", nil); n != 0 {
+		t.Errorf("devices still queued: %g", n)
+	}
+}

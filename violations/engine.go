@@ -50,7 +50,7 @@ type EngineOptions struct {
 	// a device holds in memory (readback.go); nil leaves them out as late.
 	History History
 	// ReadbackQueue is how many devices may wait for their read-back at
-	// once; more wait in their shards. Default 64.
+	// once; more wait in their shards. Default the Config's readback_queue.
 	ReadbackQueue int
 }
 
@@ -124,6 +124,9 @@ func NewEngine(cfg *fleet.Config, dc Config, sink Sink, opts EngineOptions) *Eng
 	}
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = 30 * 24 * time.Hour
+	}
+	if opts.ReadbackQueue <= 0 {
+		opts.ReadbackQueue = dc.ReadbackQueue
 	}
 	if opts.ReadbackQueue <= 0 {
 		opts.ReadbackQueue = 64
