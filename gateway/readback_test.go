@@ -251,3 +251,43 @@ func TestReadbackQueueThroughOutage(t *testing.T) {
 		t.Errorf("devices still queued: %g", n)
 	}
 }
+
+// TestReadbackSurvivesRestart: a late dump waits for its read-back while
+// InfluxDB is down, and the gateway is stopped meanwhile. The waiting
+// readings are in the detectors' saved state: after the restart, with
+// InfluxDB back, the dump is raised once.
+func TestReadbackSurvivesRestart(t *testing.T) {
+	h := lateHarness(t, "violations:\n  replay_window: 10m\n  mark_every: 2m\n", "trk-wait")
+	now := time.Now().Truncate(time.Second)
+	live := parked(now.Add(-40*time.Minute), now)
+	sendBatches(t, h, "trk-wait", 20, live)
+	testenv.Eventually(t, 30*time.Second, "the live readings judged", func() bool {
+		return h.metric("sanigate_violation_readings_total", nil) == float64(len(live))
+	})
+	h.influx.Stop()
+	trip := tripPoints(t, now.Add(-100*time.Minute))
+	sendBatches(t, h, "trk-wait", len(trip), trip)
+	testenv.Eventually(t, 60*time.Second, "a read-back failing", func() bool {
+		return h.metric("sanigate_violation_readback_errors_total", nil) > 0
+	})
+	h.stop()
+	if err := h.influx.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	dumping := map[string]string{"type": "illegal_dumping", "resolved": "false"}
+	defer func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", h.logs.String())
+		}
+	}()
+	testenv.Eventually(t, 20*time.Second, "the late dump raised after the restart", func() bool {
+		return h.metric("sanigate_violations_raised_total", dumping) >= 1
+	})
+	if n := h.metric("sanigate_violations_raised_total", dumping); n != 1 {
+		t.Errorf("illegal_dumping handed to the sink %g times, want 1", n)
+	}
+	if n := len(deviceCases(t, h, "illegal_dumping", "trk-wait")); n != 1 {
+		t.Errorf("illegal_dumping cases: %d, want 1", n)
+	}
+}

@@ -534,6 +534,9 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 		e.began = e.opts.Now()
 	}
 	defer e.startShards(ctx)()
+	if e.opts.History != nil {
+		e.kickReadbacks(ctx) // devices restored with readings waiting for a read-back
+	}
 	rctx, stopReader := context.WithCancel(ctx)
 	defer stopReader()
 	batches := readBatches(rctx, cons, e.opts.MaxRecords)

@@ -206,6 +206,21 @@ func (e *Engine) readbacks(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			}
+			e.kickReadbacks(ctx) // the queue has room: devices waiting in any shard are offered again
+		}
+	}
+}
+
+// kickReadbacks wakes every shard, so that those with devices waiting for a
+// read-back offer them to the queue (an empty message is handled as
+// nothing, then the shard flushes). Run calls it at start, for what a
+// restored state was waiting for; the worker after each read-back.
+func (e *Engine) kickReadbacks(ctx context.Context) {
+	for _, s := range e.shards {
+		select {
+		case s.in <- shardMsg{}:
+		case <-ctx.Done():
+			return
 		}
 	}
 }
