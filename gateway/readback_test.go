@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -79,23 +80,44 @@ func deviceCases(t testing.TB, h *harness, typ, device string) []*cases.Case {
 // TestLateBeyondMemory uploads a truck's dump at the farm an hour after
 // 40 minutes of live readings that came later, with a replay window of 10
 // minutes: the detectors no longer hold the span in memory, read the truck's
-// history back from InfluxDB and raise the dump once. The same upload again
-// raises nothing twice and withdraws nothing.
+// history back from InfluxDB and raise the dump once, with the same verdict
+// (types and starts) as a truck that sent the same readings in order. The
+// same upload again raises nothing twice and withdraws nothing.
 func TestLateBeyondMemory(t *testing.T) {
-	h := lateHarness(t, "violations:\n  replay_window: 10m\n  mark_every: 2m\n", "trk-late")
+	h := lateHarness(t, "violations:\n  replay_window: 10m\n  mark_every: 2m\n", "trk-late", "trk-ref")
 	now := time.Now().Truncate(time.Second)
 	live := parked(now.Add(-40*time.Minute), now)
+	trip := tripPoints(t, now.Add(-100*time.Minute))
+	sendBatches(t, h, "trk-ref", 20, append(append([]string(nil), trip...), live...))
+	testenv.Eventually(t, 30*time.Second, "the reference judged", func() bool {
+		return h.metric("sanigate_violations_raised_total", map[string]string{"type": "illegal_dumping"}) == 1
+	})
 	sendBatches(t, h, "trk-late", 20, live)
 	testenv.Eventually(t, 30*time.Second, "the live readings judged", func() bool {
-		return h.metric("sanigate_violation_readings_total", nil) == float64(len(live))
+		return h.metric("sanigate_violation_readings_total", nil) == float64(len(trip)+2*len(live))
 	})
-	trip := tripPoints(t, now.Add(-100*time.Minute))
 	sendBatches(t, h, "trk-late", len(trip), trip)
 
 	dumping := map[string]string{"type": "illegal_dumping", "resolved": "false"}
 	testenv.Eventually(t, 60*time.Second, "the late dump raised", func() bool {
-		return h.metric("sanigate_violations_raised_total", dumping) >= 1
+		return h.metric("sanigate_violations_raised_total", dumping) >= 2
 	})
+	verdict := func(device string) string {
+		var keys []string
+		for _, r := range h.influx.Rows(t, fmt.Sprintf(`SELECT "key", "resolved" FROM "forever"."violation" WHERE "state" = 'raised' AND "device" = '%s'`, device)) {
+			keys = append(keys, fmt.Sprint(strings.Replace(fmt.Sprint(r["key"]), device, "*", 1), " resolved=", r["resolved"]))
+		}
+		sort.Strings(keys)
+		return strings.Join(keys, "\n")
+	}
+	testenv.Eventually(t, 30*time.Second, "the verdict of the truck that sent in order", func() bool {
+		ref := verdict("trk-ref") // the dump, and the silence after the trip: a tracking gap and device_offline
+		return strings.Contains(ref, "illegal_dumping") && strings.Contains(ref, "tracking_gap") &&
+			strings.Contains(ref, "device_offline") && verdict("trk-late") == ref
+	})
+	if got, want := verdict("trk-late"), verdict("trk-ref"); got != want {
+		t.Errorf("late upload:\n%s\nin order:\n%s", got, want)
+	}
 	if n := len(deviceCases(t, h, "illegal_dumping", "trk-late")); n != 1 {
 		t.Errorf("illegal_dumping cases: %d, want 1", n)
 	}
@@ -112,8 +134,8 @@ func TestLateBeyondMemory(t *testing.T) {
 	testenv.Eventually(t, 60*time.Second, "the second read-back", func() bool {
 		return h.metric("sanigate_violation_readbacks_total", nil) == 2
 	})
-	if n := h.metric("sanigate_violations_raised_total", dumping); n != 1 {
-		t.Errorf("illegal_dumping handed to the sink %g times, want 1", n)
+	if n := h.metric("sanigate_violations_raised_total", dumping); n != 2 {
+		t.Errorf("illegal_dumping handed to the sink %g times, want 2 (once per truck)", n)
 	}
 	if n := h.metric("sanigate_violations_raised_total", nil); n != raisedBefore {
 		t.Errorf("violations handed to the sink: %g after the same upload again, %g before", n, raisedBefore)
