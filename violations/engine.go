@@ -48,6 +48,9 @@ type EngineOptions struct {
 	MaxRecords int
 	// History, when set, is read back to re-judge readings older than what
 	// a device holds in memory (readback.go); nil leaves them out as late.
+	// Under Run one worker goroutine does the read-backs; under
+	// ProcessReadings and AdvanceTo they run on the caller's goroutine
+	// before the call returns.
 	History History
 	// ReadbackQueue is how many devices may wait for their read-back at
 	// once; more wait in their shards. Default the Config's readback_queue.
@@ -62,7 +65,9 @@ type EngineOptions struct {
 //
 // An Engine is driven either by Run (as a spool consumer) or by
 // ProcessReadings and AdvanceTo (tests, replays), never both at once.
-// Offline may be called from any goroutine at any time.
+// Offline may be called from any goroutine at any time. Readings older than
+// a device's memory are re-judged from its History, when one is given
+// (readback.go).
 type Engine struct {
 	cfg     *fleet.Config
 	dc      Config
