@@ -111,7 +111,11 @@ func (h *influxReadback) query(ctx context.Context, q string) ([]series, error) 
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("influxdb query: %s: %s", resp.Status, body)
+		err := fmt.Errorf("influxdb query: %s: %s", resp.Status, body)
+		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
+			err = fmt.Errorf("%w: %w", violations.ErrHistoryRefused, err)
+		}
+		return nil, err
 	}
 	var out struct {
 		Results []struct {
@@ -123,15 +127,15 @@ func (h *influxReadback) query(ctx context.Context, q string) ([]series, error) 
 	dec := json.NewDecoder(io.LimitReader(resp.Body, maxReadbackBytes))
 	dec.UseNumber()
 	if err := dec.Decode(&out); err != nil {
-		return nil, fmt.Errorf("influxdb query (answers over %d MiB are cut): %w", maxReadbackBytes>>20, err)
+		return nil, fmt.Errorf("%w: influxdb query (answers over %d MiB are cut): %w", violations.ErrHistoryRefused, maxReadbackBytes>>20, err)
 	}
 	if out.Error != "" {
-		return nil, fmt.Errorf("influxdb query: %s", out.Error)
+		return nil, fmt.Errorf("%w: influxdb query: %s", violations.ErrHistoryRefused, out.Error)
 	}
 	var all []series
 	for _, r := range out.Results {
 		if r.Error != "" {
-			return nil, fmt.Errorf("influxdb query: %s", r.Error)
+			return nil, fmt.Errorf("%w: influxdb query: %s", violations.ErrHistoryRefused, r.Error)
 		}
 		all = append(all, r.Series...)
 	}

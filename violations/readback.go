@@ -2,6 +2,7 @@ package violations
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -75,6 +76,22 @@ type readbackJob struct {
 	emits        []emission // what the device raised since its oldest mark
 }
 
+// maxReadbackSpan bounds the late readings one read-back judges, so that
+// its answer stays small (a truck's 6 h every 5 s and the margins are about
+// 7,700 readings, 2 MiB of JSON); an upload spanning more is judged in
+// several read-backs, oldest first.
+const maxReadbackSpan = 6 * time.Hour
+
+// ErrHistoryRefused marks a History error that trying again will not cure
+// (a query InfluxDB refuses, an answer too large): after a few attempts the
+// read-back gives up, and its readings are counted as late.
+var ErrHistoryRefused = errors.New("violations: the history refused the read-back")
+
+// maxRefusals is how many refused attempts a read-back makes before it
+// gives up; other failures (InfluxDB down, the writer behind) are retried
+// until they pass.
+const maxRefusals = 3
+
 // readbackDone tells a shard that a device's read-back of n waiting
 // readings is over.
 type readbackDone struct {
@@ -147,12 +164,18 @@ func (s *shard) offerReadbacks() {
 }
 
 // readbackJob copies what a read-back of d needs.
+// A job takes the oldest waiting readings that lie within
+// maxReadbackSpan of the oldest: the rest wait for the next job.
 func (s *shard) readbackJob(d *deviceState) *readbackJob {
-	j := &readbackJob{device: d.ID, kind: d.Kind, n: len(d.Late), liveDone: d.Done}
+	sort.SliceStable(d.Late, func(a, b int) bool { return d.Late[a].T.Before(d.Late[b].T) })
+	j := &readbackJob{device: d.ID, kind: d.Kind, liveDone: d.Done}
 	for _, l := range d.Late {
+		if l.T.Sub(d.Late[0].T) > maxReadbackSpan {
+			break
+		}
 		j.late = append(j.late, entry{kind: entryReading, t: l.T, fp: l.FP, line: l.Line})
 	}
-	sort.SliceStable(j.late, func(a, b int) bool { return j.late[a].t.Before(j.late[b].t) })
+	j.n = len(j.late)
 	j.lo, j.hi = j.late[0].t, j.late[len(j.late)-1].t
 	if j.liveDone.Before(j.hi) {
 		j.liveDone = j.hi
@@ -253,15 +276,26 @@ func (e *Engine) drainReadbacks(ctx context.Context) error {
 }
 
 // readbackRetrying runs j, retrying with backoff while the history fails;
-// false when ctx ended first.
+// false when ctx ended first. A read-back the history refuses maxRefusals
+// times is given up: its readings are counted as late and left out.
 func (e *Engine) readbackRetrying(ctx context.Context, ws *shard, j *readbackJob) bool {
 	backoff := time.Second
+	refused := 0
 	for attempt := 0; ; attempt++ {
 		err := e.readback(ctx, ws, j)
 		if err == nil {
 			return true
 		}
 		e.m.rbErrors.Inc()
+		if errors.Is(err, ErrHistoryRefused) {
+			if refused++; refused >= maxRefusals {
+				e.late.Add(int64(len(j.late)))
+				e.m.late.WithLabelValues(j.kind).Add(float64(len(j.late)))
+				e.log.Error("read-back refused: late readings left out", "device", j.device, "readings", len(j.late),
+					"from", j.lo, "to", j.hi, "error", err)
+				return true
+			}
+		}
 		if attempt&(attempt-1) == 0 { // 0, 1, 2, 4, 8, ...
 			e.log.Warn("read-back of late readings failed; will retry", "device", j.device, "readings", len(j.late),
 				"attempt", attempt+1, "error", err)
