@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -146,6 +147,19 @@ func (h *influxReadback) where(device string, from, to time.Time) string {
 	return fmt.Sprintf(`"device" = %s AND time >= %d AND time <= %d`, quoteString(device), from.UnixNano(), to.UnixNano())
 }
 
+// After implements violations.History: the kind's first n readings after t.
+func (h *influxReadback) After(ctx context.Context, device, kind string, t time.Time, n int) ([]telemetry.Reading, error) {
+	q := fmt.Sprintf(`SELECT * FROM %s WHERE "device" = %s AND time > %d GROUP BY * ORDER BY time LIMIT %d`,
+		h.from(kind), quoteString(device), t.UnixNano(), n)
+	all, err := h.query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	rs := readingsOf(all, device, kind)
+	sort.SliceStable(rs, func(a, b int) bool { return rs[a].Time.Before(rs[b].Time) })
+	return rs[:min(n, len(rs))], nil
+}
+
 // Readings implements violations.History: the kind's measurement and the
 // device's events, each row back into a reading (numbers as floats, which is
 // how the detectors read them).
@@ -160,6 +174,11 @@ func (h *influxReadback) Readings(ctx context.Context, device, kind string, from
 	if err != nil {
 		return nil, err
 	}
+	return readingsOf(all, device, kind), nil
+}
+
+// readingsOf turns the rows of readings and events back into readings.
+func readingsOf(all []series, device, kind string) []telemetry.Reading {
 	var out []telemetry.Reading
 	for _, s := range all {
 		for _, row := range s.Values {
@@ -194,7 +213,7 @@ func (h *influxReadback) Readings(ctx context.Context, device, kind string, from
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 func nsTime(v any) (time.Time, bool) {

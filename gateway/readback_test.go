@@ -313,3 +313,49 @@ func TestReadbackSurvivesRestart(t *testing.T) {
 		t.Errorf("illegal_dumping cases: %d, want 1", n)
 	}
 }
+
+// TestLateSpanSplit uploads, in one message, two dumps eight and a half
+// hours apart, both older than the detectors' memory: more than one
+// read-back may judge, so they are judged in two, oldest first, and each
+// dump is raised once.
+func TestLateSpanSplit(t *testing.T) {
+	h := lateHarness(t, "violations:\n  replay_window: 10m\n  mark_every: 2m\n", "trk-two")
+	now := time.Now().Truncate(time.Second)
+	live := parked(now.Add(-40*time.Minute), now)
+	sendBatches(t, h, "trk-two", 20, live)
+	testenv.Eventually(t, 30*time.Second, "the live readings judged", func() bool {
+		return h.metric("sanigate_violation_readings_total", nil) == float64(len(live))
+	})
+	both := append(tripPoints(t, now.Add(-10*time.Hour)), tripPoints(t, now.Add(-100*time.Minute))...)
+	sendBatches(t, h, "trk-two", len(both), both)
+	testenv.Eventually(t, 60*time.Second, "two read-backs", func() bool {
+		return h.metric("sanigate_violation_readbacks_total", nil) == 2
+	})
+	if n := h.metric("sanigate_violations_raised_total", map[string]string{"type": "illegal_dumping", "resolved": "false"}); n != 2 {
+		t.Errorf("illegal_dumping handed to the sink %g times, want 2 (one per dump)", n)
+	}
+	testenv.Eventually(t, 30*time.Second, "two dumps in InfluxDB", func() bool {
+		return len(h.influx.Rows(t, `SELECT "key" FROM "forever"."violation" WHERE "state" = 'raised' AND "type" = 'illegal_dumping' AND "device" = 'trk-two'`)) == 2
+	})
+	if n := h.metric("sanigate_violation_late_readings_total", nil); n != 0 {
+		t.Errorf("late readings left out: %g, want 0", n)
+	}
+	// The silence after each trip ends where the next readings begin, as
+	// if they had come in order: a tracking gap each, and device_offline
+	// resolved, none left open.
+	query := func(typ string) []map[string]any {
+		return h.influx.Rows(t, `SELECT "key", "resolved", "withdrawn" FROM "forever"."violation" WHERE "state" = 'raised' AND "device" = 'trk-two' AND "type" = '`+typ+`'`)
+	}
+	testenv.Eventually(t, 30*time.Second, "a tracking gap after each trip", func() bool {
+		return len(query("tracking_gap")) == 2
+	})
+	offline := query("device_offline")
+	if len(offline) != 2 {
+		t.Errorf("device_offline: %v, want one after each trip", offline)
+	}
+	for _, r := range offline {
+		if r["resolved"] != true || r["withdrawn"] != false {
+			t.Errorf("device_offline not resolved: %v", r)
+		}
+	}
+}

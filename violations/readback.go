@@ -28,7 +28,8 @@ import (
 //     yet), one per device and time, late ones first;
 //  3. runs a fresh state of the device's detectors over them, watched from
 //     lo-margin (so a route window that opened before is not judged), and
-//     ticks it to the end of the span;
+//     ticks it to the end of the span, or runs it on the device's next 30
+//     stored readings after the span when there are any;
 //  4. reconciles by stable key: what the run raised at or after lo that is
 //     neither stored nor among the device's in-memory emissions is raised;
 //     what was stored for the span (overlapping [lo, hi], starting inside
@@ -52,6 +53,9 @@ type History interface {
 	// to the gateway before the call can be in the answer (the gateway
 	// waits for its writer), or an error.
 	Readings(ctx context.Context, device, kind string, from, to time.Time) ([]telemetry.Reading, error)
+	// After returns the first n stored readings of device (of kind's
+	// measurement, not events) after t, in time order.
+	After(ctx context.Context, device, kind string, t time.Time, n int) ([]telemetry.Reading, error)
 	// Raised returns the violations raised for device with a start in
 	// [from, to] and not withdrawn, without evidence; Resolved is set for
 	// those resolved since.
@@ -75,6 +79,11 @@ type readbackJob struct {
 	mem          []entry    // what the device held in memory over the span
 	emits        []emission // what the device raised since its oldest mark
 }
+
+// readbackTail is how many of the device's readings after a read-back's
+// span it runs on: enough for the far end of a gap (its fix and the loads
+// that weigh it).
+const readbackTail = 30
 
 // maxReadbackSpan bounds the late readings one read-back judges, so that
 // its answer stays small (a truck's 6 h every 5 s and the margins are about
@@ -324,6 +333,24 @@ func (e *Engine) readback(ctx context.Context, ws *shard, j *readbackJob) error 
 	if err != nil {
 		return fmt.Errorf("violations: read back %s: %w", j.device, err)
 	}
+	end := to // the run's end: to, or the last of the readings after it
+	if to.Before(j.liveDone) {
+		// The device's next readings after the span, however far: so that a
+		// silence after it is seen to end (device_offline resolved, a
+		// tracking gap judged on both its ends), not left open.
+		tail, err := e.opts.History.After(ctx, j.device, j.kind, to, readbackTail)
+		if err != nil {
+			return fmt.Errorf("violations: read back %s: %w", j.device, err)
+		}
+		for _, r := range tail {
+			if !r.Time.After(j.liveDone) {
+				stored = append(stored, r)
+				if r.Time.After(end) {
+					end = r.Time
+				}
+			}
+		}
+	}
 	raised, err := e.opts.History.Raised(ctx, j.device, from.Add(-margin), to)
 	if err != nil {
 		return fmt.Errorf("violations: read back violations of %s: %w", j.device, err)
@@ -339,7 +366,7 @@ func (e *Engine) readback(ctx context.Context, ws *shard, j *readbackJob) error 
 	n := 0
 	for i := range rs {
 		r := &rs[i]
-		if r.Time.Before(from) || r.Time.After(to) {
+		if r.Time.Before(from) || r.Time.After(end) {
 			continue
 		}
 		if r.Time.After(d.MaxTime) {
@@ -349,7 +376,9 @@ func (e *Engine) readback(ctx context.Context, ws *shard, j *readbackJob) error 
 		d.handle(env, r)
 		n++
 	}
-	d.tick(env, to)
+	if end.Equal(to) {
+		d.tick(env, to) // the clock rules up to the span's end; past the readings after it, nothing is known
+	}
 	d.rp.capture = nil
 
 	// Reconcile by stable key.
