@@ -316,8 +316,9 @@ func TestReadbackSurvivesRestart(t *testing.T) {
 
 // TestLateSpanSplit uploads, in one message, two dumps eight and a half
 // hours apart, both older than the detectors' memory: more than one
-// read-back may judge, so they are judged in two, oldest first, and each
-// dump is raised once.
+// read-back may judge, so they are judged in two, oldest first; each dump is
+// raised once, and the silences between the trips and the live readings are
+// judged as if all had come in order.
 func TestLateSpanSplit(t *testing.T) {
 	h := lateHarness(t, "violations:\n  replay_window: 10m\n  mark_every: 2m\n", "trk-two")
 	now := time.Now().Truncate(time.Second)
