@@ -44,6 +44,7 @@ type Gateway struct {
 	recovery  spool.Recovery
 	pipeline  *telemetry.Pipeline
 	writer    *telemetry.Writer
+	history   *influxReadback // InfluxDB read back for the detectors, with the writer role
 	broker    *broker.Broker
 	httpLn    net.Listener // the HTTP listener, for its address
 	httpFirst net.Listener // the listener Start opened, until first served

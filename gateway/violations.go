@@ -27,10 +27,14 @@ func (g *Gateway) startDetectors() error {
 	}, []string{"type", "severity"})
 	g.reg.MustRegister(raised)
 	dir := g.cfg.Resolve(g.cfg.Spool.Dir)
+	var history violations.History
+	if g.history != nil {
+		history = g.history // spans older than the detectors' memory are read back (readback.go)
+	}
 	g.detectors = violations.NewEngine(g.liveConfig(), g.detCfg,
 		violationSink{sp: g.spool, cases: g.cases, log: g.log.With("component", "violations"), raised: raised},
 		violations.EngineOptions{StateDir: dir + "-state", Registerer: g.reg, MaxAge: g.cfg.Ingest.MaxAge.D(),
-			Logger: g.log.With("component", "detectors")})
+			History: history, Logger: g.log.With("component", "detectors")})
 	e := g.detectors
 	g.sup.start(component{name: "detectors", run: func(ctx context.Context) error {
 		err := e.Run(ctx, cons)

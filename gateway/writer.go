@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"net/http"
 	"path/filepath"
 	"time"
 
@@ -40,6 +41,8 @@ func (g *Gateway) startWriter(tm *telemetry.Metrics) error {
 		Metrics:        tm, Logger: g.log.With("component", "writer"),
 		Route: route, Gzip: cfg.InfluxDB.Gzip(),
 	})
+	g.history = &influxReadback{url: cfg.InfluxDB.URL, bucket: cfg.InfluxDB.Bucket, token: token, route: route,
+		client: &http.Client{Timeout: 30 * time.Second}, sp: g.spool, writer: cons, settle: 10 * time.Second}
 	w := g.writer
 	g.sup.start(component{name: "writer", run: func(ctx context.Context) error {
 		err := w.Run(ctx)

@@ -48,6 +48,11 @@ type Config struct {
 	// MarkEvery is the event time between two marks of a device's state,
 	// where a re-run may start. Default 30m.
 	MarkEvery Duration `yaml:"mark_every"`
+	// ReadbackQueue is how many devices may wait at once for a read-back:
+	// a re-run over late readings older than their replay span, from the
+	// device's history in InfluxDB (readback.go). More wait in their shards
+	// and are offered again every second. Default 64.
+	ReadbackQueue int `yaml:"readback_queue"`
 	// LoadSmoothing is the number of samples in the running median of a
 	// truck's load_kg: it hides load-cell noise and single-sample spikes.
 	LoadSmoothing int `yaml:"load_smoothing"`
@@ -357,6 +362,9 @@ func (c *Config) check() []string {
 	var ps []string
 	if c.Lateness < 0 {
 		ps = append(ps, "lateness: must not be negative")
+	}
+	if c.ReadbackQueue < 0 {
+		ps = append(ps, "readback_queue: must not be negative")
 	}
 	if c.LoadSmoothing < 1 || c.Spillage.Smoothing < 1 {
 		ps = append(ps, "load_smoothing, spillage.smoothing: at least 1 sample")

@@ -36,4 +36,11 @@ func TestParseConfig(t *testing.T) {
 		!strings.Contains(err.Error(), `"soon" is not a duration`) {
 		t.Errorf("got %v", err)
 	}
+
+	if err := yaml.Unmarshal([]byte("readback_queue: -1\n"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = violations.ParseConfig("sanigate.yaml", &doc); err == nil || !strings.Contains(err.Error(), "readback_queue: must not be negative") {
+		t.Errorf("readback_queue -1: got %v", err)
+	}
 }

@@ -31,6 +31,11 @@ type deviceState struct {
 	Bin     *binState     `json:",omitempty"`
 	Toilet  *toiletState  `json:",omitempty"`
 
+	// Late holds readings older than the device's replay span, waiting for
+	// a read-back (readback.go); snapshots carry them.
+	Late []LateReading `json:",omitempty"`
+
+	rbBusy    bool      // a read-back of Late is queued or running
 	dirty     bool      // changed since the last snapshot
 	savedDone time.Time // Done at the last snapshot
 	rp        *replay   // marks, recent readings and emissions, for re-runs

@@ -46,6 +46,15 @@ type EngineOptions struct {
 	Checkpoint time.Duration
 	// MaxRecords is the most spool records Run reads at once. Default 512.
 	MaxRecords int
+	// History, when set, is read back to re-judge readings older than what
+	// a device holds in memory (readback.go); nil leaves them out as late.
+	// Under Run one worker goroutine does the read-backs; under
+	// ProcessReadings and AdvanceTo they run on the caller's goroutine
+	// before the call returns.
+	History History
+	// ReadbackQueue is how many devices may wait for their read-back at
+	// once; more wait in their shards. Default the Config's readback_queue.
+	ReadbackQueue int
 }
 
 // Engine runs every detector over the readings of the fleet, each device in
@@ -56,7 +65,9 @@ type EngineOptions struct {
 //
 // An Engine is driven either by Run (as a spool consumer) or by
 // ProcessReadings and AdvanceTo (tests, replays), never both at once.
-// Offline may be called from any goroutine at any time.
+// Offline may be called from any goroutine at any time. Readings older than
+// a device's memory are re-judged from its History, when one is given
+// (readback.go).
 type Engine struct {
 	live atomic.Pointer[engineLive]
 	sink Sink
@@ -80,6 +91,8 @@ type Engine struct {
 	wake  chan struct{}
 
 	state *stateLog // the snapshot log, while Run runs with a StateDir
+
+	rbq chan *readbackJob // devices waiting for their read-back (readback.go)
 }
 
 type will struct {
@@ -110,10 +123,18 @@ func NewEngine(cfg *fleet.Config, dc Config, sink Sink, opts EngineOptions) *Eng
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = 30 * 24 * time.Hour
 	}
-	e := &Engine{sink: sink, opts: opts, log: opts.Logger, m: newMetrics(opts.Registerer), wake: make(chan struct{}, 1)}
+	if opts.ReadbackQueue <= 0 {
+		opts.ReadbackQueue = dc.ReadbackQueue
+	}
+	if opts.ReadbackQueue <= 0 {
+		opts.ReadbackQueue = 64
+	}
+	e := &Engine{sink: sink, opts: opts, log: opts.Logger, m: newMetrics(opts.Registerer), wake: make(chan struct{}, 1),
+		rbq: make(chan *readbackJob, opts.ReadbackQueue)}
 	e.live.Store(newEngineLive(cfg, dc))
 	for i := 0; i < opts.Shards; i++ {
-		e.shards = append(e.shards, &shard{e: e, devices: map[string]*deviceState{}, rerunQ: map[string]bool{}})
+		e.shards = append(e.shards, &shard{e: e, devices: map[string]*deviceState{}, rerunQ: map[string]bool{},
+			rbWait: map[string]bool{}})
 	}
 	if cfg != nil {
 		for i := range cfg.Devices {
@@ -238,6 +259,9 @@ func (e *Engine) ProcessReadings(ctx context.Context, rs []telemetry.Reading) er
 			return err
 		}
 	}
+	if err := e.drainReadbacks(ctx); err != nil {
+		return err
+	}
 	return e.drainWills(ctx)
 }
 
@@ -266,7 +290,7 @@ func (e *Engine) AdvanceTo(ctx context.Context, t time.Time) error {
 		}
 	}
 	e.m.clock.Set(float64(t.UnixNano()) / 1e9)
-	return nil
+	return e.drainReadbacks(ctx)
 }
 
 // shard owns the state of the devices that hash to it. In Run its methods
@@ -279,6 +303,9 @@ type shard struct {
 	err     error // the sink refused and ctx ended: nothing may be committed
 	// rerun lists devices with late readings waiting for their re-run.
 	rerunQ map[string]bool
+	// rbWait lists devices with readings waiting for a read-back that is
+	// not queued yet (readback.go).
+	rbWait map[string]bool
 }
 
 type shardMsg struct {
@@ -287,6 +314,7 @@ type shardMsg struct {
 	arrived  time.Time // when the readings were appended to the spool
 	clock    time.Time
 	will     *will
+	readback *readbackDone
 	barrier  chan<- shardReport
 	all      bool // barrier: report every device, not only changed ones
 }
@@ -336,13 +364,17 @@ func (s *shard) readings(ctx context.Context, rs []telemetry.Reading, lines [][]
 	return s.err
 }
 
-// flush runs the re-runs that late readings asked for.
+// flush runs the re-runs that late readings asked for, and offers the
+// devices waiting for a read-back to its queue.
 func (s *shard) flush(ctx context.Context) error {
 	for id := range s.rerunQ {
 		if d := s.devices[id]; d != nil {
 			s.rerun(ctx, d)
 		}
 		delete(s.rerunQ, id)
+	}
+	if len(s.rbWait) > 0 {
+		s.offerReadbacks()
 	}
 	return s.err
 }
@@ -472,7 +504,7 @@ func (s *shard) loop(ctx context.Context) {
 			return
 		case m := <-s.in:
 			s.handle(ctx, m)
-			if len(s.in) == 0 && len(s.rerunQ) > 0 {
+			if len(s.in) == 0 && (len(s.rerunQ) > 0 || len(s.rbWait) > 0) {
 				s.flush(ctx) // a burst of late readings is over: re-run once
 			}
 		}
@@ -497,6 +529,8 @@ func (s *shard) handle(ctx context.Context, m shardMsg) {
 		m.barrier <- shardReport{states: st, n: n, err: err}
 	case m.will != nil:
 		s.will(ctx, *m.will)
+	case m.readback != nil:
+		s.doneReadback(*m.readback)
 	case len(m.readings) > 0:
 		s.readings(ctx, m.readings, m.lines, m.arrived)
 	case !m.clock.IsZero():
@@ -530,6 +564,9 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 		e.began = e.opts.Now()
 	}
 	defer e.startShards(ctx)()
+	if e.opts.History != nil {
+		e.kickReadbacks(ctx) // devices restored with readings waiting for a read-back
+	}
 	rctx, stopReader := context.WithCancel(ctx)
 	defer stopReader()
 	batches := readBatches(rctx, cons, e.opts.MaxRecords)
@@ -576,6 +613,13 @@ func (e *Engine) startShards(ctx context.Context) (stop func()) {
 		go func() {
 			defer wg.Done()
 			s.loop(sctx)
+		}()
+	}
+	if e.opts.History != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.readbacks(sctx)
 		}()
 	}
 	return func() {

@@ -9,15 +9,16 @@ const Measurement = "violation"
 
 // States of a violation point, its state tag.
 const (
-	StateRaised   = "raised"
-	StateResolved = "resolved"
+	StateRaised    = "raised"
+	StateResolved  = "resolved"
+	StateWithdrawn = "withdrawn"
 )
 
 // AppendLine appends v to buf in line protocol, in the schema the dashboards
 // read. Tags: type, severity, device, kind, state, and district, contractor,
 // category, site, route when set. A raised violation is one point in the
 // raised series at v.Start, with fields key, summary, duration_s, lat and lon
-// (when it has a position), resolved=false and count=1i. A resolved one is
+// (when it has a position), resolved=false, withdrawn=false and count=1i. A resolved one is
 // two: its own point in the resolved series at v.End (the same fields but
 // count, so that counting "count" counts violations raised), and
 // resolved=true merged into the raise point, which keeps the rest of what it
@@ -28,6 +29,7 @@ func AppendLine(buf []byte, v *Violation) []byte {
 		l := startViolation(buf, v, StateRaised)
 		violationFields(&l, v)
 		l.Bool("resolved", false)
+		l.Bool("withdrawn", false)
 		l.Int("count", 1)
 		return l.End(v.Start)
 	}
@@ -37,6 +39,25 @@ func AppendLine(buf []byte, v *Violation) []byte {
 	buf = l.End(v.End)
 	l = startViolation(buf, v, StateRaised)
 	l.Bool("resolved", true)
+	return l.End(v.Start)
+}
+
+// AppendWithdrawnLine appends the withdrawal of v (late readings no longer
+// support it) in line protocol: a point of its own in the withdrawn series
+// at v.Start, with fields key, summary (the reason) and withdrawn=true, and
+// withdrawn=true merged into the raise point, which keeps the rest of what
+// it said. The withdrawn point has no count field, so count("count") counts
+// raise points only; `WHERE "withdrawn" = false` leaves withdrawn ones out
+// (raise points are written with withdrawn=false, and a re-run that raises
+// the key again sets it back).
+func AppendWithdrawnLine(buf []byte, v *Violation, reason string) []byte {
+	l := startViolation(buf, v, StateWithdrawn)
+	l.String("key", v.Key)
+	l.String("summary", reason)
+	l.Bool("withdrawn", true)
+	buf = l.End(v.Start)
+	l = startViolation(buf, v, StateRaised)
+	l.Bool("withdrawn", true)
 	return l.End(v.Start)
 }
 

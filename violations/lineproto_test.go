@@ -16,7 +16,7 @@ func TestAppendLine(t *testing.T) {
 	got := string(violations.AppendLine(nil, &v))
 	want := `violation,category=kitchen,contractor=green\ clean,device=truck-01,district=south,kind=truck,severity=critical,` +
 		`site=farm-south,state=raised,type=illegal_dumping key="illegal_dumping/truck-01/20260302T000500Z",summary="truck-01 dropped 1500 kg \"at\" farm-south, a\\farm",` +
-		`duration_s=120,lat=39.856,lon=116.49,resolved=false,count=1i 1772409900000000000` + "\n"
+		`duration_s=120,lat=39.856,lon=116.49,resolved=false,withdrawn=false,count=1i 1772409900000000000` + "\n"
 	if got != want {
 		t.Errorf("raised:\ngot  %s\nwant %s", got, want)
 	}
@@ -30,6 +30,17 @@ func TestAppendLine(t *testing.T) {
 		`violation,device=bin-04,kind=bin,severity=minor,state=raised,type=bin_overflow resolved=true 100000000000` + "\n"
 	if got != want {
 		t.Errorf("resolved:\ngot  %s\nwant %s", got, want)
+	}
+}
+
+func TestAppendWithdrawnLine(t *testing.T) {
+	v := violations.Violation{Key: "k", Type: violations.TrackingGap, Severity: violations.Major, Device: "truck-01", Kind: "truck",
+		Start: time.Unix(100, 0), End: time.Unix(1300, 0), Summary: "silent 20 min"}
+	got := string(violations.AppendWithdrawnLine(nil, &v, "no longer supported"))
+	want := `violation,device=truck-01,kind=truck,severity=major,state=withdrawn,type=tracking_gap key="k",summary="no longer supported",withdrawn=true 100000000000` + "\n" +
+		`violation,device=truck-01,kind=truck,severity=major,state=raised,type=tracking_gap withdrawn=true 100000000000` + "\n"
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
 

@@ -25,6 +25,13 @@ type metrics struct {
 	rerunReadings prometheus.Counter
 	rerunSeconds  prometheus.Histogram
 	stateBytes    prometheus.Counter
+	// Read-backs of late readings beyond memory (readback.go).
+	readbacks  prometheus.Counter
+	rbReadings prometheus.Counter
+	rbSeconds  prometheus.Histogram
+	rbQueued   prometheus.Gauge
+	rbFull     prometheus.Counter
+	rbErrors   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -78,6 +85,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		stateBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sanigate_violation_state_bytes_total", Help: "Bytes written to the detectors' state log.",
 		}),
+		readbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sanigate_violation_readbacks_total", Help: "Re-runs of a device over late readings older than its memory, from its history read back.",
+		}),
+		rbReadings: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sanigate_violation_readback_readings_total", Help: "Stored readings read back for re-runs.",
+		}),
+		rbSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sanigate_violation_readback_seconds", Help: "Time one read-back took: the queries and the re-run.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+		}),
+		rbQueued: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sanigate_violation_readback_queued", Help: "Devices in the read-back queue.",
+		}),
+		rbFull: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sanigate_violation_readback_queue_full_total", Help: "Times a device found the read-back queue full; it waits in its shard and is offered again.",
+		}),
+		rbErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sanigate_violation_readback_errors_total", Help: "Failed read-backs (InfluxDB unreachable, the writer behind), each retried.",
+		}),
 	}
 	if reg != nil {
 		m.raised = register(reg, m.raised)
@@ -96,6 +122,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.rerunReadings = register(reg, m.rerunReadings)
 		m.rerunSeconds = register(reg, m.rerunSeconds)
 		m.stateBytes = register(reg, m.stateBytes)
+		m.readbacks = register(reg, m.readbacks)
+		m.rbReadings = register(reg, m.rbReadings)
+		m.rbSeconds = register(reg, m.rbSeconds)
+		m.rbQueued = register(reg, m.rbQueued)
+		m.rbFull = register(reg, m.rbFull)
+		m.rbErrors = register(reg, m.rbErrors)
 	}
 	return m
 }

@@ -34,11 +34,12 @@ import (
 // The bound is ReplayBytes per device for the history (the oldest mark and
 // its readings are dropped past it) and ReplayWindow (or MaxAge, when
 // shorter) of event time: a reading older than the oldest mark cannot be
-// re-run. It is counted in
-// sanigate_violation_late_readings_total and, when an event (a pickup, an
+// re-run from memory. With a History it is re-judged from the device's
+// history read back from InfluxDB (readback.go); without one it is counted
+// in sanigate_violation_late_readings_total and, when an event (a pickup, an
 // alarm), still handled by the rules that need no order. Marks and history
 // are not saved in snapshots: after a restart a device's replay span starts
-// at its first new reading.
+// at its first new reading, and what is older goes the same way.
 
 // replay is one device's re-run machinery; see above.
 type replay struct {
@@ -343,7 +344,15 @@ func (s *shard) receive(e *env, r *telemetry.Reading, line []byte) {
 		s.process(e, en, r)
 		return
 	}
-	if !d.rp.covers(r.Time) || (s.e.opts.MaxAge > 0 && d.Done.Sub(r.Time) > s.e.opts.MaxAge) {
+	if s.e.opts.MaxAge > 0 && d.Done.Sub(r.Time) > s.e.opts.MaxAge {
+		s.tooLate(e, r)
+		return
+	}
+	if !d.rp.covers(r.Time) {
+		if s.e.opts.History != nil {
+			s.waitLate(e, r, en)
+			return
+		}
 		s.tooLate(e, r)
 		return
 	}

@@ -137,7 +137,11 @@ func (e *Engine) restore(cons *spool.Consumer) (int64, error) {
 	for id, d := range devices {
 		d.rp = &replay{}
 		d.savedDone = d.Done
-		e.shardFor(id).devices[id] = d
+		s := e.shardFor(id)
+		s.devices[id] = d
+		if len(d.Late) > 0 {
+			s.rbWait[id] = true // waiting for a read-back when the process stopped
+		}
 	}
 	if len(devices) > 0 {
 		if c := cons.Committed(); offset < c {

@@ -89,8 +89,10 @@ type Evidence struct {
 }
 
 // Sink receives violations. Raise is called from detector goroutines,
-// concurrently for different devices; it may block (that slows detection, never
-// ingest). The cases package fills this seam.
+// concurrently for different devices, and from the read-back worker
+// (readback.go), possibly for a device whose shard is raising too (an older
+// span of it); it may block (that slows detection, never ingest). The cases
+// package fills this seam.
 type Sink interface {
 	Raise(ctx context.Context, v Violation) error
 }
