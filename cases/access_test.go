@@ -212,3 +212,40 @@ func TestUnauthorizedHeader(t *testing.T) {
 	}
 	_ = violations.Types
 }
+
+// A detector that resumes (after a crash, or a new partition owner reading
+// again what the last one had not acknowledged) raises a violation whose
+// case was already resolved by data: no second case opens. A new violation
+// of the same kind on the same device does open one.
+func TestReplayAfterCloseOpensNoCase(t *testing.T) {
+	eachStore(t, func(t *testing.T, st StoreConfig) {
+		ctx := context.Background()
+		e := newEnv(t, testConfig(st, "http://127.0.0.1:1/x"), Deps{})
+		t0 := e.clock.Now()
+		for _, v := range []violations.Violation{
+			binOverflow("ovf-1", t0, false), binOverflow("ovf-1", t0, true), // raised, resolved
+			binOverflow("ovf-1", t0, false), binOverflow("ovf-1", t0, true), // the same, replayed
+		} {
+			if err := e.svc.Raise(ctx, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		page, err := e.svc.List(ctx, System, Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Cases) != 1 || page.Cases[0].State != Closed {
+			var states []State
+			for _, c := range page.Cases {
+				states = append(states, c.State)
+			}
+			t.Fatalf("got %d cases in states %v, want the one closed case", len(page.Cases), states)
+		}
+		if err := e.svc.Raise(ctx, binOverflow("ovf-2", t0.Add(time.Hour), false)); err != nil {
+			t.Fatal(err)
+		}
+		if page, _ = e.svc.List(ctx, System, Filter{}); len(page.Cases) != 2 {
+			t.Fatalf("got %d cases after a new overflow, want 2", len(page.Cases))
+		}
+	})
+}

@@ -17,6 +17,7 @@ type metrics struct {
 	notifications *prometheus.CounterVec
 	transitions   *prometheus.CounterVec
 	merged        prometheus.Counter
+	replayed      prometheus.Counter
 	raiseErrors   prometheus.Counter
 	pointErrors   prometheus.Counter
 	scrapeErrors  prometheus.Counter
@@ -39,6 +40,8 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 			Help: "Case lifecycle events, by action."}, []string{"action"}),
 		merged: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_case_repeats_merged_total",
 			Help: "Repeated violations merged into their open case."}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_case_replays_ignored_total",
+			Help: "Violations raised again after their case was closed (a detector's replay), left out."}),
 		raiseErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_case_raise_errors_total",
 			Help: "Violations that could not be filed or merged."}),
 		pointErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_case_point_errors_total",
@@ -52,7 +55,7 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 		commandAcksRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_device_command_acks_refused_total",
 			Help: "Command answers from devices that named no open command of theirs."}),
 	}
-	for _, c := range []prometheus.Collector{m, m.notifications, m.transitions, m.merged, m.raiseErrors, m.pointErrors, m.scrapeErrors,
+	for _, c := range []prometheus.Collector{m, m.notifications, m.transitions, m.merged, m.replayed, m.raiseErrors, m.pointErrors, m.scrapeErrors,
 		m.commandsSent, m.commandsExpired, m.commandAcksRefused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -312,6 +312,9 @@ func (s *Service) Raise(ctx context.Context, v violations.Violation) error {
 			if v.Resolved {
 				return s.resolve(ctx, tx, key, v, now, &evs)
 			}
+			if done, err := s.closedWith(ctx, tx, key, v.Key); err != nil || done {
+				return err
+			}
 			id, err := s.insertCase(ctx, tx, key, v, now)
 			if err == nil {
 				return s.fileNew(ctx, tx, id, v, now, &evs)
@@ -399,6 +402,26 @@ ON CONFLICT (case_key) WHERE is_open = 1 DO NOTHING RETURNING id`,
 		key, v.Type, v.Severity, string(Reported), v.Device, v.Kind, v.Place, v.District, v.Contractor, v.Category, v.Site,
 		v.Route, v.Lat, v.Lon, b2i(v.HasPos), string(v.Geometry), v.Summary, ms(first), ms(last), prev, ms(now)).Scan(&id)
 	return id, err
+}
+
+// closedWith reports whether a closed case of key already counts the
+// violation vkey: a replay of it (a detector resuming after a crash, a new
+// partition owner reading again what the last one had not acknowledged)
+// must not open a second case after the first was resolved.
+func (s *Service) closedWith(ctx context.Context, tx *sql.Tx, key, vkey string) (bool, error) {
+	if vkey == "" {
+		return false, nil
+	}
+	var n int
+	err := s.st.queryRow(ctx, tx, `SELECT COUNT(*) FROM case_occurrences o JOIN cases c ON c.id = o.case_id
+WHERE c.case_key = ? AND c.is_open = 0 AND o.violation_key = ?`, key, vkey).Scan(&n)
+	if err != nil {
+		return false, err
+	}
+	if n > 0 {
+		s.metrics.replayed.Inc()
+	}
+	return n > 0, nil
 }
 
 // span is the event-time span a violation covers.

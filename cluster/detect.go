@@ -33,6 +33,9 @@ type DetectorOptions struct {
 	// A dead detector's partitions are taken over after about one TTL.
 	LeaseBucket string
 	LeaseTTL    time.Duration
+	// StateBucket holds each partition's progress (default
+	// SANIGATE_PARTITIONS).
+	StateBucket string
 	// Replay is how much of a partition, before the point its last owner
 	// had processed, a new owner reads again to rebuild detector state,
 	// raising nothing (default 1h). Evidence older than that is not seen.
@@ -87,6 +90,9 @@ func NewDetector(o DetectorOptions) (*Detector, error) {
 	}
 	if o.LeaseBucket == "" {
 		o.LeaseBucket = DefaultLeaseBucket
+	}
+	if o.StateBucket == "" {
+		o.StateBucket = DefaultStateBucket
 	}
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = DefaultLeaseTTL
@@ -145,12 +151,18 @@ func (d *Detector) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var ls *leases
+	var (
+		ls    *leases
+		state *progress
+	)
 	for {
 		// The stream too, in case no forwarder has made it yet.
 		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if _, err = EnsureStream(octx, js, d.o.Stream); err == nil {
 			ls, err = openLeases(octx, js, d.o.LeaseBucket, d.o.ID, d.o.LeaseTTL, d.o.Stream.Replicas, d.o.Stream.Partitions)
+		}
+		if err == nil {
+			state, err = openProgress(octx, js, d.o.StateBucket, d.o.Stream.Replicas)
 		}
 		cancel()
 		if err == nil {
@@ -186,7 +198,7 @@ func (d *Detector) Run(ctx context.Context) error {
 		for _, p := range gained {
 			d.log.Info("partition taken", "partition", p)
 			d.taken.Inc()
-			d.start(ctx, js, p)
+			d.start(ctx, js, state, p)
 		}
 		select {
 		case <-ctx.Done():
@@ -196,7 +208,7 @@ func (d *Detector) Run(ctx context.Context) error {
 	}
 }
 
-func (d *Detector) start(ctx context.Context, js jetstream.JetStream, p int) {
+func (d *Detector) start(ctx context.Context, js jetstream.JetStream, state *progress, p int) {
 	pctx, cancel := context.WithCancel(ctx)
 	r := &running{cancel: cancel, done: make(chan struct{})}
 	d.mu.Lock()
@@ -204,7 +216,7 @@ func (d *Detector) start(ctx context.Context, js jetstream.JetStream, p int) {
 	d.mu.Unlock()
 	go func() {
 		defer close(r.done)
-		w := &partitionWorker{d: d, js: js, p: p, log: d.log.With("partition", p)}
+		w := &partitionWorker{d: d, js: js, state: state, p: p, log: d.log.With("partition", p)}
 		if err := w.run(pctx); err != nil && pctx.Err() == nil {
 			d.log.Error("partition stopped", "partition", p, "error", err)
 		}

@@ -16,10 +16,11 @@ import (
 
 // partitionWorker runs detection on one owned partition.
 type partitionWorker struct {
-	d   *Detector
-	js  jetstream.JetStream
-	p   int
-	log *slog.Logger
+	d     *Detector
+	js    jetstream.JetStream
+	state *progress
+	p     int
+	log   *slog.Logger
 }
 
 func (w *partitionWorker) run(ctx context.Context) error {
@@ -64,13 +65,19 @@ func (w *partitionWorker) consumer(ctx context.Context, subject string) (jetstre
 		return nil, nil, 0, fmt.Errorf("stream %s: %w", o.Stream.Name, err)
 	}
 	name := "detect-" + strconv.Itoa(w.p)
-	var floor uint64
+	floor, err := w.state.floor(ctx, w.p)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("floor of partition %d: %w", w.p, err)
+	}
 	if c, err := stream.Consumer(ctx, name); err == nil {
 		info, err := c.Info(ctx)
 		if err != nil {
 			return nil, nil, 0, err
 		}
-		floor = info.AckFloor.Stream
+		floor = max(floor, info.AckFloor.Stream)
+		if err := w.state.setFloor(ctx, w.p, floor); err != nil {
+			return nil, nil, 0, fmt.Errorf("floor of partition %d: %w", w.p, err)
+		}
 		if err := stream.DeleteConsumer(ctx, name); err != nil {
 			return nil, nil, 0, err
 		}
