@@ -198,7 +198,7 @@ func (d *Detector) Run(ctx context.Context) error {
 		for _, p := range gained {
 			d.log.Info("partition taken", "partition", p)
 			d.taken.Inc()
-			d.start(ctx, js, state, p)
+			d.start(ctx, js, state, p, ls.fence(d.o.Stream.Name, p))
 		}
 		select {
 		case <-ctx.Done():
@@ -208,7 +208,7 @@ func (d *Detector) Run(ctx context.Context) error {
 	}
 }
 
-func (d *Detector) start(ctx context.Context, js jetstream.JetStream, state *progress, p int) {
+func (d *Detector) start(ctx context.Context, js jetstream.JetStream, state *progress, p int, fence violations.Fence) {
 	pctx, cancel := context.WithCancel(ctx)
 	r := &running{cancel: cancel, done: make(chan struct{})}
 	d.mu.Lock()
@@ -216,7 +216,7 @@ func (d *Detector) start(ctx context.Context, js jetstream.JetStream, state *pro
 	d.mu.Unlock()
 	go func() {
 		defer close(r.done)
-		w := &partitionWorker{d: d, js: js, state: state, p: p, log: d.log.With("partition", p)}
+		w := &partitionWorker{d: d, js: js, state: state, p: p, fence: fence, log: d.log.With("partition", p)}
 		if err := w.run(pctx); err != nil && pctx.Err() == nil {
 			d.log.Error("partition stopped", "partition", p, "error", err)
 		}

@@ -20,6 +20,7 @@ type partitionWorker struct {
 	js    jetstream.JetStream
 	state *progress
 	p     int
+	fence violations.Fence // the lease's fencing token
 	log   *slog.Logger
 }
 
@@ -42,7 +43,7 @@ func (w *partitionWorker) run(ctx context.Context) error {
 			return nil
 		}
 	}
-	gate := &gateSink{sink: o.Sink, log: w.log}
+	gate := &gateSink{sink: o.Sink, log: w.log, fence: w.fence}
 	eng := o.Engine(w.p, gate)
 	if floor > 0 {
 		n, err := w.rebuild(ctx, stream, subject, floor, eng)
@@ -51,7 +52,7 @@ func (w *partitionWorker) run(ctx context.Context) error {
 		}
 		w.log.Info("detector state rebuilt", "messages", n, "up_to", floor)
 	}
-	gate.live.Store(true)
+	gate.open(ctx)
 	return w.live(ctx, cons, eng)
 }
 
