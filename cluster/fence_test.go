@@ -71,7 +71,9 @@ type stalledSink struct {
 	release chan struct{}
 }
 
-func (s *stalledSink) Fence(ctx context.Context, f violations.Fence) error { return s.next.Fence(ctx, f) }
+func (s *stalledSink) Fence(ctx context.Context, f violations.Fence) error {
+	return s.next.Fence(ctx, f)
+}
 
 func (s *stalledSink) Raise(ctx context.Context, v violations.Violation) error {
 	s.once.Do(func() {
