@@ -123,6 +123,33 @@ func TestClusterChaos(t *testing.T) {
 	}
 	victim.kill(t)
 	t.Logf("killed %s, owner of partition %d (%s), at %d acknowledged", victim.name, p, last.id, acks.total())
+	dets := []*chaosProc{det1, det2}
+
+	progress("70% of the readings acknowledged", 0.7)
+	victim.start(t)
+	waitListening(t, victim.http)
+	t.Logf("%s started again at %d acknowledged", victim.name, acks.total())
+
+	// A detector paused (SIGSTOP) past its lease while it owns the partition
+	// of the last dump, and resumed: what it raises after it lost the
+	// partition is refused by the case store (fencing).
+	progress("80% of the readings acknowledged", 0.8)
+	owner = partitionOwner(t, js, p)
+	paused := map[string]*chaosProc{"det-1": det1, "det-2": det2}[owner]
+	if err := paused.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(syncWriter{paused.logs}, "=== paused %s\n", time.Now().Format(time.RFC3339Nano))
+	t.Logf("paused %s, owner of partition %d, at %d acknowledged", paused.name, p, acks.total())
+	testenv.Eventually(t, 60*time.Second, "another detector to take the paused one's partition", func() bool {
+		return partitionOwner(t, js, p) != owner
+	})
+	time.Sleep(2 * time.Second) // the new owner at work while the old one sleeps
+	if err := paused.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(syncWriter{paused.logs}, "=== resumed %s\n", time.Now().Format(time.RFC3339Nano))
+	t.Logf("resumed %s at %d acknowledged", paused.name, acks.total())
 
 	wg.Wait()
 	close(stop)
@@ -159,6 +186,11 @@ func TestClusterChaos(t *testing.T) {
 		t.Fatalf("cases after detection finished:\n%s", strings.Join(diff, "\n"))
 	}
 	t.Logf("cases: %s", ch.caseSummary(t, db))
+	for _, d := range dets {
+		t.Logf("%s: partitions taken %.0f, raises refused as stale (fenced) %.0f, replays of closed cases left out %.0f",
+			d.name, metricOf(d.http, "sanigate_cluster_partitions_taken_total"), metricOf(d.http, "sanigate_case_fenced_total"),
+			metricOf(d.http, "sanigate_case_replays_ignored_total"))
+	}
 }
 
 const (
