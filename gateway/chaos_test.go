@@ -187,9 +187,16 @@ func TestClusterChaos(t *testing.T) {
 	}
 	t.Logf("cases: %s", ch.caseSummary(t, db))
 	for _, d := range dets {
-		t.Logf("%s: partitions taken %.0f, raises refused as stale (fenced) %.0f, replays of closed cases left out %.0f",
+		t.Logf("%s: partitions taken %.0f, raises refused as stale (fenced) %.0f, replays of closed cases left out %.0f, "+
+			"snapshots saved %.0f, takeovers %.0f, messages read again %.0f",
 			d.name, metricOf(d.http, "sanigate_cluster_partitions_taken_total"), metricOf(d.http, "sanigate_case_fenced_total"),
-			metricOf(d.http, "sanigate_case_replays_ignored_total"))
+			metricOf(d.http, "sanigate_case_replays_ignored_total"), metricOf(d.http, "sanigate_cluster_snapshots_saved_total"),
+			metricOf(d.http, "sanigate_cluster_snapshot_restores_total"), metricOf(d.http, "sanigate_cluster_rebuild_messages_total"))
+		for _, l := range strings.Split(d.logs.String(), "\n") {
+			if strings.Contains(l, "restored") || strings.Contains(l, "rebuilt") || strings.Contains(l, "=== ") {
+				t.Logf("%s: %s", d.name, l)
+			}
+		}
 	}
 }
 
@@ -251,6 +258,7 @@ cluster:
   duplicate_window: 10m
   ack_timeout: 2s
   lease_ttl: 2s
+  snapshot_every: 2s
 `, influxURL, testDB, demoPlaces(t), dsn, strings.Join(nc.URLList(), ", "), chaosPartitions) + devs.String()
 	t.Cleanup(func() {
 		if t.Failed() {
