@@ -212,6 +212,7 @@ type chaos struct {
 	t       *testing.T
 	bin     string
 	base    string // configuration shared by every process
+	single  string // the same without the cluster section
 	devices []*chaosDevice
 	procs   []*chaosProc
 }
@@ -244,13 +245,15 @@ func newChaos(t *testing.T, bin, influxURL, dsn string, nc *natstest.Cluster) *c
 	}
 	// The last device of the list is the last truck to dump.
 	sort.SliceStable(ch.devices, func(i, j int) bool { return ch.devices[i].id != "truck-4" && ch.devices[j].id == "truck-4" })
-	ch.base = fmt.Sprintf(`influxdb: {url: %s, bucket: %s, flush_interval: 100ms}
+	common := fmt.Sprintf(`influxdb: {url: %s, bucket: %s, flush_interval: 100ms}
 spool: {dir: spool}
 %sviolations:
   bin_overflow: {min_duration: 20s, clear_after: 10s}
 cases:
   store: {driver: postgres, dsn: %q}
-cluster:
+`, influxURL, testDB, demoPlaces(t), dsn)
+	ch.single = common + devs.String()
+	ch.base = common + fmt.Sprintf(`cluster:
   nats: [%s]
   stream: READINGS
   partitions: %d
@@ -259,7 +262,7 @@ cluster:
   ack_timeout: 2s
   lease_ttl: 2s
   snapshot_every: 2s
-`, influxURL, testDB, demoPlaces(t), dsn, strings.Join(nc.URLList(), ", "), chaosPartitions) + devs.String()
+`, strings.Join(nc.URLList(), ", "), chaosPartitions) + devs.String()
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, p := range ch.procs {
@@ -280,6 +283,8 @@ type chaosProc struct {
 	bin         string
 }
 
+// process prepares a gateway process with roles in cluster mode, or alone
+// (single-machine mode) when roles is empty.
 func (ch *chaos) process(name, roles, detectorID string) *chaosProc {
 	t := ch.t
 	dir := filepath.Join(t.TempDir(), name)
@@ -288,7 +293,11 @@ func (ch *chaos) process(name, roles, detectorID string) *chaosProc {
 	}
 	p := &chaosProc{name: name, roles: roles, bin: ch.bin, logs: &strings.Builder{},
 		mqtt: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), http: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
-	cfg := fmt.Sprintf("mqtt: {address: %q}\nhttp: {address: %q}\n", p.mqtt, p.http) + ch.base
+	base := ch.base
+	if roles == "" { // single-machine mode: every role, no cluster
+		base, p.roles = ch.single, "edge,detect,writer,api"
+	}
+	cfg := fmt.Sprintf("mqtt: {address: %q}\nhttp: {address: %q}\n", p.mqtt, p.http) + base
 	if detectorID != "" {
 		cfg = strings.Replace(cfg, "  lease_ttl: 2s\n", "  lease_ttl: 2s\n  detector_id: "+detectorID+"\n", 1)
 	}
