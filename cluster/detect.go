@@ -45,8 +45,9 @@ type DetectorOptions struct {
 	SnapshotBucket string
 	SnapshotEvery  time.Duration
 	// Replay is how much of a partition, before the point its last owner
-	// had processed, a new owner reads again to rebuild detector state,
-	// raising nothing (default 1h). Evidence older than that is not seen.
+	// had processed, a new owner without a usable snapshot reads again to
+	// rebuild detector state, raising nothing (default 1h). Evidence older
+	// than that is not seen then.
 	Replay time.Duration
 	// Lateness is how far behind the wall clock a partition's devices are
 	// ticked while it is idle: the clock rules (offline, route windows)
@@ -68,8 +69,10 @@ type DetectorOptions struct {
 // on, one engine per partition. A partition is read through a durable
 // consumer ("detect-<p>") that the owner acknowledges once the engine has
 // handed what the readings raised to the sink, so a new owner continues
-// where the last one stopped; before that it rebuilds detector state from
-// the last Replay of the partition, raising nothing.
+// where the last one stopped; before that it rebuilds detector state,
+// raising nothing, from the partition's last snapshot and the messages after
+// it, or, without a usable snapshot, from the last Replay of the partition.
+// What it raises carries the lease's fencing token (see gateSink).
 type Detector struct {
 	o   DetectorOptions
 	log *slog.Logger
