@@ -206,13 +206,18 @@ func (w *partitionWorker) rebuild(ctx context.Context, stream jetstream.Stream, 
 			}
 			if md.Sequence.Stream > floor {
 				done = true
-				continue
+				break
 			}
 			if rs, err = w.take(ctx, eng, rs, m); err != nil {
 				return n, err
 			}
 			n++
 			done = done || md.Sequence.Stream == floor || md.NumPending == 0
+			if done {
+				// The floor is reached: what the fetch still brings is
+				// for the live consumer, and this one is dropped.
+				break
+			}
 		}
 		if err := eng.ProcessReadings(ctx, rs); err != nil {
 			return n, err
@@ -273,8 +278,21 @@ func (w *partitionWorker) live(ctx context.Context, cons jetstream.Consumer, eng
 			cancel()
 		}
 	}()
+	idle := false
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(fetchBatch, jetstream.FetchMaxWait(time.Second))
+		// What is there now, at once; when nothing was, wait up to a
+		// second for the next message, and take it as soon as it comes (a
+		// fetch of many waits for all of them or the whole second, which
+		// a quiet partition's readings would wait too).
+		var (
+			batch jetstream.MessageBatch
+			err   error
+		)
+		if idle {
+			batch, err = cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+		} else {
+			batch, err = cons.FetchNoWait(fetchBatch)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -290,6 +308,11 @@ func (w *partitionWorker) live(ctx context.Context, cons jetstream.Consumer, eng
 				return err
 			}
 			last = m
+		}
+		wasIdle := idle
+		idle = last == nil
+		if last == nil && !wasIdle {
+			continue // nothing at once: wait for the next message
 		}
 		if last == nil {
 			if err := eng.AdvanceTo(ctx, w.d.o.Now().Add(-w.d.o.Lateness)); err != nil && ctx.Err() == nil {
