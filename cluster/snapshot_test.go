@@ -176,4 +176,3 @@ func TestTakeoverResumesFromSnapshot(t *testing.T) {
 		})
 	}
 }
-
