@@ -268,6 +268,9 @@ cases:
 			for _, p := range ch.procs {
 				t.Logf("--- %s (%s) log tail:\n%s", p.name, p.roles, logTail(p.logs.String(), 5000))
 			}
+			for _, n := range nc.Nodes {
+				t.Logf("--- nats-server %s log tail:\n%s", n.Name, n.LogTail(2000))
+			}
 		}
 	})
 	return ch
