@@ -11,7 +11,7 @@ TELEGRAF_VERSION := v1.37.2
 
 export PATH := $(TOOLS)/bin:$(PATH)
 
-.PHONY: all build run run-cluster test tools bench bench-peer bench-modbus soak lint vet fmt clean demo-config dashboards fuzz release cross
+.PHONY: all build run run-cluster test tools bench bench-cluster bench-peer bench-modbus soak lint vet fmt clean demo-config dashboards fuzz release cross
 
 all: build
 
@@ -86,6 +86,10 @@ $(TELEGRAF):
 	@echo ">> installing Telegraf $(TELEGRAF_VERSION) into .tools/bin (long: half an hour here)"
 	@mkdir -p $(TOOLS)/bin
 	GOBIN=$(TOOLS)/bin GOFLAGS= $(GO) install github.com/influxdata/telegraf/cmd/telegraf@$(TELEGRAF_VERSION)
+
+## bench-cluster: cluster-mode figures with real processes: PUBACK to case alone and in cluster mode, detection failover, one gateway against two
+bench-cluster: tools
+	SANIGATE_CLUSTER_FIGURES=1 $(GO) test -count=1 -timeout 20m -run '^TestClusterFigures$$' -v ./gateway/ | grep -E 'figures_test|^(---|ok|FAIL)'
 
 ## bench-modbus: 500 simulated Modbus devices polled every second through one gateway
 bench-modbus: tools build

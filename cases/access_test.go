@@ -2,6 +2,7 @@ package cases
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -211,4 +212,91 @@ func TestUnauthorizedHeader(t *testing.T) {
 		t.Fatalf("got %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	_ = violations.Types
+}
+
+// A detector that resumes (after a crash, or a new partition owner reading
+// again what the last one had not acknowledged) raises a violation whose
+// case was already resolved by data: no second case opens. A new violation
+// of the same kind on the same device does open one.
+func TestReplayAfterCloseOpensNoCase(t *testing.T) {
+	eachStore(t, func(t *testing.T, st StoreConfig) {
+		ctx := context.Background()
+		e := newEnv(t, testConfig(st, "http://127.0.0.1:1/x"), Deps{})
+		t0 := e.clock.Now()
+		for _, v := range []violations.Violation{
+			binOverflow("ovf-1", t0, false), binOverflow("ovf-1", t0, true), // raised, resolved
+			binOverflow("ovf-1", t0, false), binOverflow("ovf-1", t0, true), // the same, replayed
+		} {
+			if err := e.svc.Raise(ctx, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		page, err := e.svc.List(ctx, System, Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Cases) != 1 || page.Cases[0].State != Closed {
+			var states []State
+			for _, c := range page.Cases {
+				states = append(states, c.State)
+			}
+			t.Fatalf("got %d cases in states %v, want the one closed case", len(page.Cases), states)
+		}
+		if err := e.svc.Raise(ctx, binOverflow("ovf-2", t0.Add(time.Hour), false)); err != nil {
+			t.Fatal(err)
+		}
+		if page, _ = e.svc.List(ctx, System, Filter{}); len(page.Cases) != 2 {
+			t.Fatalf("got %d cases after a new overflow, want 2", len(page.Cases))
+		}
+	})
+}
+
+// Fencing: once a scope's token is raised, what comes with an older token
+// is refused with ErrFenced and files nothing; the holder's raises go on.
+func TestFencingRefusesStaleTokens(t *testing.T) {
+	eachStore(t, func(t *testing.T, st StoreConfig) {
+		ctx := context.Background()
+		e := newEnv(t, testConfig(st, "http://127.0.0.1:1/x"), Deps{})
+		t0 := e.clock.Now()
+		old := violations.WithFence(ctx, violations.Fence{Scope: "READINGS/3@1", Token: 5})
+		if err := e.svc.Raise(old, binOverflow("ovf-1", t0, false)); err != nil {
+			t.Fatal(err)
+		}
+		// A new owner takes the partition over.
+		if err := e.svc.Fence(ctx, violations.Fence{Scope: "READINGS/3@1", Token: 9}); err != nil {
+			t.Fatal(err)
+		}
+		cur := violations.WithFence(ctx, violations.Fence{Scope: "READINGS/3@1", Token: 9})
+		if err := e.svc.Raise(cur, binOverflow("ovf-1", t0, true)); err != nil {
+			t.Fatal(err)
+		}
+		// The old owner, back from a pause, raises what it had in hand.
+		for _, v := range []violations.Violation{binOverflow("ovf-1", t0, false), binOverflow("ovf-2", t0.Add(time.Hour), false)} {
+			if err := e.svc.Raise(old, v); !errors.Is(err, violations.ErrFenced) {
+				t.Fatalf("raise of %s under the old token: %v, want ErrFenced", v.Key, err)
+			}
+		}
+		if err := e.svc.Withdraw(old, binOverflow("ovf-1", t0, false), "late"); !errors.Is(err, violations.ErrFenced) {
+			t.Fatalf("withdraw under the old token: %v, want ErrFenced", err)
+		}
+		if err := e.svc.Fence(ctx, violations.Fence{Scope: "READINGS/3@1", Token: 7}); !errors.Is(err, violations.ErrFenced) {
+			t.Fatalf("fence with an older token: %v, want ErrFenced", err)
+		}
+		// Another scope is not concerned.
+		if err := e.svc.Raise(violations.WithFence(ctx, violations.Fence{Scope: "READINGS/4@1", Token: 1}), dumpingAtFarm(t0)); err != nil {
+			t.Fatal(err)
+		}
+		page, err := e.svc.List(ctx, System, Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range page.Cases {
+			got = append(got, fmt.Sprintf("%s:%s", c.Type, c.State))
+		}
+		sort.Strings(got)
+		if len(got) != 2 || got[0] != "bin_overflow:closed" || !strings.HasPrefix(got[1], "illegal_dumping:") {
+			t.Fatalf("cases %v, want the overflow closed and the dumping's case", got)
+		}
+	})
 }

@@ -17,6 +17,8 @@ type metrics struct {
 	notifications *prometheus.CounterVec
 	transitions   *prometheus.CounterVec
 	merged        prometheus.Counter
+	replayed      prometheus.Counter
+	fenced        prometheus.Counter
 	raiseErrors   prometheus.Counter
 	pointErrors   prometheus.Counter
 	scrapeErrors  prometheus.Counter
@@ -39,6 +41,10 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 			Help: "Case lifecycle events, by action."}, []string{"action"}),
 		merged: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_case_repeats_merged_total",
 			Help: "Repeated violations merged into their open case."}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_case_replays_ignored_total",
+			Help: "Violations raised again after their case was closed (a detector's replay), left out."}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_case_fenced_total",
+			Help: "Violations refused because their detector's fencing token was stale (it had lost its partition)."}),
 		raiseErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_case_raise_errors_total",
 			Help: "Violations that could not be filed or merged."}),
 		pointErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_case_point_errors_total",
@@ -52,7 +58,7 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 		commandAcksRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanigate_device_command_acks_refused_total",
 			Help: "Command answers from devices that named no open command of theirs."}),
 	}
-	for _, c := range []prometheus.Collector{m, m.notifications, m.transitions, m.merged, m.raiseErrors, m.pointErrors, m.scrapeErrors,
+	for _, c := range []prometheus.Collector{m, m.notifications, m.transitions, m.merged, m.replayed, m.fenced, m.raiseErrors, m.pointErrors, m.scrapeErrors,
 		m.commandsSent, m.commandsExpired, m.commandAcksRefused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

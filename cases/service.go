@@ -395,8 +395,14 @@ func (s *Service) Raise(ctx context.Context, v violations.Violation) error {
 		retry := false
 		err := s.st.tx(ctx, func(tx *sql.Tx) error {
 			evs = evs[:0]
+			if err := s.checkFence(ctx, tx); err != nil {
+				return err
+			}
 			if v.Resolved {
 				return s.resolve(ctx, tx, key, v, now, &evs)
+			}
+			if done, err := s.closedWith(ctx, tx, key, v.Key); err != nil || done {
+				return err
 			}
 			id, err := s.insertCase(ctx, tx, key, v, now)
 			if err == nil {
@@ -436,6 +442,9 @@ func (s *Service) Withdraw(ctx context.Context, v violations.Violation, reason s
 	key := caseKey(v)
 	var evs []event
 	err := s.st.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.checkFence(ctx, tx); err != nil {
+			return err
+		}
 		c, err := s.openByKey(ctx, tx, key)
 		if isNoRows(err) {
 			return nil
@@ -485,6 +494,65 @@ ON CONFLICT (case_key) WHERE is_open = 1 DO NOTHING RETURNING id`,
 		key, v.Type, v.Severity, string(Reported), v.Device, v.Kind, v.Place, v.District, v.Contractor, v.Category, v.Site,
 		v.Route, v.Lat, v.Lon, b2i(v.HasPos), string(v.Geometry), v.Summary, ms(first), ms(last), prev, ms(now)).Scan(&id)
 	return id, err
+}
+
+// Fence stores f as its scope's token, unless the scope holds a greater
+// one (then it returns violations.ErrFenced): a detector that takes over a
+// partition calls it before it raises anything, so that from then on the
+// store refuses what the partition's previous owner raises.
+func (s *Service) Fence(ctx context.Context, f violations.Fence) error {
+	ctx = violations.WithFence(ctx, f)
+	return s.st.tx(ctx, func(tx *sql.Tx) error { return s.checkFence(ctx, tx) })
+}
+
+// checkFence, when ctx carries a fencing token (violations.WithFence),
+// raises the scope's token to it and refuses with violations.ErrFenced if
+// the scope already holds a greater one. The update locks the scope's row
+// until the transaction ends, so a raise of the new holder and one of the
+// old cannot interleave: once the new holder's first raise committed,
+// nothing of the old one's commits.
+func (s *Service) checkFence(ctx context.Context, tx *sql.Tx) error {
+	f, ok := violations.FenceFrom(ctx)
+	if !ok {
+		return nil
+	}
+	if _, err := s.st.exec(ctx, tx, `INSERT INTO case_fences (scope, token) VALUES (?, ?) ON CONFLICT (scope) DO NOTHING`,
+		f.Scope, int64(f.Token)); err != nil {
+		return err
+	}
+	if _, err := s.st.exec(ctx, tx, `UPDATE case_fences SET token = CASE WHEN token < ? THEN ? ELSE token END WHERE scope = ?`,
+		int64(f.Token), int64(f.Token), f.Scope); err != nil {
+		return err
+	}
+	var held int64
+	if err := s.st.queryRow(ctx, tx, `SELECT token FROM case_fences WHERE scope = ?`, f.Scope).Scan(&held); err != nil {
+		return err
+	}
+	if uint64(held) > f.Token {
+		s.metrics.fenced.Inc()
+		return fmt.Errorf("%w: %s holds %d, the raise came with %d", violations.ErrFenced, f.Scope, held, f.Token)
+	}
+	return nil
+}
+
+// closedWith reports whether a closed case of key already counts the
+// violation vkey: a replay of it (a detector resuming after a crash, a new
+// partition owner reading again what the last one had not acknowledged)
+// must not open a second case after the first was resolved.
+func (s *Service) closedWith(ctx context.Context, tx *sql.Tx, key, vkey string) (bool, error) {
+	if vkey == "" {
+		return false, nil
+	}
+	var n int
+	err := s.st.queryRow(ctx, tx, `SELECT COUNT(*) FROM case_occurrences o JOIN cases c ON c.id = o.case_id
+WHERE c.case_key = ? AND c.is_open = 0 AND o.violation_key = ?`, key, vkey).Scan(&n)
+	if err != nil {
+		return false, err
+	}
+	if n > 0 {
+		s.metrics.replayed.Inc()
+	}
+	return n > 0, nil
 }
 
 // span is the event-time span a violation covers.

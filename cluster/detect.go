@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,9 +34,20 @@ type DetectorOptions struct {
 	// A dead detector's partitions are taken over after about one TTL.
 	LeaseBucket string
 	LeaseTTL    time.Duration
+	// StateBucket holds each partition's progress (default
+	// SANIGATE_PARTITIONS).
+	StateBucket string
+	// SnapshotBucket is the object store of the partitions' snapshots
+	// (default SANIGATE_SNAPSHOTS); SnapshotEvery how often an owner saves
+	// one while it works (default 1m). It saves one too when it hands a
+	// partition back; a new owner restores it and reads again only what
+	// came after it, falling back to Replay when there is none.
+	SnapshotBucket string
+	SnapshotEvery  time.Duration
 	// Replay is how much of a partition, before the point its last owner
-	// had processed, a new owner reads again to rebuild detector state,
-	// raising nothing (default 1h). Evidence older than that is not seen.
+	// had processed, a new owner without a usable snapshot reads again to
+	// rebuild detector state, raising nothing (default 1h). Evidence older
+	// than that is not seen then.
 	Replay time.Duration
 	// Lateness is how far behind the wall clock a partition's devices are
 	// ticked while it is idle: the clock rules (offline, route windows)
@@ -57,14 +69,17 @@ type DetectorOptions struct {
 // on, one engine per partition. A partition is read through a durable
 // consumer ("detect-<p>") that the owner acknowledges once the engine has
 // handed what the readings raised to the sink, so a new owner continues
-// where the last one stopped; before that it rebuilds detector state from
-// the last Replay of the partition, raising nothing.
+// where the last one stopped; before that it rebuilds detector state,
+// raising nothing, from the partition's last snapshot and the messages after
+// it, or, without a usable snapshot, from the last Replay of the partition.
+// What it raises carries the lease's fencing token (see gateSink).
 type Detector struct {
 	o   DetectorOptions
 	log *slog.Logger
 
 	readings prometheus.Counter
 	taken    prometheus.Counter
+	snapm    *snapshotMetrics
 
 	mu    sync.Mutex
 	owned map[int]*running
@@ -74,6 +89,7 @@ type Detector struct {
 type running struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	clean  atomic.Bool // handed back rather than lost: save a snapshot
 }
 
 // NewDetector checks o and returns a detector.
@@ -88,6 +104,15 @@ func NewDetector(o DetectorOptions) (*Detector, error) {
 	if o.LeaseBucket == "" {
 		o.LeaseBucket = DefaultLeaseBucket
 	}
+	if o.SnapshotBucket == "" {
+		o.SnapshotBucket = DefaultSnapshotBucket
+	}
+	if o.SnapshotEvery <= 0 {
+		o.SnapshotEvery = DefaultSnapshotEvery
+	}
+	if o.StateBucket == "" {
+		o.StateBucket = DefaultStateBucket
+	}
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = DefaultLeaseTTL
 	}
@@ -100,7 +125,7 @@ func NewDetector(o DetectorOptions) (*Detector, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	d := &Detector{o: o, log: o.Logger.With("detector", o.ID), owned: map[int]*running{},
+	d := &Detector{o: o, log: o.Logger.With("detector", o.ID), owned: map[int]*running{}, snapm: newSnapshotMetrics(),
 		readings: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sanigate_cluster_detect_readings_total", Help: "Readings the partition detectors processed live (rebuilds left out).",
 		}),
@@ -112,7 +137,7 @@ func NewDetector(o DetectorOptions) (*Detector, error) {
 		owned := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sanigate_cluster_partitions_owned", Help: "Partitions this detector holds a lease on.",
 		}, func() float64 { return float64(len(d.Owned())) })
-		for _, c := range []prometheus.Collector{d.readings, d.taken, owned} {
+		for _, c := range append([]prometheus.Collector{d.readings, d.taken, owned}, d.snapm.collectors()...) {
 			if err := o.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("cluster: register metrics: %w", err)
 			}
@@ -145,12 +170,22 @@ func (d *Detector) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var ls *leases
+	var (
+		ls    *leases
+		state *progress
+		snaps *snapshots
+	)
 	for {
 		// The stream too, in case no forwarder has made it yet.
 		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if _, err = EnsureStream(octx, js, d.o.Stream); err == nil {
 			ls, err = openLeases(octx, js, d.o.LeaseBucket, d.o.ID, d.o.LeaseTTL, d.o.Stream.Replicas, d.o.Stream.Partitions)
+		}
+		if err == nil {
+			state, err = openProgress(octx, js, d.o.StateBucket, d.o.Stream.Replicas)
+		}
+		if err == nil {
+			snaps, err = openSnapshots(octx, js, d.o.SnapshotBucket, d.o.Stream.Replicas)
 		}
 		cancel()
 		if err == nil {
@@ -177,7 +212,8 @@ func (d *Detector) Run(ctx context.Context) error {
 			d.log.Warn("lease renewal failed", "error", err)
 		}
 		for _, p := range lost {
-			d.stop(p)
+			_, clean := ls.leaving[p]
+			d.stop(p, clean)
 			d.log.Info("partition given up", "partition", p)
 		}
 		hctx, cancel := context.WithTimeout(context.Background(), d.o.LeaseTTL/4)
@@ -186,7 +222,7 @@ func (d *Detector) Run(ctx context.Context) error {
 		for _, p := range gained {
 			d.log.Info("partition taken", "partition", p)
 			d.taken.Inc()
-			d.start(ctx, js, p)
+			d.start(ctx, js, state, snaps, p, ls.fence(d.o.Stream.Name, p))
 		}
 		select {
 		case <-ctx.Done():
@@ -196,28 +232,32 @@ func (d *Detector) Run(ctx context.Context) error {
 	}
 }
 
-func (d *Detector) start(ctx context.Context, js jetstream.JetStream, p int) {
-	pctx, cancel := context.WithCancel(ctx)
+func (d *Detector) start(ctx context.Context, js jetstream.JetStream, state *progress, snaps *snapshots, p int, fence violations.Fence) {
+	// Not under ctx: stop cancels it, after saying whether the partition
+	// is handed back (at shutdown too, when Run gives every lease back).
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r := &running{cancel: cancel, done: make(chan struct{})}
 	d.mu.Lock()
 	d.owned[p] = r
 	d.mu.Unlock()
 	go func() {
 		defer close(r.done)
-		w := &partitionWorker{d: d, js: js, p: p, log: d.log.With("partition", p)}
+		w := &partitionWorker{d: d, js: js, state: state, snaps: snaps, clean: &r.clean, p: p, fence: fence, log: d.log.With("partition", p)}
 		if err := w.run(pctx); err != nil && pctx.Err() == nil {
 			d.log.Error("partition stopped", "partition", p, "error", err)
 		}
 	}()
 }
 
-// stop ends the work on p and waits for it.
-func (d *Detector) stop(p int) {
+// stop ends the work on p and waits for it; clean when the partition is
+// handed back (its lease still held), not lost.
+func (d *Detector) stop(p int, clean bool) {
 	d.mu.Lock()
 	r, ok := d.owned[p]
 	delete(d.owned, p)
 	d.mu.Unlock()
 	if ok {
+		r.clean.Store(clean)
 		r.cancel()
 		<-r.done
 	}
@@ -231,6 +271,6 @@ func (d *Detector) stopAll() {
 	}
 	d.mu.Unlock()
 	for _, p := range ps {
-		d.stop(p)
+		d.stop(p, true) // the leases are released after
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sanigate/sanigate/violations"
 )
 
 // Defaults for leases.
@@ -39,9 +41,13 @@ type leases struct {
 	// revision of their key: the key is deleted (handBack) only once the
 	// work on them stopped, so that no two detectors work on one at once.
 	leaving map[int]uint64
+	// epoch is when the bucket was created: revisions start again in a
+	// bucket made anew, so fencing scopes name the bucket's epoch.
+	epoch int64
 }
 
 type heldLease struct {
+	claimed uint64 // the revision of the claim (Create)
 	rev     uint64
 	renewed time.Time // when the claim or its last renewal was written
 }
@@ -57,11 +63,26 @@ func openLeases(ctx context.Context, js jetstream.JetStream, bucket, id string, 
 	if err != nil {
 		return nil, fmt.Errorf("cluster: lease bucket %s: %w", bucket, err)
 	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: lease bucket %s: %w", bucket, err)
+	}
+	var epoch int64
+	if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+		epoch = bs.StreamInfo().Created.UnixNano()
+	}
 	return &leases{kv: kv, id: keyUnsafe.ReplaceAllString(id, "_"), ttl: ttl, partitions: partitions,
-		held: map[int]heldLease{}, leaving: map[int]uint64{}}, nil
+		held: map[int]heldLease{}, leaving: map[int]uint64{}, epoch: epoch}, nil
 }
 
 func partitionKey(p int) string { return "partition." + strconv.Itoa(p) }
+
+// fence is the fencing token of the lease held on p: its scope names the
+// stream, the partition and the bucket's epoch, its token the revision of
+// the claim, greater for every later owner.
+func (l *leases) fence(stream string, p int) violations.Fence {
+	return violations.Fence{Scope: fmt.Sprintf("%s/%d@%d", stream, p, l.epoch), Token: l.held[p].claimed}
+}
 
 // valid reports whether the lease on p is surely still this detector's:
 // renewed less than two thirds of the TTL ago, so that it stops working on
@@ -88,7 +109,7 @@ func (l *leases) step(ctx context.Context) (gained, lost []int, err error) {
 			}
 			continue // a failed renewal expires by itself (see valid)
 		}
-		l.held[p] = heldLease{rev: rev, renewed: now}
+		l.held[p] = heldLease{claimed: h.claimed, rev: rev, renewed: now}
 	}
 	lost = append(lost, l.expire()...)
 	share, err := l.share(ctx)
@@ -110,7 +131,7 @@ func (l *leases) step(ctx context.Context) (gained, lost []int, err error) {
 		if err != nil {
 			continue // owned by another, or NATS did not answer: try again next step
 		}
-		l.held[p] = heldLease{rev: rev, renewed: now}
+		l.held[p] = heldLease{claimed: rev, rev: rev, renewed: now}
 		gained = append(gained, p)
 	}
 	return gained, lost, nil

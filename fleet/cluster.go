@@ -40,6 +40,10 @@ type ClusterConfig struct {
 	// Replay is how much of a partition a detector taking it over reads
 	// again to rebuild detector state (default 1h).
 	Replay Duration `yaml:"replay"`
+	// SnapshotEvery is how often a detector saves the state of each
+	// partition it owns to JetStream (default 1m), so that a new owner
+	// reads again only what came after the snapshot.
+	SnapshotEvery Duration `yaml:"snapshot_every"`
 	// DetectorID names this process among the detectors (default: host
 	// name and process id).
 	DetectorID string `yaml:"detector_id"`

@@ -114,7 +114,7 @@ func ClusterOptions(cfg *fleet.Config) (cluster.ForwarderOptions, bool, error) {
 		add("max_bytes", "must not be negative")
 	}
 	for field, d := range map[string]fleet.Duration{"duplicate_window": cc.DuplicateWindow, "ack_timeout": cc.AckTimeout,
-		"lease_ttl": cc.LeaseTTL, "replay": cc.Replay, "retention": cc.Retention} {
+		"lease_ttl": cc.LeaseTTL, "replay": cc.Replay, "retention": cc.Retention, "snapshot_every": cc.SnapshotEvery} {
 		if d < 0 {
 			add(field, "must not be negative")
 		}
@@ -205,7 +205,7 @@ func (g *Gateway) startClusterDetector(ctx context.Context, fo cluster.Forwarder
 		id = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	d, err := cluster.NewDetector(cluster.DetectorOptions{
-		URLs: fo.URLs, Stream: fo.Stream, ID: id, LeaseTTL: cc.LeaseTTL.D(), Replay: cc.Replay.D(),
+		URLs: fo.URLs, Stream: fo.Stream, ID: id, LeaseTTL: cc.LeaseTTL.D(), Replay: cc.Replay.D(), SnapshotEvery: cc.SnapshotEvery.D(),
 		Lateness: g.detCfg.Lateness.D(), Sink: sink, Logger: log, Registerer: g.reg,
 		Engine: func(p int, s violations.Sink) *violations.Engine {
 			// Built and recorded under reloadMu, so that a reload reaches

@@ -55,20 +55,31 @@ type violationSink struct {
 	raised *prometheus.CounterVec
 }
 
+// Raise files v as a case, then appends it to the spool (for InfluxDB): the
+// case store is the one that may refuse it (a stale fencing token in
+// cluster mode), and both take a repeat of the same key as one.
 func (s violationSink) Raise(ctx context.Context, v violations.Violation) error {
-	if err := s.sp.AppendReserved(violations.AppendLine(nil, &v)); err != nil {
-		return fmt.Errorf("store violation %s: %w", v.Key, err)
-	}
 	if s.cases != nil {
 		if err := s.cases.Raise(ctx, v); err != nil {
 			return fmt.Errorf("file violation %s: %w", v.Key, err)
 		}
+	}
+	if err := s.sp.AppendReserved(violations.AppendLine(nil, &v)); err != nil {
+		return fmt.Errorf("store violation %s: %w", v.Key, err)
 	}
 	if !v.Resolved {
 		s.raised.WithLabelValues(v.Type, v.Severity).Inc()
 		s.log.Info("violation", "type", v.Type, "severity", v.Severity, "device", v.Device, "district", v.District, "summary", v.Summary)
 	}
 	return nil
+}
+
+// Fence hands a partition owner's fencing token to the case store.
+func (s violationSink) Fence(ctx context.Context, f violations.Fence) error {
+	if s.cases == nil {
+		return nil
+	}
+	return s.cases.Fence(ctx, f)
 }
 
 func (s violationSink) Coverage(_ context.Context, c violations.CoverageReport) error {

@@ -286,6 +286,15 @@ func (n *Node) Stop() {
 	n.cmd = nil
 }
 
+// LogTail is the last k bytes of the node's log, for a failing test's output.
+func (n *Node) LogTail(k int) string {
+	b, err := os.ReadFile(n.logFile)
+	if err != nil {
+		return err.Error()
+	}
+	return tail(string(b), k)
+}
+
 func tail(s string, k int) string {
 	if len(s) > k {
 		return s[len(s)-k:]
