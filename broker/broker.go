@@ -13,6 +13,7 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sanigate/sanigate/telemetry"
 )
@@ -248,10 +249,23 @@ func (b *Broker) Close(ctx context.Context) error {
 		b.acks.close()
 		done <- err
 	}()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+	// A connection accepted just before its listener closed may register
+	// after the listener's clients were disconnected; the server waits for
+	// it, so it is disconnected here.
+	sweep := time.NewTicker(100 * time.Millisecond)
+	defer sweep.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-sweep.C:
+			for _, cl := range b.srv.Clients.GetAll() {
+				if !cl.Net.Inline && !cl.Closed() {
+					_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+				}
+			}
+		}
 	}
 }

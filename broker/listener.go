@@ -140,18 +140,26 @@ func (l *listener) serveConn(establish listeners.EstablishFn, conn net.Conn) {
 			l.onPanic(r, conn)
 		}
 	}()
+	if l.end.Load() {
+		conn.Close()
+		return
+	}
 	if err := establish(l.id, conn); err != nil && l.log != nil {
 		l.log.Debug("mqtt connection ended", "remote", conn.RemoteAddr().String(), "error", err)
 	}
 }
 
 func (l *listener) Close(closeClients listeners.CloseFn) {
-	if l.end.CompareAndSwap(false, true) {
-		closeClients(l.id)
-	}
+	first := l.end.CompareAndSwap(false, true)
+	// The socket first: devices reconnect the moment they are dropped,
+	// and one accepted after its listener's clients were closed would
+	// hold the server's stop for ever.
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.ln != nil {
 		_ = l.ln.Close()
+	}
+	l.mu.Unlock()
+	if first {
+		closeClients(l.id)
 	}
 }

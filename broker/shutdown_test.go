@@ -3,7 +3,9 @@ package broker
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -61,4 +63,61 @@ func TestCloseSendsNoLastWills(t *testing.T) {
 	if got := wills.Load(); got != 1 {
 		t.Fatalf("closing the broker gave %d more last wills, want none", got-1)
 	}
+}
+
+// Devices reconnect the moment they are dropped: Close still ends every
+// connection, also those that came back while it was disconnecting the
+// others, and returns.
+func TestCloseWhileDevicesReconnect(t *testing.T) {
+	const n = 300
+	var devs []fleet.Device
+	secrets := make([]string, n)
+	for i := range n {
+		s, h, _ := fleet.GenerateSecret()
+		secrets[i] = s
+		devs = append(devs, fleet.Device{ID: fmt.Sprintf("bin-%03d", i), Kind: "bin", PasswordHash: h})
+	}
+	b, err := New(Options{Address: "127.0.0.1:0", Auth: fleet.NewRegistry(devs), Handler: discard{},
+		Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := b.Addr()
+	var connected atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := 0; round < 50; round++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := rawConnect(addr, devs[i].ID, secrets[i])
+				if err != nil {
+					continue // the listener is closing
+				}
+				connected.Add(1)
+				_, _ = io.Copy(io.Discard, c) // until the broker drops it
+				c.Close()
+			}
+		}()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for connected.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Close(ctx); err != nil {
+		t.Errorf("close with devices reconnecting: %v", err)
+	}
+	close(stop)
+	wg.Wait()
 }
