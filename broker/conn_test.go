@@ -38,13 +38,10 @@ func rawConnect(addr, id, pw string) (net.Conn, error) {
 // read and write loops): acknowledgements have no goroutine per connection.
 func TestIdleConnectionGoroutines(t *testing.T) {
 	const n = 100
-	var devs []fleet.Device
+	devs, list := binsWithSecrets(n)
 	secrets := map[string]string{}
-	for i := range n {
-		id := fmt.Sprintf("bin-%03d", i)
-		s, h, _ := fleet.GenerateSecret()
-		secrets[id] = s
-		devs = append(devs, fleet.Device{ID: id, Kind: "bin", PasswordHash: h})
+	for i, d := range devs {
+		secrets[d.ID] = list[i]
 	}
 	b, _ := startBroker(t, fleet.NewRegistry(devs), LoginLimits{})
 	before := runtime.NumGoroutine()
@@ -105,4 +102,17 @@ func TestLoginStormAllServed(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// binsWithSecrets registers n bins ("bin-000000"...) with generated secrets,
+// returned in the same order.
+func binsWithSecrets(n int) ([]fleet.Device, []string) {
+	devs := make([]fleet.Device, 0, n)
+	secrets := make([]string, n)
+	for i := range n {
+		s, h, _ := fleet.GenerateSecret()
+		secrets[i] = s
+		devs = append(devs, fleet.Device{ID: fmt.Sprintf("bin-%06d", i), Kind: "bin", PasswordHash: h})
+	}
+	return devs, secrets
 }

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"fmt"
 	"net"
 	"runtime"
 	"testing"
@@ -16,13 +15,7 @@ import (
 //	go test ./broker -run '^$' -bench IdleConnections -benchtime 2000x
 func BenchmarkIdleConnections(b *testing.B) {
 	n := b.N
-	var devs []fleet.Device
-	secrets := make([]string, n)
-	for i := range n {
-		s, h, _ := fleet.GenerateSecret()
-		secrets[i] = s
-		devs = append(devs, fleet.Device{ID: fmt.Sprintf("bin-%06d", i), Kind: "bin", PasswordHash: h})
-	}
+	devs, secrets := binsWithSecrets(n)
 	br, _ := startBroker(b, fleet.NewRegistry(devs), LoginLimits{})
 	var m0, m1 runtime.MemStats
 	runtime.GC()

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -20,13 +19,7 @@ import (
 // drops on its own still gives one.
 func TestCloseSendsNoLastWills(t *testing.T) {
 	const n = 50
-	var devs []fleet.Device
-	secrets := make([]string, n)
-	for i := range n {
-		s, h, _ := fleet.GenerateSecret()
-		secrets[i] = s
-		devs = append(devs, fleet.Device{ID: fmt.Sprintf("bin-%03d", i), Kind: "bin", PasswordHash: h})
-	}
+	devs, secrets := binsWithSecrets(n)
 	var wills atomic.Int64
 	b, err := New(Options{Address: "127.0.0.1:0", Auth: fleet.NewRegistry(devs), Handler: discard{},
 		Registerer: prometheus.NewRegistry(), OnLastWill: func(string) { wills.Add(1) }})
@@ -70,13 +63,7 @@ func TestCloseSendsNoLastWills(t *testing.T) {
 // others, and returns.
 func TestCloseWhileDevicesReconnect(t *testing.T) {
 	const n = 300
-	var devs []fleet.Device
-	secrets := make([]string, n)
-	for i := range n {
-		s, h, _ := fleet.GenerateSecret()
-		secrets[i] = s
-		devs = append(devs, fleet.Device{ID: fmt.Sprintf("bin-%03d", i), Kind: "bin", PasswordHash: h})
-	}
+	devs, secrets := binsWithSecrets(n)
 	b, err := New(Options{Address: "127.0.0.1:0", Auth: fleet.NewRegistry(devs), Handler: discard{},
 		Registerer: prometheus.NewRegistry()})
 	if err != nil {
