@@ -243,29 +243,50 @@ func (b *Broker) ConnectedDevices() int64 {
 // connection goroutines, bounded by ctx.
 func (b *Broker) Close(ctx context.Context) error {
 	b.closing.Store(true)
+	// Stop accepting first: devices reconnect the moment they are dropped.
+	for _, l := range []*listener{b.ln, b.tlsLn, &b.wsLn.listener} {
+		if l != nil {
+			l.Close(nil)
+		}
+	}
 	done := make(chan error, 1)
 	go func() {
-		err := b.srv.Close()
+		swept := make(chan struct{})
+		stop := make(chan struct{})
+		go func() {
+			defer close(swept)
+			b.disconnectAll(stop)
+		}()
+		err := b.srv.Close() // waits for every client to end
+		close(stop)
+		<-swept
 		b.acks.close()
 		done <- err
 	}()
-	// A connection accepted just before its listener closed may register
-	// after the listener's clients were disconnected; the server waits for
-	// it, so it is disconnected here.
-	sweep := time.NewTicker(100 * time.Millisecond)
-	defer sweep.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// disconnectAll disconnects every device client, and again every 100 ms
+// until stop: a connection accepted just before its listener closed may
+// register after a pass.
+func (b *Broker) disconnectAll(stop <-chan struct{}) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
 	for {
-		select {
-		case err := <-done:
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-sweep.C:
-			for _, cl := range b.srv.Clients.GetAll() {
-				if !cl.Net.Inline && !cl.Closed() {
-					_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
-				}
+		for _, cl := range b.srv.Clients.GetAll() {
+			if !cl.Net.Inline && !cl.Closed() {
+				_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
 			}
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
 		}
 	}
 }

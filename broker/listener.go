@@ -149,17 +149,15 @@ func (l *listener) serveConn(establish listeners.EstablishFn, conn net.Conn) {
 	}
 }
 
-func (l *listener) Close(closeClients listeners.CloseFn) {
-	first := l.end.CompareAndSwap(false, true)
-	// The socket first: devices reconnect the moment they are dropped,
-	// and one accepted after its listener's clients were closed would
-	// hold the server's stop for ever.
+// Close stops accepting. It leaves the clients to Broker.Close, which
+// disconnects them all: mochi's own per-listener pass (Clients.GetByListener)
+// takes the clients' read lock twice, which deadlocks once a disconnecting
+// client waits to remove itself.
+func (l *listener) Close(listeners.CloseFn) {
+	l.end.Store(true)
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.ln != nil {
 		_ = l.ln.Close()
-	}
-	l.mu.Unlock()
-	if first {
-		closeClients(l.id)
 	}
 }

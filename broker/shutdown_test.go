@@ -62,7 +62,7 @@ func TestCloseSendsNoLastWills(t *testing.T) {
 // connection, also those that came back while it was disconnecting the
 // others, and returns.
 func TestCloseWhileDevicesReconnect(t *testing.T) {
-	const n = 300
+	const n = 1000
 	devs, secrets := binsWithSecrets(n)
 	b, err := New(Options{Address: "127.0.0.1:0", Auth: fleet.NewRegistry(devs), Handler: discard{},
 		Registerer: prometheus.NewRegistry()})

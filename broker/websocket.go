@@ -88,7 +88,7 @@ func (l *wsListener) Init(log *slog.Logger) error {
 	l.log = log
 	return nil
 }
-func (l *wsListener) Protocol() string                     { return "wss" }
-func (l *wsListener) Address() string                      { return "/mqtt" }
-func (l *wsListener) Serve(listeners.EstablishFn)          {}
-func (l *wsListener) Close(closeClients listeners.CloseFn) { closeClients(l.id) }
+func (l *wsListener) Protocol() string            { return "wss" }
+func (l *wsListener) Address() string             { return "/mqtt" }
+func (l *wsListener) Serve(listeners.EstablishFn) {}
+func (l *wsListener) Close(listeners.CloseFn)     { l.end.Store(true) } // Broker.Close disconnects the clients
