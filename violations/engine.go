@@ -306,6 +306,9 @@ type shard struct {
 	// rbWait lists devices with readings waiting for a read-back that is
 	// not queued yet (readback.go).
 	rbWait map[string]bool
+	// lateBytes is what its devices' readings waiting for a read-back
+	// hold, against its share of maxWaitingBytes.
+	lateBytes int
 }
 
 type shardMsg struct {

@@ -135,7 +135,8 @@ func (s *shard) waitLate(e *env, r *telemetry.Reading, en entry) {
 			return
 		}
 	}
-	if len(d.Late) >= maxPending {
+	size := lateSize(en.line)
+	if len(d.Late) >= maxPending || s.lateBytes+size > maxWaitingBytes/len(s.e.shards) {
 		s.tooLate(e, r)
 		return
 	}
@@ -143,8 +144,26 @@ func (s *shard) waitLate(e *env, r *telemetry.Reading, en entry) {
 		d.lateEvent(e, r) // raised at once; the read-back finds it among the device's emissions
 	}
 	d.Late = append(d.Late, LateReading{T: en.t, FP: en.fp, Line: append([]byte(nil), en.line...)})
+	s.lateBytes += size
 	d.dirty = true
 	s.rbWait[d.ID] = true
+}
+
+// maxWaitingBytes bounds the readings the whole fleet keeps waiting for a
+// read-back (each device also at most maxPending): beyond it, a reading
+// older than its device's memory is counted late, as without a history.
+const maxWaitingBytes = 32 << 20
+
+// lateSize is what one waiting reading holds: its line and its header.
+func lateSize(line []byte) int { return len(line) + 48 }
+
+// waitingBytes is what the readings ls hold.
+func waitingBytes(ls []LateReading) int {
+	n := 0
+	for _, l := range ls {
+		n += lateSize(l.Line)
+	}
+	return n
 }
 
 // offerReadbacks hands the devices with waiting readings to the read-back
@@ -158,6 +177,12 @@ func (s *shard) offerReadbacks() {
 		}
 		if d.rbBusy {
 			continue
+		}
+		if len(s.e.rbq) == cap(s.e.rbq) {
+			// Full: offered again on the next flush or tick, without
+			// copying the device's readings for nothing.
+			s.e.m.rbFull.Inc()
+			return
 		}
 		j := s.readbackJob(d)
 		select {
@@ -213,6 +238,7 @@ func (s *shard) doneReadback(m readbackDone) {
 	}
 	d.rbBusy = false
 	n := min(m.n, len(d.Late))
+	s.lateBytes = max(0, s.lateBytes-waitingBytes(d.Late[:n]))
 	d.Late = append([]LateReading(nil), d.Late[n:]...)
 	d.dirty = true
 	if len(d.Late) > 0 {

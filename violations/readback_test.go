@@ -1,6 +1,8 @@
 package violations
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -52,5 +54,41 @@ func TestReadbackJobSpan(t *testing.T) {
 	s.doneReadback(readbackDone{device: "trk", n: j.n})
 	if len(d.Late) != 1 || !d.Late[0].T.Equal(t0.Add(9*time.Hour)) || !s.rbWait["trk"] {
 		t.Fatalf("left waiting: %+v (queued again: %v), want 09:00", d.Late, s.rbWait["trk"])
+	}
+}
+
+// TestWaitingReadingsBounded: the readings the fleet keeps waiting for a
+// read-back are bounded as a whole (maxWaitingBytes), not only per device:
+// beyond it a reading is counted late, and a finished read-back frees its
+// share again.
+func TestWaitingReadingsBounded(t *testing.T) {
+	e := NewEngine(nil, DefaultConfig(), nil, EngineOptions{Shards: 1})
+	s := e.shards[0]
+	t0 := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	line := make([]byte, 4000)
+	perDevice := maxPending / 2
+	waiting := 0
+	for dev := 0; e.late.Load() == 0; dev++ {
+		if dev > maxWaitingBytes/(perDevice*len(line))+2 {
+			t.Fatalf("%d readings wait (%d bytes) and none was counted late", waiting, s.lateBytes)
+		}
+		d := s.device(fmt.Sprintf("trk-%d", dev), telemetry.KindTruck)
+		env := s.env(context.Background(), d)
+		for i := 0; i < perDevice && e.late.Load() == 0; i++ {
+			at := t0.Add(time.Duration(i) * time.Second)
+			r := telemetry.Reading{Device: d.ID, Kind: telemetry.KindTruck, Time: at}
+			s.waitLate(env, &r, entry{kind: entryReading, t: at, fp: uint64(i), line: line})
+			waiting++
+		}
+	}
+	if s.lateBytes > maxWaitingBytes {
+		t.Fatalf("%d bytes wait, over the bound of %d", s.lateBytes, maxWaitingBytes)
+	}
+	held := s.lateBytes
+	d := s.devices["trk-0"]
+	n := len(d.Late)
+	s.doneReadback(readbackDone{device: "trk-0", n: n})
+	if want := held - n*lateSize(line); s.lateBytes != want {
+		t.Fatalf("after a read-back of %d readings %d bytes wait, want %d", n, s.lateBytes, want)
 	}
 }

@@ -431,6 +431,9 @@ func (s *shard) rerun(ctx context.Context, d *deviceState) {
 	rp.marks = rp.marks[:mi]
 	oldDone := d.Done
 	nd.rp, nd.dirty = rp, true
+	// Readings waiting for a read-back lie before the mark: the re-run
+	// leaves them waiting.
+	nd.Late, nd.rbBusy = d.Late, d.rbBusy
 	s.devices[d.ID] = nd
 	var got []Violation
 	rp.capture = &got

@@ -139,6 +139,7 @@ func (e *Engine) restore(cons *spool.Consumer) (int64, error) {
 		d.savedDone = d.Done
 		s := e.shardFor(id)
 		s.devices[id] = d
+		s.lateBytes += waitingBytes(d.Late)
 		if len(d.Late) > 0 {
 			s.rbWait[id] = true // waiting for a read-back when the process stopped
 		}
