@@ -39,8 +39,14 @@ type influxReadback struct {
 // spool: the read-back is tried again later.
 var errWriterBehind = errors.New("the InfluxDB writer has not caught up with the spool")
 
-// maxReadbackBytes bounds one answer (a truck's day every 5 s is about 10 MiB).
-const maxReadbackBytes = 64 << 20
+// maxReadbackBytes bounds one answer, and maxReadbackRows the readings of
+// one read-back (10 h of a truck reporting every second is 36,000): what one
+// read-back holds in memory is bounded whatever a device uploaded. A span
+// denser than that is refused, and its readings are counted late.
+const (
+	maxReadbackBytes = 24 << 20
+	maxReadbackRows  = 50000
+)
 
 // waitWriter waits, at most settle, until the writer has committed what the
 // spool holds now.
@@ -168,13 +174,18 @@ func (h *influxReadback) Readings(ctx context.Context, device, kind string, from
 		return nil, err
 	}
 	w := h.where(device, from, to)
-	q := fmt.Sprintf(`SELECT * FROM %s WHERE %s GROUP BY *; SELECT * FROM %s WHERE %s GROUP BY *`,
-		h.from(kind), w, h.from(telemetry.MeasurementEvent), w)
+	q := fmt.Sprintf(`SELECT * FROM %s WHERE %s GROUP BY * LIMIT %d; SELECT * FROM %s WHERE %s GROUP BY * LIMIT %d`,
+		h.from(kind), w, maxReadbackRows+1, h.from(telemetry.MeasurementEvent), w, maxReadbackRows+1)
 	all, err := h.query(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	return readingsOf(all, device, kind), nil
+	rs := readingsOf(all, device, kind)
+	if len(rs) > maxReadbackRows {
+		return nil, fmt.Errorf("%w: %s has more than %d readings from %s to %s", violations.ErrHistoryRefused,
+			device, maxReadbackRows, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+	}
+	return rs, nil
 }
 
 // readingsOf turns the rows of readings and events back into readings.

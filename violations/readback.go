@@ -152,7 +152,7 @@ func (s *shard) waitLate(e *env, r *telemetry.Reading, en entry) {
 // maxWaitingBytes bounds the readings the whole fleet keeps waiting for a
 // read-back (each device also at most maxPending): beyond it, a reading
 // older than its device's memory is counted late, as without a history.
-const maxWaitingBytes = 32 << 20
+const maxWaitingBytes = 16 << 20
 
 // lateSize is what one waiting reading holds: its line and its header.
 func lateSize(line []byte) int { return len(line) + 48 }
