@@ -91,6 +91,7 @@ func TestCloseWhileDevicesReconnect(t *testing.T) {
 					continue // the listener is closing
 				}
 				connected.Add(1)
+				_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 				_, _ = io.Copy(io.Discard, c) // until the broker drops it
 				c.Close()
 			}
