@@ -278,11 +278,7 @@ func (b *Broker) disconnectAll(stop <-chan struct{}) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
-		for _, cl := range b.srv.Clients.GetAll() {
-			if !cl.Net.Inline && !cl.Closed() {
-				_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
-			}
-		}
+		b.disconnectEach(func(*mqtt.Client) bool { return true }, packets.ErrServerShuttingDown, nil)
 		select {
 		case <-stop:
 			return
