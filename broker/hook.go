@@ -225,7 +225,17 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (out packets.Packet
 	if herr := h.handler.HandlePublish(device, channel, pk.Payload, a.doneFunc(seq)); herr != nil {
 		a.complete(seq, herr)
 	}
-	return pk, errRejectPacket
+	return handled(pk), nil
+}
+
+// handled is what mochi gets back for a publish the gateway has taken: the
+// acknowledgement is the acker's, so mochi must neither answer it nor route
+// or retain it. An ignored QoS 0 copy does exactly nothing there. A rejection
+// would do the same, but mochi logs every rejected packet at debug level and
+// boxes the whole packet (800 bytes) for that on every publish, enabled or not.
+func handled(pk packets.Packet) packets.Packet {
+	pk.FixedHeader.Qos, pk.FixedHeader.Retain, pk.Ignore = 0, false, true
+	return pk
 }
 
 // mochi's verdicts, boxed once: returning a packets.Code as an error would

@@ -51,7 +51,7 @@ func BenchmarkPublishQoS1(b *testing.B) {
 	str := func(p []byte, s string) []byte { return append(binary.BigEndian.AppendUint16(p, uint16(len(s))), s...) }
 	body := str(nil, "MQTT")
 	body = append(body, 4, 0xc2, 0, 60)
-	body = str(str(str(body, "c-bin-1"), "bin-1"), secret)
+	body = str(str(str(body, "bin-1-c"), "bin-1"), secret)
 	if _, err := conn.Write(append([]byte{0x10, byte(len(body))}, body...)); err != nil {
 		b.Fatal(err)
 	}

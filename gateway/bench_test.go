@@ -34,7 +34,7 @@ func BenchmarkIngest(b *testing.B) {
 			start := time.Now()
 			res, err := simulators.Load(context.Background(), simulators.LoadOptions{
 				Broker: h.g.MQTTAddr(), Devices: ids, Password: func(id string) string { return "pw-" + id },
-				QoS: qos, Window: 2, Duration: time.Duration(b.N) * 50 * time.Microsecond,
+				QoS: qos, Window: 2, Duration: max(time.Duration(b.N)*50*time.Microsecond, 2*time.Second),
 			})
 			b.StopTimer()
 			if err != nil {
