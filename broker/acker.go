@@ -195,6 +195,9 @@ func (a *acker) write(buf []byte) error {
 	if conn == nil {
 		return mqtt.ErrConnectionClosed
 	}
+	if dc, ok := conn.(*deviceConn); ok {
+		return dc.writeBounded(buf, ackWriteTimeout)
+	}
 	_ = conn.SetWriteDeadline(time.Now().Add(ackWriteTimeout))
 	_, err := conn.Write(buf)
 	_ = conn.SetWriteDeadline(time.Time{})

@@ -111,9 +111,12 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 		}
 		// A client must send CONNECT (and finish its TLS handshake) promptly;
 		// once connected, mochi moves the deadline to 1.5 x its keepalive.
-		_ = conn.SetDeadline(time.Now().Add(l.connectTimeout))
+		deadline := time.Now().Add(l.connectTimeout)
+		_ = conn.SetDeadline(deadline)
 		if l.tls != nil {
 			conn = tls.Server(conn, l.tls)
+		} else if tc, ok := conn.(*net.TCPConn); ok {
+			conn = newDeviceConn(tc, deadline)
 		}
 		go l.serveConn(establish, conn)
 	}
