@@ -2,7 +2,6 @@ package telemetry
 
 import (
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -126,25 +125,44 @@ func AppendLine(buf []byte, r *Reading) []byte {
 	return l.End(r.Time)
 }
 
-const (
-	measurementEsc = ", "
-	tagEsc         = ",= "
-	stringEsc      = `"\`
+// The bytes each part of a line escapes with a backslash; line breaks are
+// written as spaces in all of them.
+var (
+	measurementEsc = escapeSet(", ")
+	tagEsc         = escapeSet(",= ")
+	stringEsc      = escapeSet(`"\`)
 )
 
-func appendEscaped(buf []byte, s, special string) []byte {
-	if !strings.ContainsAny(s, special+"\n\r") {
-		return append(buf, s...)
+// escapes marks, for each byte, 1 if it is escaped, and for a line break 2
+// (written as a space) or 3 (as an escaped space, where spaces are escaped).
+type escapes [256]uint8
+
+func escapeSet(special string) *escapes {
+	var e escapes
+	for i := 0; i < len(special); i++ {
+		e[special[i]] = 1
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '\n' || c == '\r' {
-			c = ' '
+	e['\n'], e['\r'] = 2+e[' '], 2+e[' ']
+	return &e
+}
+
+func appendEscaped(buf []byte, s string, esc *escapes) []byte {
+	i := 0
+	for i < len(s) && esc[s[i]] == 0 {
+		i++
+	}
+	buf = append(buf, s[:i]...)
+	for ; i < len(s); i++ {
+		switch c := s[i]; esc[c] {
+		case 0:
+			buf = append(buf, c)
+		case 1:
+			buf = append(buf, '\\', c)
+		case 2:
+			buf = append(buf, ' ')
+		default:
+			buf = append(buf, '\\', ' ')
 		}
-		if strings.IndexByte(special, c) >= 0 {
-			buf = append(buf, '\\')
-		}
-		buf = append(buf, c)
 	}
 	return buf
 }
