@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -42,8 +41,12 @@ type hook struct {
 
 func (h *hook) ID() string { return "sanigate-devices" }
 
-func (h *hook) Provides(b byte) bool {
-	return bytes.Contains([]byte{
+func (h *hook) Provides(b byte) bool { return provided[b] }
+
+// provided marks the hook methods mochi calls; it asks for each one on
+// every packet.
+var provided = func() (p [256]bool) {
+	for _, b := range []byte{
 		mqtt.OnConnect,
 		mqtt.OnConnectAuthenticate,
 		mqtt.OnACLCheck,
@@ -53,8 +56,11 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnPacketRead,
 		mqtt.OnPacketEncode,
 		mqtt.OnClientExpired,
-	}, []byte{b})
-}
+	} {
+		p[b] = true
+	}
+	return p
+}()
 
 func (h *hook) recovered(where string, cl *mqtt.Client) {
 	if r := recover(); r != nil {

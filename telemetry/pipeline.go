@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sanigate/sanigate/fleet"
 	"github.com/sanigate/sanigate/telemetry/spool"
 )
@@ -45,6 +46,8 @@ type Pipeline struct {
 	log     *slog.Logger
 	limiter *LogLimiter
 	bufs    sync.Pool
+
+	accepted sync.Map // acceptedKey -> *acceptedCounters
 
 	gps      *fleet.GPSFilter
 	gpsState sync.Map // device id -> *gpsState
@@ -250,10 +253,30 @@ func (p *Pipeline) store(dev *fleet.Device, rs []Reading, done func(error), tran
 	}
 	p.remember(rs)
 	if p.metrics != nil {
-		p.metrics.MessagesAccepted.WithLabelValues(dev.Kind, transport).Inc()
-		p.metrics.ReadingsAccepted.WithLabelValues(dev.Kind).Add(float64(len(rs)))
+		c := p.acceptedCounters(dev.Kind, transport)
+		c.messages.Inc()
+		c.readings.Add(float64(len(rs)))
 	}
 	return nil
+}
+
+type acceptedKey struct{ kind, transport string }
+
+type acceptedCounters struct{ messages, readings prometheus.Counter }
+
+// acceptedCounters are the accepted messages' and readings' counters of a
+// kind and transport, looked up once rather than hashed per message.
+func (p *Pipeline) acceptedCounters(kind, transport string) *acceptedCounters {
+	k := acceptedKey{kind, transport}
+	if c, ok := p.accepted.Load(k); ok {
+		return c.(*acceptedCounters)
+	}
+	c := &acceptedCounters{
+		messages: p.metrics.MessagesAccepted.WithLabelValues(kind, transport),
+		readings: p.metrics.ReadingsAccepted.WithLabelValues(kind),
+	}
+	v, _ := p.accepted.LoadOrStore(k, c)
+	return v.(*acceptedCounters)
 }
 
 // enrich adds the registry's tags and the place of the reading. A position
