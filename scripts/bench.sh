@@ -124,14 +124,16 @@ run_gateway() { # qos offset [rate]: sets US_PER_MSG and RATE_OUT
       n, n/s, c1-c0, (c1-c0)/n*1e6, (f1-f0)/s, (f1>f0 ? n/(f1-f0) : 0) }'
 }
 
+# Each run's readings are newer (device time) than the last run's, as live
+# readings are: an older run would be late data, judged again from InfluxDB.
 echo "== QoS 1 at $RATE msg/s through the gateway into InfluxDB ($DEVICES devices, window $WINDOW, $DURATION)"
-run_gateway 1 1h "$RATE"
+run_gateway 1 4h "$RATE"
 MOD_US=$US_PER_MSG; MOD_RATE=$RATE_OUT
 echo "== QoS 1 at saturation through the gateway into InfluxDB ($DEVICES devices, window $WINDOW, $DURATION)"
-run_gateway 1 2h
+run_gateway 1 3h
 SAT_US=$US_PER_MSG; SAT_RATE=$RATE_OUT
 echo "== QoS 0 through the gateway into InfluxDB (QoS 0 the client sends faster than anyone reads is lost in TCP buffers at close: count what was accepted)"
-run_gateway 0 3h
+run_gateway 0 2h
 sleep 3
 PEAK=$(proc_rss_mb "$GW")
 echo "           points written to InfluxDB so far: $(metric sanigate_points_written_total | cut -d. -f1); gateway peak RSS $PEAK MiB"
@@ -154,7 +156,7 @@ if [ "${LOAD_DONE:-0}" = 0 ]; then
 echo "== backlog: InfluxDB down for ${BACKLOG}s under ${LIVE_RATE} msg/s live QoS 1 load, then back while live load continues"
 kill "$INFLUX_PID"; wait "$INFLUX_PID" 2>/dev/null || true
 LIVE_SECS=$((BACKLOG + 600))
-bin/sanisim bench -broker "127.0.0.1:$MQTT_PORT" "$(secrets "$W/bench.yaml.secrets")" -devices 50 -qos 1 -rate "$LIVE_RATE" -duration "${LIVE_SECS}s" -time-offset 4h >"$W/live.txt" &
+bin/sanisim bench -broker "127.0.0.1:$MQTT_PORT" "$(secrets "$W/bench.yaml.secrets")" -devices 50 -qos 1 -rate "$LIVE_RATE" -duration "${LIVE_SECS}s" -time-offset 1h >"$W/live.txt" &
 LIVE=$!
 sleep "$BACKLOG"
 lag=$(metric sanigate_spool_consumer_lag_bytes 'consumer="influxdb"')
