@@ -68,6 +68,7 @@ const (
 	// (by large records) is let go after its write.
 	flushBytes   = 256 << 10
 	keepBytes    = 1 << 20
+	keepNotify   = 1 << 16 // callbacks whose room is kept between syncs
 	lengthMask   = 1<<28 - 1
 	segSuffix    = ".seg"
 	cursorPrefix = "cursor-"
@@ -803,6 +804,9 @@ func (s *Spool) syncOnce() {
 	rest := copy(s.pending, s.pending[k:])
 	clear(s.pending[rest:])
 	s.pending = s.pending[:rest]
+	if rest == 0 && cap(s.pending) > keepNotify {
+		s.pending = nil // let a burst's memory go
+	}
 	close(s.syncedCh)
 	s.syncedCh = make(chan struct{})
 	s.mu.Unlock()
@@ -814,6 +818,9 @@ func (s *Spool) syncOnce() {
 		}
 	}
 	clear(s.ready)
+	if cap(s.ready) > keepNotify {
+		s.ready = nil
+	}
 }
 
 // Stats is a snapshot of the spool's size.
