@@ -14,9 +14,11 @@ import (
 )
 
 // Sink takes encoded readings (InfluxDB line protocol, one message's lines)
-// for durable storage. AppendNotify returns once the record is written; when
-// done is not nil it is called later, once, with nil when the record is
-// durable or with the error that kept it from being so; it must not block.
+// for durable storage. AppendNotify returns once the record is taken (the
+// spool buffers a record with a callback until its group commit writes it);
+// when done is not nil it is called later, once, with nil when the record is
+// durable or with the error that kept it from being written or synced; it
+// must not block.
 // A refused record (ErrFull, or an error wrapping it, when there is no room)
 // returns the error and done is never called. The spool is the gateway's Sink.
 type Sink interface {

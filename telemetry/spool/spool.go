@@ -14,6 +14,16 @@
 //   - Append with wait=true returns only after the record is on disk (fsync).
 //     Concurrent appends share one fsync (group commit), bounded by
 //     Options.SyncDelay and Options.SyncRecords.
+//   - Records appended with a callback (AppendNotify, Append with wait) are
+//     framed into a buffer that is written in one write just before the
+//     group fsync (or sooner, when it holds flushBytes, at a segment roll and
+//     at Close), so they cost no system call of their own. Appends without a
+//     callback write that buffer and their own record at once and return the
+//     write's outcome. Either way records reach the file in append order; a
+//     buffered record counts in Stats, the quota and the offsets from its
+//     append on, and if its write fails it is taken out of the file and the
+//     counts again and its callback gets the error: a later sync never
+//     acknowledges it.
 //   - Consumers see only synced records, so a consumer's cursor can never point
 //     past what survives a power loss.
 //   - A consumer's cursor is persisted by Commit; after a restart it resumes
@@ -51,8 +61,14 @@ var ErrFull = errors.New("spool full")
 var ErrClosed = errors.New("spool closed")
 
 const (
-	headerSize   = 16
-	maxRecord    = 64 << 20
+	headerSize = 16
+	maxRecord  = 64 << 20
+	// flushBytes is how much the append buffer holds before it is written
+	// without waiting for the group fsync; a buffer grown past keepBytes
+	// (by large records) is let go after its write.
+	flushBytes   = 256 << 10
+	keepBytes    = 1 << 20
+	keepNotify   = 1 << 16 // callbacks whose room is kept between syncs
 	lengthMask   = 1<<28 - 1
 	segSuffix    = ".seg"
 	cursorPrefix = "cursor-"
@@ -83,6 +99,20 @@ func frameCRC(typ Type, tsAndPayload []byte) uint32 {
 		crc = crc32.Update(crc, castagnoli, []byte{byte(typ)})
 	}
 	return crc32.Update(crc, castagnoli, tsAndPayload)
+}
+
+// headerCRC is frameCRC of the type and the time alone, byte by byte from
+// the table, so that no buffer is needed; crc32.Update continues it over the
+// payload.
+func headerCRC(typ Type, ts uint64) uint32 {
+	crc := ^uint32(0)
+	if typ != TypeReading {
+		crc = castagnoli[byte(crc)^byte(typ)] ^ crc>>8
+	}
+	for i := 0; i < 8; i++ {
+		crc = castagnoli[byte(crc)^byte(ts>>(8*i))] ^ crc>>8
+	}
+	return ^crc
 }
 
 // Options configure a spool. Zero values take the defaults.
@@ -119,15 +149,27 @@ type Spool struct {
 	id   string
 	opts Options
 
-	mu       sync.Mutex
-	closed   bool
-	segs     []segment // sorted by base; the last one is active
-	active   *os.File
-	end      int64 // offset after the last written record
-	total    int64 // bytes in all segments
-	waiting  int   // appends waiting for a sync
-	pending  []notify
-	full     bool // refusing appends until consumers free a tenth of the quota
+	mu      sync.Mutex
+	closed  bool
+	segs    []segment // sorted by base; the last one is active
+	active  *os.File
+	end     int64 // offset after the last appended record, buffered or written
+	total   int64 // bytes in all segments
+	waiting int   // appends waiting for a sync
+	pending []notify
+	// buf holds framed records not yet written to the active segment (they
+	// all belong to it: a roll writes the buffer first); bufRecords of them,
+	// the last bufNotify entries of pending among them. end, total and the
+	// active segment's size and records count them already.
+	buf        []byte
+	bufRecords int64
+	bufNotify  int
+	// torn is set when a failed write could not be taken back: the active
+	// file holds bytes past its segment's size, to be cut before the next
+	// write.
+	torn     bool
+	writes   int64 // writes to segment files, for tests
+	full     bool  // refusing appends until consumers free a tenth of the quota
 	fullWhy  string
 	diskAt   time.Time // when free disk space was last looked at
 	diskEnd  int64     // s.end then
@@ -139,6 +181,7 @@ type Spool struct {
 	synced   int64      // guarded by mu
 	syncedCh chan struct{}
 	errSync  error
+	ready    []notify // callbacks being called by syncOnce; guarded by syncMu
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -454,16 +497,23 @@ func (s *Spool) Append(payload []byte, wait bool) error {
 	return <-ch
 }
 
-// notify is a durable-append callback waiting for the sync covering end.
+// notify is a durable-append callback waiting for the sync covering end, or,
+// when err is set, for its turn to learn that its record could not be written.
 type notify struct {
 	end  int64
 	done func(error)
+	err  error
 }
 
-// AppendNotify writes one record and, when done is not nil, calls done once
-// the record is synced to disk (nil) or its sync failed (the error). Callbacks
-// run on the spool's sync goroutine, in append order; they must not block.
-// A refused append (ErrFull, ErrClosed) returns its error and never calls done.
+// AppendNotify appends one record and, when done is not nil, calls done once
+// the record is synced to disk (nil) or its write or sync failed (the error,
+// wrapping ErrFull when the disk was full). Callbacks run on the spool's sync
+// goroutine, in append order; they must not block. A refused append (ErrFull,
+// ErrClosed) returns its error and never calls done.
+//
+// With done, the record is only buffered: the group commit writes it. Without,
+// it is written (with whatever was buffered before it) before AppendNotify
+// returns, and a failed write is AppendNotify's own error.
 func (s *Spool) AppendNotify(payload []byte, done func(error)) error {
 	return s.append(payload, done, false, TypeReading)
 }
@@ -499,11 +549,10 @@ func (s *Spool) append(payload []byte, done func(error), reserved bool, typ Type
 	if len(payload) == 0 || len(payload) > maxRecord {
 		return fmt.Errorf("spool: record of %d bytes (1..%d allowed)", len(payload), maxRecord)
 	}
-	frame := make([]byte, headerSize+len(payload))
-	binary.LittleEndian.PutUint32(frame[0:4], uint32(len(payload))|uint32(typ)<<28)
-	binary.LittleEndian.PutUint64(frame[8:16], uint64(time.Now().UnixNano()))
-	copy(frame[headerSize:], payload)
-	binary.LittleEndian.PutUint32(frame[4:8], frameCRC(typ, frame[8:]))
+	word := uint32(len(payload)) | uint32(typ)<<28
+	ts := uint64(time.Now().UnixNano())
+	sum := crc32.Update(headerCRC(typ, ts), castagnoli, payload)
+	size := int64(headerSize + len(payload))
 
 	s.mu.Lock()
 	if s.closed {
@@ -511,14 +560,14 @@ func (s *Spool) append(payload []byte, done func(error), reserved bool, typ Type
 		return ErrClosed
 	}
 	if reserved {
-		if s.total+int64(len(frame)) > s.opts.MaxBytes+s.opts.MaxBytes/50 {
+		if s.total+size > s.opts.MaxBytes+s.opts.MaxBytes/50 {
 			s.mu.Unlock()
 			return fmt.Errorf("%w: quota and its reserve", ErrFull)
 		}
 	} else if s.full && s.total <= s.opts.MaxBytes-s.opts.MaxBytes/10 && !s.lowOnDiskLocked() {
 		s.full = false // room again (freed by consumers, or on the disk by others)
 	}
-	if !reserved && (s.full || s.total+int64(len(frame)) > s.opts.MaxBytes || s.lowOnDiskLocked()) {
+	if !reserved && (s.full || s.total+size > s.opts.MaxBytes || s.lowOnDiskLocked()) {
 		// Once full, stay full until a tenth of the quota is free again, so
 		// that small messages do not squeeze in and starve large ones, and
 		// publishers are pushed back in one clear episode, not a flutter.
@@ -536,42 +585,124 @@ func (s *Spool) append(payload []byte, done func(error), reserved bool, typ Type
 	if s.segs[len(s.segs)-1].size >= s.opts.SegmentBytes {
 		if err := s.rollLocked(); err != nil {
 			s.mu.Unlock()
+			s.kickSync() // buffered records the roll could not write learn it
 			return err
 		}
 	}
-	if n, err := s.active.Write(frame); err != nil {
-		// Take back a partial write so that the log stays well formed.
-		if n > 0 {
-			_ = s.active.Truncate(s.segs[len(s.segs)-1].size)
-		}
-		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-			if !reserved {
-				s.full, s.fullWhy = true, "disk full"
-			}
-			s.mu.Unlock()
-			return fmt.Errorf("%w: disk full: %v", ErrFull, err)
-		}
-		s.mu.Unlock()
-		return fmt.Errorf("spool: append: %w", err)
-	}
-	s.segs[len(s.segs)-1].size += int64(len(frame))
+	s.buf = binary.LittleEndian.AppendUint32(s.buf, word)
+	s.buf = binary.LittleEndian.AppendUint32(s.buf, sum)
+	s.buf = binary.LittleEndian.AppendUint64(s.buf, ts)
+	s.buf = append(s.buf, payload...)
+	s.bufRecords++
+	s.segs[len(s.segs)-1].size += size
 	s.segs[len(s.segs)-1].records++
-	s.total += int64(len(frame))
-	s.end += int64(len(frame))
+	s.total += size
+	s.end += size
+	var err error
 	if done != nil {
 		s.waiting++
 		s.pending = append(s.pending, notify{end: s.end, done: done})
+		s.bufNotify++
+		if len(s.buf) >= flushBytes {
+			_ = s.flushLocked(false) // a failure reaches the records through their callbacks
+		}
+	} else {
+		err = s.flushLocked(reserved)
 	}
 	s.mu.Unlock()
+	s.kickSync()
+	return err
+}
+
+func (s *Spool) kickSync() {
 	select {
 	case s.kick <- struct{}{}:
 	default:
 	}
+}
+
+// flushLocked writes the buffered records to the active segment in one write.
+// If the write fails, none of them stays: a partial write is cut off, end,
+// total and the segment's size and records go back to what the file holds,
+// and the callbacks among them are marked with the error, for syncOnce to
+// call in order. The error wraps ErrFull when the disk is full, which makes
+// the spool full unless the only record written was ownReserved's.
+func (s *Spool) flushLocked(ownReserved bool) error {
+	if len(s.buf) == 0 {
+		return nil
+	}
+	seg := &s.segs[len(s.segs)-1]
+	size := int64(len(s.buf))
+	err := s.cutLocked()
+	n := 0
+	if err == nil {
+		s.writes++
+		n, err = s.active.Write(s.buf)
+	}
+	if err == nil {
+		s.resetBufLocked()
+		return nil
+	}
+	if n > 0 {
+		// Take back a partial write so that the log stays well formed; if
+		// that fails too, the next write tries again first.
+		if terr := s.active.Truncate(seg.size - size); terr != nil {
+			s.torn = true
+		}
+	}
+	seg.size -= size
+	seg.records -= s.bufRecords
+	s.total -= size
+	s.end -= size
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		if !ownReserved || s.bufRecords > 1 {
+			s.full, s.fullWhy = true, "disk full"
+		}
+		err = fmt.Errorf("%w: disk full: %v", ErrFull, err)
+	} else {
+		err = fmt.Errorf("spool: append: %w", err)
+	}
+	for i := len(s.pending) - s.bufNotify; i < len(s.pending); i++ {
+		s.pending[i].err = err
+	}
+	s.resetBufLocked()
+	return err
+}
+
+// cutLocked cuts what a failed write left past the active segment's size,
+// when taking it back failed at the time.
+func (s *Spool) cutLocked() error {
+	if !s.torn {
+		return nil
+	}
+	if err := s.active.Truncate(s.segs[len(s.segs)-1].size - int64(len(s.buf))); err != nil {
+		return err
+	}
+	s.torn = false
 	return nil
 }
 
-// rollLocked syncs and closes the active segment and starts a new one.
+// resetBufLocked empties the buffer, keeping its memory unless large records
+// made it grow beyond keepBytes.
+func (s *Spool) resetBufLocked() {
+	if cap(s.buf) > keepBytes {
+		s.buf = nil
+	} else {
+		s.buf = s.buf[:0]
+	}
+	s.bufRecords, s.bufNotify = 0, 0
+}
+
+// rollLocked writes the buffered records to the active segment, syncs and
+// closes it, and starts a new one.
 func (s *Spool) rollLocked() error {
+	if err := s.flushLocked(false); err != nil {
+		return err
+	}
+	if err := s.cutLocked(); err != nil {
+		// A segment is never closed with a torn tail behind it.
+		return fmt.Errorf("spool: roll: %w", err)
+	}
 	if err := s.active.Sync(); err != nil {
 		return fmt.Errorf("spool: sync: %w", err)
 	}
@@ -635,6 +766,9 @@ func (s *Spool) syncOnce() {
 		s.mu.Unlock()
 		return
 	}
+	// The buffered records are written in log order with rolls and other
+	// appends, under mu; a failure reaches them through their callbacks.
+	_ = s.flushLocked(false)
 	f, end, n := s.active, s.end, s.waiting
 	s.waiting = 0
 	s.mu.Unlock()
@@ -659,21 +793,33 @@ func (s *Spool) syncOnce() {
 		s.synced = end
 		s.errSync = nil
 	}
-	// The appends this sync covered learn their fate, in order.
+	// The appends this sync covered learn their fate, in order, and so do
+	// those whose write failed (their turn comes once every record before
+	// them has learnt its own).
 	k := 0
-	for k < len(s.pending) && s.pending[k].end <= end {
+	for k < len(s.pending) && (s.pending[k].end <= end || s.pending[k].err != nil) {
 		k++
 	}
-	ready := s.pending[:k:k]
-	s.pending = s.pending[k:]
-	if len(s.pending) == 0 {
-		s.pending = nil
+	s.ready = append(s.ready[:0], s.pending[:k]...)
+	rest := copy(s.pending, s.pending[k:])
+	clear(s.pending[rest:])
+	s.pending = s.pending[:rest]
+	if rest == 0 && cap(s.pending) > keepNotify {
+		s.pending = nil // let a burst's memory go
 	}
 	close(s.syncedCh)
 	s.syncedCh = make(chan struct{})
 	s.mu.Unlock()
-	for _, n := range ready {
-		n.done(err)
+	for _, n := range s.ready {
+		if n.err != nil {
+			n.done(n.err)
+		} else {
+			n.done(err)
+		}
+	}
+	clear(s.ready)
+	if cap(s.ready) > keepNotify {
+		s.ready = nil
 	}
 }
 
@@ -725,15 +871,22 @@ func (s *Spool) Close() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// The final sync wrote the buffer; should it have failed, its records
+	// were taken back and are among the pending.
+	ferr := s.flushLocked(false)
 	for _, n := range s.pending { // the final sync failed for these
-		n.done(ErrClosed)
+		if n.err != nil {
+			n.done(n.err)
+		} else {
+			n.done(ErrClosed)
+		}
 	}
 	s.pending = nil
 	err := s.active.Sync()
 	if cerr := s.active.Close(); err == nil {
 		err = cerr
 	}
-	return errors.Join(append(cerrs, err)...)
+	return errors.Join(append(cerrs, ferr, err)...)
 }
 
 // consumers lists the consumers, for Close to persist their cursors.
