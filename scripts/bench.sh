@@ -124,22 +124,26 @@ run_gateway() { # qos offset [rate]: sets US_PER_MSG and RATE_OUT
       n, n/s, c1-c0, (c1-c0)/n*1e6, (f1-f0)/s, (f1>f0 ? n/(f1-f0) : 0) }'
 }
 
-# Each run's readings are newer (device time) than the last run's, as live
-# readings are: an older run would be late data, judged again from InfluxDB.
+# Readings are stamped when sent, as by devices with synchronized clocks
+# (-time-offset 0): each run's are newer than the last run's. Readings from
+# hours back would be late data, judged again from InfluxDB, which is the
+# read-back's benchmark (go test ./gateway -bench Readback), not this one.
 echo "== QoS 1 at $RATE msg/s through the gateway into InfluxDB ($DEVICES devices, window $WINDOW, $DURATION)"
-run_gateway 1 4h "$RATE"
+run_gateway 1 0 "$RATE"
 MOD_US=$US_PER_MSG; MOD_RATE=$RATE_OUT
 echo "== QoS 1 at saturation through the gateway into InfluxDB ($DEVICES devices, window $WINDOW, $DURATION)"
-run_gateway 1 3h
+run_gateway 1 0
 SAT_US=$US_PER_MSG; SAT_RATE=$RATE_OUT
+PEAK_QOS1=$(proc_rss_mb "$GW")
+echo "           gateway peak RSS so far (the two QoS 1 runs): $PEAK_QOS1 MiB"
 echo "== QoS 0 through the gateway into InfluxDB (QoS 0 the client sends faster than anyone reads is lost in TCP buffers at close: count what was accepted)"
-run_gateway 0 2h
+run_gateway 0 0
 sleep 3
 PEAK=$(proc_rss_mb "$GW")
 echo "           points written to InfluxDB so far: $(metric sanigate_points_written_total | cut -d. -f1); gateway peak RSS $PEAK MiB"
 
 if [ -n "$FIGURES" ]; then
-  printf 'MOD_US=%s\nMOD_RATE=%s\nSAT_US=%s\nSAT_RATE=%s\nPEAK=%s\n' "$MOD_US" "$MOD_RATE" "$SAT_US" "$SAT_RATE" "$PEAK" >"$FIGURES"
+  printf 'MOD_US=%s\nMOD_RATE=%s\nSAT_US=%s\nSAT_RATE=%s\nPEAK=%s\nPEAK_QOS1=%s\n' "$MOD_US" "$MOD_RATE" "$SAT_US" "$SAT_RATE" "$PEAK" "$PEAK_QOS1" >"$FIGURES"
 fi
 echo
 echo "| figure (this run) | measured | goal |"
@@ -148,7 +152,7 @@ echo "| memory per idle MQTT connection ($IDLE_DEVICES idle devices) | $IDLE_RSS
 echo "| $IDLE_DEVICES devices reconnecting after a restart ($SECRETS secrets), from the new process's start | $STORM s | <= 60 s |"
 echo "| gateway CPU per message, $DEVICES devices, QoS 1 at $RATE msg/s offered ($MOD_RATE/s stored) | $MOD_US us | <= 30 us |"
 echo "| same at saturation ($SAT_RATE msg/s accepted, all stored) | $SAT_US us | <= 20 us |"
-echo "| gateway peak RSS in these runs | $PEAK MiB | <= 256 MiB |"
+echo "| gateway peak RSS in the QoS 1 runs (after the QoS 0 flood too) | $PEAK_QOS1 MiB ($PEAK MiB) | <= 256 MiB |"
 echo
 
 if [ "$BACKLOG" = 0 ]; then LOAD_DONE=1; fi
@@ -156,7 +160,7 @@ if [ "${LOAD_DONE:-0}" = 0 ]; then
 echo "== backlog: InfluxDB down for ${BACKLOG}s under ${LIVE_RATE} msg/s live QoS 1 load, then back while live load continues"
 kill "$INFLUX_PID"; wait "$INFLUX_PID" 2>/dev/null || true
 LIVE_SECS=$((BACKLOG + 600))
-bin/sanisim bench -broker "127.0.0.1:$MQTT_PORT" "$(secrets "$W/bench.yaml.secrets")" -devices 50 -qos 1 -rate "$LIVE_RATE" -duration "${LIVE_SECS}s" -time-offset 1h >"$W/live.txt" &
+bin/sanisim bench -broker "127.0.0.1:$MQTT_PORT" "$(secrets "$W/bench.yaml.secrets")" -devices 50 -qos 1 -rate "$LIVE_RATE" -duration "${LIVE_SECS}s" -time-offset 0 >"$W/live.txt" &
 LIVE=$!
 sleep "$BACKLOG"
 lag=$(metric sanigate_spool_consumer_lag_bytes 'consumer="influxdb"')

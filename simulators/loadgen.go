@@ -28,6 +28,10 @@ type LoadOptions struct {
 	// Base is the device time of the first reading; each message gets its
 	// own millisecond after it, so no two readings of a device share a time.
 	Base time.Time
+	// Live stamps each reading with the time it is sent instead, as a
+	// device with a synchronized clock does (a millisecond after the
+	// device's last reading when it sends faster than that); Base is unused.
+	Live bool
 }
 
 // LoadResult is what a load run measured.
@@ -118,6 +122,7 @@ func loadConn(ctx context.Context, o LoadOptions, id string, period time.Duratio
 	var next time.Time
 	buf := make([]byte, 0, 512)
 	payload := make([]byte, 0, 256)
+	var lastTS int64
 	for seq := 0; ; seq++ {
 		if ctx.Err() != nil {
 			break
@@ -142,7 +147,12 @@ func loadConn(ctx context.Context, o LoadOptions, id string, period time.Duratio
 				break
 			}
 		}
-		payload = appendLoadPayload(payload[:0], o.Base, seq)
+		ts := o.Base.Add(time.Duration(seq) * time.Millisecond).UnixMilli()
+		if o.Live {
+			ts = max(time.Now().UnixMilli(), lastTS+1)
+			lastTS = ts
+		}
+		payload = appendLoadPayload(payload[:0], ts, seq)
 		if o.QoS > 0 {
 			atomic.StoreInt64(&sentAt[pid], time.Now().UnixNano())
 		}
@@ -228,9 +238,8 @@ func pace(ctx context.Context, w *bufio.Writer, next *time.Time, period time.Dur
 }
 
 // appendLoadPayload appends the bin reading the load generator sends as
-// message seq, stamped seq milliseconds after base.
-func appendLoadPayload(payload []byte, base time.Time, seq int) []byte {
-	ts := base.Add(time.Duration(seq) * time.Millisecond).UnixMilli()
+// message seq, stamped ts (Unix milliseconds).
+func appendLoadPayload(payload []byte, ts int64, seq int) []byte {
 	payload = append(payload, `{"ts":`...)
 	payload = strconv.AppendInt(payload, ts, 10)
 	payload = append(payload, `,"fill_pct":`...)

@@ -166,7 +166,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	window := fs.Int("window", 8, "QoS 1 messages in flight per connection")
 	rate := fs.Float64("rate", 0, "messages per second over all devices (0: as fast as possible)")
 	duration := fs.Duration("duration", 10*time.Second, "how long to publish")
-	offset := fs.Duration("time-offset", time.Hour, "device time of the first reading, before now")
+	offset := fs.Duration("time-offset", time.Hour, "device time of the first reading, before now; each reading is a millisecond after the last (0: each reading stamped when sent, as a device with a synchronized clock does)")
 	secrets := fs.String("secrets", "", "`file` of device secrets written by bench-config (default: password \"pw-\" + id)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -178,7 +178,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	}
 	res, err := simulators.Load(context.Background(), simulators.LoadOptions{
 		Broker: *broker, Devices: loadIDs(*devices), Password: pw,
-		QoS: byte(*qos), Window: *window, Rate: *rate, Duration: *duration, Base: time.Now().Add(-*offset),
+		QoS: byte(*qos), Window: *window, Rate: *rate, Duration: *duration, Base: time.Now().Add(-*offset), Live: *offset == 0,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "sanisim: %v\n", err)
