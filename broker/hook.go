@@ -152,25 +152,29 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 // is not checked by mochi.
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) (ok bool) {
 	defer h.recovered("acl", cl)
-	device := string(cl.Properties.Username)
 	if !write && !h.subscriptionAllowed(cl, topic) {
 		return false
 	}
-	own := TopicPrefix + device + "/"
-	if device == "" || !strings.HasPrefix(topic, own) {
+	rest, own := ownTopic(topic, cl.Properties.Username)
+	if !own || (write && !publishChannels[rest]) {
 		h.b.metrics.aclDenied.Inc()
-		h.b.logLimited("acl", "mqtt topic refused", "device", device, "topic", topic, "write", write)
+		h.b.logLimited("acl", "mqtt topic refused", "device", string(cl.Properties.Username), "topic", topic, "write", write)
 		return false
 	}
-	if write {
-		rest := topic[len(own):]
-		if !publishChannels[rest] {
-			h.b.metrics.aclDenied.Inc()
-			h.b.logLimited("acl", "mqtt topic refused", "device", device, "topic", topic, "write", write)
-			return false
-		}
-	}
 	return true
+}
+
+// ownTopic reports whether topic is under device's own prefix
+// (TopicPrefix + device + "/"), and what follows it.
+func ownTopic(topic string, device []byte) (rest string, ok bool) {
+	if len(device) == 0 || !strings.HasPrefix(topic, TopicPrefix) {
+		return "", false
+	}
+	t := topic[len(TopicPrefix):]
+	if len(t) <= len(device) || t[len(device)] != '/' || t[:len(device)] != string(device) {
+		return "", false
+	}
+	return t[len(device)+1:], true
 }
 
 // subscriptionAllowed applies the caps on filter length and on the number
