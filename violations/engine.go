@@ -672,6 +672,8 @@ type runner struct {
 	committed      int64
 	caughtUp       bool // the last batch was not full: the spool is drained
 	lastCheckpoint time.Time
+	parser         telemetry.Parser // keeps the fleet's tag values and field names
+	blocks         readingBlocks
 }
 
 // send hands m to s, unless Run is stopping.
@@ -691,7 +693,7 @@ func (r *runner) handle(recs []spool.Record) bool {
 		if rec.End <= r.skipUntil {
 			continue // already in the restored state
 		}
-		rs, lines := r.e.deviceReadings(rec)
+		rs, lines := r.e.deviceReadings(rec, &r.parser, &r.blocks)
 		// A record is one device message: one shard.
 		if len(rs) > 0 && !r.send(r.e.shardFor(rs[0].Device), shardMsg{readings: rs, lines: lines, arrived: rec.Appended}) {
 			return false
@@ -766,41 +768,71 @@ func (e *Engine) gather(ctx context.Context, all bool) ([]shardReport, error) {
 // It also returns each reading's line, when the record holds exactly one
 // line per reading, so that the replay history keeps them without encoding
 // them again.
-func (e *Engine) deviceReadings(rec spool.Record) ([]telemetry.Reading, [][]byte) {
+func (e *Engine) deviceReadings(rec spool.Record, p *telemetry.Parser, a *readingBlocks) ([]telemetry.Reading, [][]byte) {
 	if rec.Type != spool.TypeReading {
 		e.m.derived.Inc()
 		return nil, nil
 	}
-	var lines [][]byte
-	for _, l := range bytes.Split(rec.Data, []byte{'\n'}) {
-		if len(bytes.TrimSpace(l)) > 0 {
-			lines = append(lines, l)
+	// At most one reading a newline, and one more.
+	n := bytes.Count(rec.Data, []byte{'\n'}) + 1
+	rs, lines := a.take(n)
+	var err error
+	for data := rec.Data; len(data) > 0; {
+		l := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			l, data = data[:i], data[i+1:]
+		} else {
+			data = nil
 		}
-	}
-	rs, err := telemetry.ParseLines(rec.Data)
-	if err != nil {
-		e.m.badRecords.Inc()
-		e.log.Warn("unreadable spool record; detectors skip what they cannot read", "offset", rec.Offset, "error", err)
-	}
-	if err != nil || len(lines) != len(rs) {
-		lines = nil
-	}
-	n := 0
-	for i := range rs {
-		if rs[i].Device == "" || !deviceKinds[rs[i].Kind] {
+		if len(bytes.TrimSpace(l)) == 0 {
+			continue
+		}
+		var r telemetry.Reading
+		if r, err = p.Line(l); err != nil {
+			break
+		}
+		if r.Device == "" || !deviceKinds[r.Kind] {
 			e.m.derived.Inc()
 			continue
 		}
-		rs[n] = rs[i]
-		if lines != nil {
-			lines[n] = lines[i]
-		}
-		n++
+		rs = append(rs, r)
+		lines = append(lines, l)
 	}
-	if lines != nil {
-		lines = lines[:n]
+	if err != nil {
+		e.m.badRecords.Inc()
+		e.log.Warn("unreadable spool record; detectors skip what they cannot read", "offset", rec.Offset, "error", err)
+		lines = nil
 	}
-	return rs[:n], lines
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	return rs, lines
+}
+
+// readingBlocks hands out the slices deviceReadings fills, carved from
+// blocks shared between records rather than made for each: a block is
+// never handed out twice, so a slice given to a shard is never written
+// again by the runner.
+type readingBlocks struct {
+	rs    []telemetry.Reading
+	lines [][]byte
+}
+
+// readingBlock is how many readings a block holds; a record with more than
+// a quarter of it gets slices of its own.
+const readingBlock = 128
+
+// take returns empty slices with room for n readings and their lines.
+func (a *readingBlocks) take(n int) ([]telemetry.Reading, [][]byte) {
+	if n > readingBlock/4 {
+		return make([]telemetry.Reading, 0, n), make([][]byte, 0, n)
+	}
+	if len(a.rs) < n {
+		a.rs, a.lines = make([]telemetry.Reading, readingBlock), make([][]byte, readingBlock)
+	}
+	rs, lines := a.rs[:0:n], a.lines[:0:n]
+	a.rs, a.lines = a.rs[n:], a.lines[n:]
+	return rs, lines
 }
 
 // deviceKinds are the measurements of device readings and events.
