@@ -361,6 +361,9 @@ func (s *shard) receive(e *env, r *telemetry.Reading, line []byte) {
 		// finds the same key and leaves it alone.
 		d.lateEvent(e, r)
 	}
+	// The line may share its array with other records (spool.Record): a
+	// waiting reading keeps its own copy.
+	en.line = append([]byte(nil), en.line...)
 	d.rp.pending = append(d.rp.pending, en)
 	if len(d.rp.pending) >= maxPending {
 		s.rerun(e.ctx, d)
