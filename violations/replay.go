@@ -279,7 +279,11 @@ func (s *shard) trim(d *deviceState) {
 		return
 	}
 	m := rp.marks[drop]
-	rp.hist = append(rp.hist[:0:0], rp.hist[m.hist:]...)
+	// In place: nothing keeps slices of hist past the call that takes them
+	// (a re-run moves on to a new one, read-backs copy), and a new array
+	// at every trim would be grown again, a copy each time, by the next
+	// readings.
+	rp.hist = rp.hist[:copy(rp.hist, rp.hist[m.hist:])]
 	rp.emits = append([]emission(nil), rp.emits[m.emits:]...)
 	marks := append([]mark(nil), rp.marks[drop:]...)
 	for i := range marks {
@@ -429,7 +433,7 @@ func (s *shard) rerun(ctx context.Context, d *deviceState) {
 		before[em.v.Key] = true
 	}
 	orig := append([]emission(nil), rp.emits[m.emits:]...)
-	rp.hist = append(hist[:m.hist:m.hist], make([]byte, 0, len(hist)-m.hist)...)
+	rp.hist = append(make([]byte, 0, len(hist)), hist[:m.hist]...) // trim works in place: not on hist
 	rp.emits = rp.emits[:m.emits:m.emits]
 	rp.marks = rp.marks[:mi]
 	oldDone := d.Done
