@@ -309,6 +309,7 @@ type shard struct {
 	// lateBytes is what its devices' readings waiting for a read-back
 	// hold, against its share of maxWaitingBytes.
 	lateBytes int
+	marks     markCodec // encodes its devices' replay marks
 }
 
 type shardMsg struct {
