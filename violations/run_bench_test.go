@@ -118,7 +118,7 @@ func runSpool(b *testing.B, paced, engine bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	time.Sleep(time.Until(start))
-	cpu0 := processCPU()
+	cpu0, sw0 := processCPU()
 	b.ResetTimer()
 	if engine {
 		go func() { done <- e.Run(ctx, cons) }()
@@ -136,8 +136,11 @@ func runSpool(b *testing.B, paced, engine bool) {
 		time.Sleep(time.Millisecond)
 	}
 	b.StopTimer()
-	// CPU time is steadier than wall time on a shared machine.
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+	// CPU time is steadier than wall time on a shared machine; the
+	// threads' context switches count wakeups.
+	cpu1, sw1 := processCPU()
+	b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(sw1-sw0)/float64(b.N), "switches/op")
 	cancel()
 	if err := <-done; err != nil {
 		b.Fatal(err)
@@ -145,11 +148,11 @@ func runSpool(b *testing.B, paced, engine bool) {
 }
 
 // processCPU is the user and system CPU time the process has used, in
-// nanoseconds.
-func processCPU() int64 {
+// nanoseconds, and the context switches of its threads.
+func processCPU() (int64, int64) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+		return 0, 0
 	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
+	return ru.Utime.Nano() + ru.Stime.Nano(), ru.Nvcsw + ru.Nivcsw
 }
