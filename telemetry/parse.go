@@ -13,6 +13,7 @@ import (
 // or from the kind tag for events.
 func ParseLines(data []byte) ([]Reading, error) {
 	var out []Reading
+	var p *Parser
 	for len(data) > 0 {
 		i := bytes.IndexByte(data, '\n')
 		var line []byte
@@ -24,13 +25,73 @@ func ParseLines(data []byte) ([]Reading, error) {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		r, err := parseLine(line)
+		r, err := p.Line(line)
 		if err != nil {
-			return out, fmt.Errorf("telemetry: parse %q: %w", clip(string(line)), err)
+			return out, err
 		}
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// A Parser reads readings back from line protocol as ParseLines does, for a
+// consumer that parses a steady stream (the detectors): it makes one string
+// for each tag key, tag value, measurement and field name it meets and
+// gives that same string again, instead of a new one for every line (a
+// fleet has few of them; string field values are not kept), and it carves
+// the readings' fields out of blocks shared between readings. A reading's
+// fields are never written by the parser again, and appending to them
+// cannot reach another reading's. The zero Parser is ready to use; a nil
+// one parses as ParseLines does. A Parser is not safe for concurrent use.
+type Parser struct {
+	strs   map[string]string
+	fields []Field // the rest of the current block
+}
+
+const (
+	// maxParserStrings bounds what a Parser keeps: past it, it starts over.
+	maxParserStrings = 1 << 14
+	// fieldBlock is how many fields a Parser allocates at once; a reading
+	// with more than a quarter of it gets its own.
+	fieldBlock = 256
+)
+
+// Line parses one line (without its newline) into a reading.
+func (p *Parser) Line(line []byte) (Reading, error) {
+	r, err := p.parseLine(line)
+	if err != nil {
+		return r, fmt.Errorf("telemetry: parse %q: %w", clip(string(line)), err)
+	}
+	return r, nil
+}
+
+// name returns s unescaped, the same string every time for the same bytes.
+func (p *Parser) name(s []byte) string {
+	if p == nil || bytes.IndexByte(s, '\\') >= 0 {
+		return unescape(s)
+	}
+	if v, ok := p.strs[string(s)]; ok {
+		return v
+	}
+	if p.strs == nil || len(p.strs) >= maxParserStrings {
+		p.strs = make(map[string]string, 64)
+	}
+	v := string(s)
+	p.strs[v] = v
+	return v
+}
+
+// fieldSlice returns an empty slice with room for n fields.
+func (p *Parser) fieldSlice(n int) []Field {
+	if p == nil || n > fieldBlock/4 {
+		return make([]Field, 0, n)
+	}
+	if len(p.fields) < n {
+		p.fields = make([]Field, fieldBlock)
+	}
+	f := p.fields[:0:n]
+	p.fields = p.fields[n:]
+	return f
 }
 
 // splitUnescaped splits s at the first unescaped sep outside quotes.
@@ -64,7 +125,7 @@ func unescape(s []byte) string {
 	return string(b)
 }
 
-func parseLine(line []byte) (Reading, error) {
+func (p *Parser) parseLine(line []byte) (Reading, error) {
 	var r Reading
 	key, rest, ok := splitUnescaped(line, ' ', false)
 	if !ok {
@@ -80,7 +141,7 @@ func parseLine(line []byte) (Reading, error) {
 	}
 	r.Time = time.Unix(0, ns)
 	m, tags, _ := splitUnescaped(key, ',', false)
-	measurement := unescape(m)
+	measurement := p.name(m)
 	for len(tags) > 0 {
 		var tag []byte
 		tag, tags, _ = splitUnescaped(tags, ',', false)
@@ -88,31 +149,35 @@ func parseLine(line []byte) (Reading, error) {
 		if !ok {
 			return r, fmt.Errorf("tag without value")
 		}
-		val := unescape(v)
-		switch unescape(k) {
+		if bytes.IndexByte(k, '\\') >= 0 {
+			k = []byte(unescape(k))
+		}
+		switch string(k) {
 		case "device":
-			r.Device = val
+			r.Device = p.name(v)
 		case "district":
-			r.District = val
+			r.District = p.name(v)
 		case "contractor":
-			r.Contractor = val
+			r.Contractor = p.name(v)
 		case "category":
-			r.Category = val
+			r.Category = p.name(v)
 		case "site":
-			r.Site = val
+			r.Site = p.name(v)
 		case "event":
-			r.Event = val
+			r.Event = p.name(v)
 		case "kind":
-			r.Kind = val
+			r.Kind = p.name(v)
 		}
 	}
 	if measurement != MeasurementEvent {
 		r.Kind = measurement
 	}
+	// At most one field a comma, and one more.
+	r.Fields = p.fieldSlice(bytes.Count(fieldsPart, []byte{','}) + 1)
 	for len(fieldsPart) > 0 {
 		var f []byte
 		f, fieldsPart, _ = splitUnescaped(fieldsPart, ',', true)
-		fld, err := parseField(f)
+		fld, err := p.parseField(f)
 		if err != nil {
 			return r, err
 		}
@@ -121,17 +186,20 @@ func parseLine(line []byte) (Reading, error) {
 		}
 		r.Fields = append(r.Fields, fld)
 	}
+	if len(r.Fields) == 0 {
+		r.Fields = nil
+	}
 	return r, nil
 }
 
 // parseField parses one field, name=value, of a line: a quoted string, a
 // boolean, an integer with the suffix i, or a float.
-func parseField(f []byte) (Field, error) {
+func (p *Parser) parseField(f []byte) (Field, error) {
 	k, v, ok := splitUnescaped(f, '=', true)
 	if !ok || len(v) == 0 {
 		return Field{}, fmt.Errorf("field without value")
 	}
-	fld := Field{Name: unescape(k)}
+	fld := Field{Name: p.name(k)}
 	switch {
 	case v[0] == '"':
 		fld.Type = String

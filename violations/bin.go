@@ -171,18 +171,21 @@ func (b *binState) overflowJudge(e *env, now time.Time) {
 	c := &e.dc.BinOverflow
 	o := &b.Over
 	full := o.clockCounted(now, e.holdFor())
-	ev := []Evidence{{Time: o.Start, Fields: map[string]float64{"fill_pct": o.Peak}, Note: "full since"}}
+	// Made only when raised: the bin is judged on every reading and tick.
+	ev := func() []Evidence {
+		return []Evidence{{Time: o.Start, Fields: map[string]float64{"fill_pct": o.Peak}, Note: "full since"}}
+	}
 	if !o.Raised && full >= c.MinDuration.D() {
 		o.Raised = true
 		o.Key = makeKey(BinOverflow, e.state.ID, o.Start)
 		e.emit(Violation{Key: o.Key, Type: BinOverflow, Severity: Minor, Start: o.Start, End: o.Start.Add(c.MinDuration.D()),
-			Evidence: ev, Summary: fmt.Sprintf("%s at or over %.0f %% full for %s without being emptied", e.state.ID,
+			Evidence: ev(), Summary: fmt.Sprintf("%s at or over %.0f %% full for %s without being emptied", e.state.ID,
 				c.MinFillPct, c.MinDuration.D())})
 	}
 	if o.Raised && !o.Major && full >= c.MajorAfter.D() {
 		o.Major = true
 		e.emit(Violation{Key: o.Key, Type: BinOverflow, Severity: Major, Start: o.Start, End: o.Start.Add(c.MajorAfter.D()),
-			Evidence: ev, Summary: fmt.Sprintf("%s full for %s without being emptied", e.state.ID, c.MajorAfter.D())})
+			Evidence: ev(), Summary: fmt.Sprintf("%s full for %s without being emptied", e.state.ID, c.MajorAfter.D())})
 	}
 }
 

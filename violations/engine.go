@@ -6,7 +6,6 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -198,10 +197,15 @@ func (e *Engine) Reload(cfg *fleet.Config, dc Config) {
 	e.live.Store(newEngineLive(cfg, dc))
 }
 
-func (e *Engine) shardFor(device string) *shard {
-	h := fnv.New32a()
-	h.Write([]byte(device))
-	return e.shards[h.Sum32()%uint32(len(e.shards))]
+func (e *Engine) shardFor(device string) *shard { return e.shards[e.shardIndex(device)] }
+
+// shardIndex is the index of device's shard: FNV-1a (32 bits) of its id.
+func (e *Engine) shardIndex(device string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(device); i++ {
+		h = (h ^ uint32(device[i])) * 16777619
+	}
+	return int(h % uint32(len(e.shards)))
 }
 
 // Late is the number of readings left out of detection because they came
@@ -309,17 +313,24 @@ type shard struct {
 	// lateBytes is what its devices' readings waiting for a read-back
 	// hold, against its share of maxWaitingBytes.
 	lateBytes int
+	marks     markCodec // encodes its devices' replay marks
 }
 
 type shardMsg struct {
-	readings []telemetry.Reading
-	lines    [][]byte  // each reading's line, when known
-	arrived  time.Time // when the readings were appended to the spool
+	recs     []shardRecord // the shard's records of a spool batch, in order
 	clock    time.Time
 	will     *will
 	readback *readbackDone
 	barrier  chan<- shardReport
 	all      bool // barrier: report every device, not only changed ones
+}
+
+// shardRecord is the device readings of one spool record.
+type shardRecord struct {
+	readings []telemetry.Reading
+	lines    [][]byte  // each reading's line, when known
+	arrived  time.Time // when the record was appended to the spool
+	shard    int       // the index of the device's shard
 }
 
 type shardReport struct {
@@ -534,8 +545,10 @@ func (s *shard) handle(ctx context.Context, m shardMsg) {
 		s.will(ctx, *m.will)
 	case m.readback != nil:
 		s.doneReadback(*m.readback)
-	case len(m.readings) > 0:
-		s.readings(ctx, m.readings, m.lines, m.arrived)
+	case len(m.recs) > 0:
+		for _, rc := range m.recs {
+			s.readings(ctx, rc.readings, rc.lines, rc.arrived)
+		}
 	case !m.clock.IsZero():
 		s.advance(ctx, m.clock)
 	}
@@ -672,6 +685,14 @@ type runner struct {
 	committed      int64
 	caughtUp       bool // the last batch was not full: the spool is drained
 	lastCheckpoint time.Time
+	parser         telemetry.Parser // keeps the fleet's tag values and field names
+	blocks         readingBlocks
+	got            []shardRecord // scratch: a batch's records, in order
+	counts         []int         // scratch: where each shard's records end
+	// torn: stopping left a batch handed to some shards and not others,
+	// so what the shards hold matches no record boundary and nothing more
+	// may be committed.
+	torn bool
 }
 
 // send hands m to s, unless Run is stopping.
@@ -684,22 +705,87 @@ func (r *runner) send(s *shard, m shardMsg) bool {
 	}
 }
 
-// handle hands a batch's device readings to their shards; false when Run
-// is stopping.
+// handle hands a batch's device readings to their shards, one message a
+// shard rather than one a record, so that a small batch wakes each shard
+// once; false when Run is stopping.
 func (r *runner) handle(recs []spool.Record) bool {
+	got := r.got[:0]
+	end := r.lastEnd
 	for _, rec := range recs {
 		if rec.End <= r.skipUntil {
 			continue // already in the restored state
 		}
-		rs, lines := r.e.deviceReadings(rec)
+		rs, lines := r.e.deviceReadings(rec, &r.parser, &r.blocks)
 		// A record is one device message: one shard.
-		if len(rs) > 0 && !r.send(r.e.shardFor(rs[0].Device), shardMsg{readings: rs, lines: lines, arrived: rec.Appended}) {
-			return false
+		if len(rs) > 0 {
+			got = append(got, shardRecord{readings: rs, lines: lines, arrived: rec.Appended, shard: r.e.shardIndex(rs[0].Device)})
 		}
-		r.lastEnd = rec.End
+		end = rec.End
 	}
+	r.got = got
+	if len(got) > 0 {
+		// One array for the batch, each shard's records in a run of it.
+		counts := r.counts[:0]
+		for range r.e.shards {
+			counts = append(counts, 0)
+		}
+		for i := range got {
+			counts[got[i].shard]++
+		}
+		all := make([]shardRecord, len(got))
+		at := 0
+		for i, n := range counts {
+			counts[i] = at
+			at += n
+		}
+		for i := range got {
+			all[counts[got[i].shard]] = got[i]
+			counts[got[i].shard]++
+		}
+		r.counts = counts
+		sent, from := false, 0
+		for i, to := range counts {
+			if to == from {
+				continue
+			}
+			if !r.deliver(r.e.shards[i], shardMsg{recs: all[from:to:to]}, sent) {
+				r.torn = sent
+				return false
+			}
+			sent, from = true, to
+		}
+		clear(got) // the runner's scratch must not hold the readings
+	}
+	r.lastEnd = end
 	r.caughtUp = len(recs) < r.e.opts.MaxRecords
 	return true
+}
+
+// deliverTimeout bounds how long the rest of a batch part of which the
+// shards already hold may wait for a shard as Run stops (a shard stuck on a
+// failing sink); the final checkpoint waits as long.
+const deliverTimeout = 30 * time.Second
+
+// deliver hands m to s. Unless rest, it gives up when Run is stopping; with
+// rest (part of the batch is with other shards) it waits up to
+// deliverTimeout, so that what the shards hold ends at a record boundary.
+func (r *runner) deliver(s *shard, m shardMsg, rest bool) bool {
+	select {
+	case s.in <- m:
+		return true
+	default:
+	}
+	if !rest {
+		return r.send(s, m)
+	}
+	t := time.NewTimer(deliverTimeout)
+	defer t.Stop()
+	select {
+	case s.in <- m:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // tick moves the shards' clock once the spool is drained, and checkpoints
@@ -725,6 +811,10 @@ func (r *runner) tick() {
 
 // finish commits what the shards were given, as Run stops.
 func (r *runner) finish() {
+	if r.torn {
+		r.e.log.Error("stopping with a batch handed to only some shards: nothing more is committed; the readings since the last checkpoint will be replayed")
+		return
+	}
 	if err := r.e.finalCheckpoint(r.cons, r.lastEnd, r.committed); err != nil {
 		r.e.log.Error("final checkpoint failed; the last readings will be replayed", "error", err)
 	}
@@ -766,41 +856,71 @@ func (e *Engine) gather(ctx context.Context, all bool) ([]shardReport, error) {
 // It also returns each reading's line, when the record holds exactly one
 // line per reading, so that the replay history keeps them without encoding
 // them again.
-func (e *Engine) deviceReadings(rec spool.Record) ([]telemetry.Reading, [][]byte) {
+func (e *Engine) deviceReadings(rec spool.Record, p *telemetry.Parser, a *readingBlocks) ([]telemetry.Reading, [][]byte) {
 	if rec.Type != spool.TypeReading {
 		e.m.derived.Inc()
 		return nil, nil
 	}
-	var lines [][]byte
-	for _, l := range bytes.Split(rec.Data, []byte{'\n'}) {
-		if len(bytes.TrimSpace(l)) > 0 {
-			lines = append(lines, l)
+	// At most one reading a newline, and one more.
+	n := bytes.Count(rec.Data, []byte{'\n'}) + 1
+	rs, lines := a.take(n)
+	var err error
+	for data := rec.Data; len(data) > 0; {
+		l := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			l, data = data[:i], data[i+1:]
+		} else {
+			data = nil
 		}
-	}
-	rs, err := telemetry.ParseLines(rec.Data)
-	if err != nil {
-		e.m.badRecords.Inc()
-		e.log.Warn("unreadable spool record; detectors skip what they cannot read", "offset", rec.Offset, "error", err)
-	}
-	if err != nil || len(lines) != len(rs) {
-		lines = nil
-	}
-	n := 0
-	for i := range rs {
-		if rs[i].Device == "" || !deviceKinds[rs[i].Kind] {
+		if len(bytes.TrimSpace(l)) == 0 {
+			continue
+		}
+		var r telemetry.Reading
+		if r, err = p.Line(l); err != nil {
+			break
+		}
+		if r.Device == "" || !deviceKinds[r.Kind] {
 			e.m.derived.Inc()
 			continue
 		}
-		rs[n] = rs[i]
-		if lines != nil {
-			lines[n] = lines[i]
-		}
-		n++
+		rs = append(rs, r)
+		lines = append(lines, l)
 	}
-	if lines != nil {
-		lines = lines[:n]
+	if err != nil {
+		e.m.badRecords.Inc()
+		e.log.Warn("unreadable spool record; detectors skip what they cannot read", "offset", rec.Offset, "error", err)
+		lines = nil
 	}
-	return rs[:n], lines
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	return rs, lines
+}
+
+// readingBlocks hands out the slices deviceReadings fills, carved from
+// blocks shared between records rather than made for each: a block is
+// never handed out twice, so a slice given to a shard is never written
+// again by the runner.
+type readingBlocks struct {
+	rs    []telemetry.Reading
+	lines [][]byte
+}
+
+// readingBlock is how many readings a block holds; a record with more than
+// a quarter of it gets slices of its own.
+const readingBlock = 128
+
+// take returns empty slices with room for n readings and their lines.
+func (a *readingBlocks) take(n int) ([]telemetry.Reading, [][]byte) {
+	if n > readingBlock/4 {
+		return make([]telemetry.Reading, 0, n), make([][]byte, 0, n)
+	}
+	if len(a.rs) < n {
+		a.rs, a.lines = make([]telemetry.Reading, readingBlock), make([][]byte, readingBlock)
+	}
+	rs, lines := a.rs[:0:n], a.lines[:0:n]
+	a.rs, a.lines = a.rs[n:], a.lines[n:]
+	return rs, lines
 }
 
 // deviceKinds are the measurements of device readings and events.

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/gob"
 	"fmt"
+	"io"
 	"math"
 	"sort"
 	"time"
@@ -91,10 +92,12 @@ func (ds *delays) usual() time.Duration {
 // mark is the device's state before any reading at or after at.
 type mark struct {
 	at     time.Time
-	state  []byte
-	hist   int  // where in hist the readings after the mark start
-	emits  int  // where in emits the emissions after the mark start
-	origin bool // no reading was handled before: valid for any earlier time
+	state  []byte // the gob value of the state, read after head (markCodec)
+	head   []byte // shared by the marks of a shard
+	size   int    // counted against the replay budget (markCodec.encode)
+	hist   int    // where in hist the readings after the mark start
+	emits  int    // where in emits the emissions after the mark start
+	origin bool   // no reading was handled before: valid for any earlier time
 }
 
 // emission is a violation raised while handling readings at time at.
@@ -220,17 +223,56 @@ func (rp *replay) markFor(t time.Time) int {
 	return max(i-1, 0)
 }
 
-func encodeState(d *deviceState) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(d); err != nil {
-		return nil, fmt.Errorf("violations: encode state of %s: %w", d.ID, err)
-	}
-	return buf.Bytes(), nil
+// markCodec encodes the states of a shard's marks as one gob stream: the
+// stream's type descriptions, which are most of a lone state's encoding and
+// most of the time spent making it, are written once, in head, and each
+// mark holds only its value. A mark is read back by a decoder that reads
+// its head first. Marks are never saved, so this is no on-disk format.
+type markCodec struct {
+	buf   bytes.Buffer
+	enc   *gob.Encoder
+	head  []byte // the types, and the value of an empty state
+	types int    // the length of the types in head
 }
 
-func decodeState(b []byte) (*deviceState, error) {
+// encode returns d's state, the head it is read with, and the length of
+// d's state encoded alone (types and value), which is what the replay
+// budget counts for a mark: the budget keeps as many readings as when
+// each mark was encoded alone.
+func (c *markCodec) encode(d *deviceState) (state, head []byte, alone int, err error) {
+	if c.enc == nil {
+		c.buf.Reset()
+		c.enc = gob.NewEncoder(&c.buf)
+		// deviceState's fields are all of concrete types (no interfaces):
+		// encoding one value describes every type the others use.
+		if err := c.enc.Encode(&deviceState{}); err != nil {
+			c.enc = nil
+			return nil, nil, 0, fmt.Errorf("violations: encode state of %s: %w", d.ID, err)
+		}
+		c.head = bytes.Clone(c.buf.Bytes())
+		c.buf.Reset()
+		if err := c.enc.Encode(&deviceState{}); err != nil {
+			c.enc = nil
+			return nil, nil, 0, fmt.Errorf("violations: encode state of %s: %w", d.ID, err)
+		}
+		c.types = len(c.head) - c.buf.Len()
+	}
+	c.buf.Reset()
+	if err := c.enc.Encode(d); err != nil {
+		c.enc = nil // the stream may be out of step: start a new one
+		return nil, nil, 0, fmt.Errorf("violations: encode state of %s: %w", d.ID, err)
+	}
+	return bytes.Clone(c.buf.Bytes()), c.head, c.types + c.buf.Len(), nil
+}
+
+// decodeMark reads back the state of a mark.
+func decodeMark(m *mark) (*deviceState, error) {
+	dec := gob.NewDecoder(io.MultiReader(bytes.NewReader(m.head), bytes.NewReader(m.state)))
+	if err := dec.Decode(&deviceState{}); err != nil {
+		return nil, fmt.Errorf("violations: decode state: %w", err)
+	}
 	d := &deviceState{}
-	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(d); err != nil {
+	if err := dec.Decode(d); err != nil {
 		return nil, fmt.Errorf("violations: decode state: %w", err)
 	}
 	return d, nil
@@ -246,12 +288,12 @@ func (s *shard) takeMark(d *deviceState, t time.Time) {
 			return
 		}
 	}
-	b, err := encodeState(d)
+	b, head, size, err := s.marks.encode(d)
 	if err != nil {
 		s.e.log.Warn("no replay mark", "device", d.ID, "error", err)
 		return
 	}
-	rp.marks = append(rp.marks, mark{at: t, state: b, hist: len(rp.hist), emits: len(rp.emits),
+	rp.marks = append(rp.marks, mark{at: t, state: b, head: head, size: size, hist: len(rp.hist), emits: len(rp.emits),
 		origin: d.LastSeen.IsZero() && d.Since.IsZero()})
 	s.e.m.marks.Inc()
 	s.trim(d)
@@ -279,7 +321,11 @@ func (s *shard) trim(d *deviceState) {
 		return
 	}
 	m := rp.marks[drop]
-	rp.hist = append(rp.hist[:0:0], rp.hist[m.hist:]...)
+	// In place: nothing keeps slices of hist past the call that takes them
+	// (a re-run moves on to a new one, read-backs copy), and a new array
+	// at every trim would be grown again, a copy each time, by the next
+	// readings.
+	rp.hist = rp.hist[:copy(rp.hist, rp.hist[m.hist:])]
 	rp.emits = append([]emission(nil), rp.emits[m.emits:]...)
 	marks := append([]mark(nil), rp.marks[drop:]...)
 	for i := range marks {
@@ -293,7 +339,7 @@ func (s *shard) trim(d *deviceState) {
 func (rp *replay) sizeFrom(i int) int {
 	n := len(rp.hist) - rp.marks[i].hist
 	for _, m := range rp.marks[i:] {
-		n += len(m.state)
+		n += m.size
 	}
 	return n
 }
@@ -361,6 +407,9 @@ func (s *shard) receive(e *env, r *telemetry.Reading, line []byte) {
 		// finds the same key and leaves it alone.
 		d.lateEvent(e, r)
 	}
+	// The line may share its array with other records (spool.Record): a
+	// waiting reading keeps its own copy.
+	en.line = append([]byte(nil), en.line...)
 	d.rp.pending = append(d.rp.pending, en)
 	if len(d.rp.pending) >= maxPending {
 		s.rerun(e.ctx, d)
@@ -396,7 +445,7 @@ func (s *shard) rerun(ctx context.Context, d *deviceState) {
 	sort.SliceStable(pend, func(i, j int) bool { return pend[i].t.Before(pend[j].t) })
 	mi := rp.markFor(pend[0].t)
 	m := rp.marks[mi]
-	nd, err := decodeState(m.state)
+	nd, err := decodeMark(&m)
 	if err != nil {
 		s.e.log.Error("replay mark unreadable: late readings left out", "device", d.ID, "error", err)
 		return
@@ -426,7 +475,7 @@ func (s *shard) rerun(ctx context.Context, d *deviceState) {
 		before[em.v.Key] = true
 	}
 	orig := append([]emission(nil), rp.emits[m.emits:]...)
-	rp.hist = append(hist[:m.hist:m.hist], make([]byte, 0, len(hist)-m.hist)...)
+	rp.hist = append(make([]byte, 0, len(hist)), hist[:m.hist]...) // trim works in place: not on hist
 	rp.emits = rp.emits[:m.emits:m.emits]
 	rp.marks = rp.marks[:mi]
 	oldDone := d.Done

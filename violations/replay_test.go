@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sanigate/sanigate/fleet"
 	"github.com/sanigate/sanigate/telemetry"
 	"github.com/sanigate/sanigate/violations"
@@ -186,5 +188,64 @@ func BenchmarkRerun(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/reran, "ns/reading-rerun")
 			b.ReportMetric(float64(len(rs)), "readings")
 		})
+	}
+}
+
+// TestRerunAcrossTrims keeps a toilet's replay history small, so that it is
+// trimmed every few readings, and feeds a day in blocks of five readings
+// with each pair of blocks swapped: every second block is late and re-runs
+// the device from a mark. The verdict is the one of the day fed in order.
+func TestRerunAcrossTrims(t *testing.T) {
+	cfg := loadDemo(t)
+	dc := violations.DefaultConfig()
+	dc.ReplayBytes = 16 << 10
+	rs := toiletDay("toilet-02", at(8, 0), 240, func(i int, f map[string]float64) {
+		if (i >= 30 && i < 70) || (i >= 150 && i < 200) {
+			f["nh3_mgm3"] = 1.5
+		}
+		if i >= 100 && i < 140 {
+			f["temp_c"] = 8
+		}
+	})
+	end := rs[len(rs)-1].Time.Add(time.Minute)
+	run := func(rs []telemetry.Reading, reg *prometheus.Registry) []violations.Violation {
+		col := &collector{}
+		e := violations.NewEngine(cfg, dc, col, violations.EngineOptions{Shards: 1, Registerer: reg})
+		for i := range rs {
+			if err := e.ProcessReadings(context.Background(), rs[i:i+1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.AdvanceTo(context.Background(), end); err != nil {
+			t.Fatal(err)
+		}
+		if e.Late() != 0 {
+			t.Errorf("late: %d", e.Late())
+		}
+		return col.List()
+	}
+	want := run(rs, prometheus.NewRegistry())
+	var swapped []telemetry.Reading
+	for i := 0; i < len(rs); i += 10 {
+		swapped = append(swapped, rs[i+5:i+10]...)
+		swapped = append(swapped, rs[i:i+5]...)
+	}
+	reg := prometheus.NewRegistry()
+	got := run(swapped, reg)
+	if keys(got) != keys(want) || keys(want) == "" {
+		t.Errorf("swapped blocks:\n%s\nin order:\n%s", keys(got), keys(want))
+	}
+	reruns := 0.0
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "sanigate_violation_reruns_total" {
+			reruns = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if reruns < 20 {
+		t.Errorf("%g re-runs, want one for each late block", reruns)
 	}
 }

@@ -3,8 +3,10 @@ package spool
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,7 +20,11 @@ type Record struct {
 	End      int64     // where the next one starts: commit this to pass it
 	Appended time.Time // when it was appended
 	Type     Type      // what it holds
-	Data     []byte
+	// Data is the payload. Records read together share the array under
+	// their Data (each capped at its own length), so keeping a small
+	// record's Data for long keeps its neighbours' memory too: copy what
+	// is kept.
+	Data []byte
 }
 
 // Consumer reads the spool from its own persisted cursor. One goroutine uses
@@ -38,6 +44,9 @@ type Consumer struct {
 	fBase   int64
 	br      *bufio.Reader
 	skipped int64 // bytes skipped because they were lost to corruption
+
+	hdr   [headerSize]byte
+	block []byte // the rest of the block records' Data are carved from
 }
 
 // Consumer returns the consumer called name, creating its cursor at the start
@@ -179,7 +188,7 @@ func (c *Consumer) read(limit int64, maxRecords, maxBytes int) ([]Record, error)
 		if err := c.openAt(); err != nil {
 			return out, err
 		}
-		fr, err := readFrame(c.br)
+		fr, err := c.readFrame()
 		if err != nil {
 			// Only synced, checked bytes are read, so a failure here means
 			// the file changed under us; start over at the next segment.
@@ -191,11 +200,51 @@ func (c *Consumer) read(limit int64, maxRecords, maxBytes int) ([]Record, error)
 			}
 			return out, fmt.Errorf("spool: read at %d: %w", c.pos, err)
 		}
+		if out == nil {
+			out = make([]Record, 0, min(maxRecords, 32))
+		}
 		out = append(out, Record{Offset: c.pos, End: c.pos + fr.size, Appended: fr.at, Type: fr.typ, Data: fr.data})
 		c.pos += fr.size
 		size += len(fr.data)
 	}
 	return out, nil
+}
+
+// dataBlock is how much a consumer allocates at once for records' data; a
+// record of more than a quarter of it gets its own.
+const dataBlock = 32 << 10
+
+// readFrame reads the frame at the read position as the package's
+// readFrame does (the same checks), with its data carved from c.block.
+func (c *Consumer) readFrame() (frame, error) {
+	h := c.hdr[:]
+	if _, err := io.ReadFull(c.br, h); err != nil {
+		return frame{}, err
+	}
+	word := binary.LittleEndian.Uint32(h[0:4])
+	n, typ := word&lengthMask, Type(word>>28)
+	sum := binary.LittleEndian.Uint32(h[4:8])
+	if n == 0 || n > maxRecord || typ > TypeDerived {
+		return frame{}, errCorrupt
+	}
+	var buf []byte
+	if n > dataBlock/4 {
+		buf = make([]byte, n)
+	} else {
+		if len(c.block) < int(n) {
+			c.block = make([]byte, dataBlock)
+		}
+		buf, c.block = c.block[:n:n], c.block[n:]
+	}
+	if _, err := io.ReadFull(c.br, buf); err != nil {
+		return frame{}, err
+	}
+	crc := crc32.Update(frameCRC(typ, h[8:16]), castagnoli, buf)
+	if crc != sum {
+		return frame{}, errCorrupt
+	}
+	ts := time.Unix(0, int64(binary.LittleEndian.Uint64(h[8:16])))
+	return frame{data: buf, at: ts, typ: typ, size: int64(n) + headerSize}, nil
 }
 
 // openAt makes c.br read from c.pos, moving to the next segment when the
