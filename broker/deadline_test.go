@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -35,6 +36,30 @@ func TestLazyDeadline(t *testing.T) {
 	}
 }
 
+// startInstantBroker starts a broker for devs whose every publish is
+// durable at once, as the spool's group commit makes it later.
+func startInstantBroker(t *testing.T, devs []fleet.Device) *Broker {
+	t.Helper()
+	h := instant{done: make(chan func(error), 1024)}
+	go func() {
+		for d := range h.done {
+			d(nil)
+		}
+	}()
+	b, err := New(Options{Address: "127.0.0.1:0", Auth: fleet.NewRegistry(devs), Handler: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = b.Close(context.Background())
+		close(h.done)
+	})
+	return b
+}
+
 // connectKeepalive connects id with the given keepalive over MQTT 3.1.1.
 func connectKeepalive(t *testing.T, addr, id, pw string, keepalive byte) (net.Conn, *bufio.Reader) {
 	t.Helper()
@@ -62,21 +87,7 @@ func connectKeepalive(t *testing.T, addr, id, pw string, keepalive byte) (net.Co
 // at most the slack later (this test does not time that).
 func TestSilentDeviceCutAfterKeepalive(t *testing.T) {
 	devs, secrets := binsWithSecrets(1)
-	h := instant{done: make(chan func(error), 64)}
-	go func() {
-		for d := range h.done {
-			d(nil)
-		}
-	}()
-	defer close(h.done)
-	b, err := New(Options{Address: "127.0.0.1:0", Auth: fleet.NewRegistry(devs), Handler: h})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(t.Context())
+	b := startInstantBroker(t, devs)
 	c, r := connectKeepalive(t, b.Addr(), devs[0].ID, secrets[0], 2)
 	topic := TopicPrefix + devs[0].ID + "/telemetry"
 	var ack [4]byte
@@ -90,7 +101,7 @@ func TestSilentDeviceCutAfterKeepalive(t *testing.T) {
 		}
 	}
 	last := time.Now()
-	_, err = r.ReadByte()
+	_, err := r.ReadByte()
 	silent := time.Since(last)
 	var ne net.Error
 	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
@@ -107,21 +118,7 @@ func TestSilentDeviceCutAfterKeepalive(t *testing.T) {
 // device on the same broker keeps getting its acknowledgements.
 func TestDeviceNotReadingAcksIsCut(t *testing.T) {
 	devs, secrets := binsWithSecrets(2)
-	h := instant{done: make(chan func(error), 1024)}
-	go func() {
-		for d := range h.done {
-			d(nil)
-		}
-	}()
-	defer close(h.done)
-	b, err := New(Options{Address: "127.0.0.1:0", Auth: fleet.NewRegistry(devs), Handler: h})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(t.Context())
+	b := startInstantBroker(t, devs)
 	stuck, _ := connectKeepalive(t, b.Addr(), devs[0].ID, secrets[0], 60)
 	if tc, ok := stuck.(*net.TCPConn); ok {
 		_ = tc.SetReadBuffer(4096)

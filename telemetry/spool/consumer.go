@@ -3,10 +3,8 @@ package spool
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -214,37 +212,24 @@ func (c *Consumer) read(limit int64, maxRecords, maxBytes int) ([]Record, error)
 // record of more than a quarter of it gets its own.
 const dataBlock = 32 << 10
 
-// readFrame reads the frame at the read position as the package's
-// readFrame does (the same checks), with its data carved from c.block.
+// readFrame reads the frame at the read position, with its data carved
+// from c.block.
 func (c *Consumer) readFrame() (frame, error) {
-	h := c.hdr[:]
-	if _, err := io.ReadFull(c.br, h); err != nil {
-		return frame{}, err
-	}
-	word := binary.LittleEndian.Uint32(h[0:4])
-	n, typ := word&lengthMask, Type(word>>28)
-	sum := binary.LittleEndian.Uint32(h[4:8])
-	if n == 0 || n > maxRecord || typ > TypeDerived {
-		return frame{}, errCorrupt
-	}
-	var buf []byte
+	return readFrameInto(c.br, &c.hdr, c.room)
+}
+
+// room is where the next record's n bytes of data go: a slice of c.block,
+// or their own array for a large record.
+func (c *Consumer) room(n int) []byte {
 	if n > dataBlock/4 {
-		buf = make([]byte, n)
-	} else {
-		if len(c.block) < int(n) {
-			c.block = make([]byte, dataBlock)
-		}
-		buf, c.block = c.block[:n:n], c.block[n:]
+		return make([]byte, n)
 	}
-	if _, err := io.ReadFull(c.br, buf); err != nil {
-		return frame{}, err
+	if len(c.block) < n {
+		c.block = make([]byte, dataBlock)
 	}
-	crc := crc32.Update(frameCRC(typ, h[8:16]), castagnoli, buf)
-	if crc != sum {
-		return frame{}, errCorrupt
-	}
-	ts := time.Unix(0, int64(binary.LittleEndian.Uint64(h[8:16])))
-	return frame{data: buf, at: ts, typ: typ, size: int64(n) + headerSize}, nil
+	buf := c.block[:n:n]
+	c.block = c.block[n:]
+	return buf
 }
 
 // openAt makes c.br read from c.pos, moving to the next segment when the

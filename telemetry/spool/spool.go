@@ -461,6 +461,12 @@ type frame struct {
 
 func readFrame(r io.Reader) (frame, error) {
 	var h [headerSize]byte
+	return readFrameInto(r, &h, func(n int) []byte { return make([]byte, n) })
+}
+
+// readFrameInto reads one frame from r, its header through h and its data
+// into room(length), and checks it.
+func readFrameInto(r io.Reader, h *[headerSize]byte, room func(n int) []byte) (frame, error) {
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return frame{}, err
 	}
@@ -470,7 +476,7 @@ func readFrame(r io.Reader) (frame, error) {
 	if n == 0 || n > maxRecord || typ > TypeDerived {
 		return frame{}, errCorrupt
 	}
-	buf := make([]byte, n)
+	buf := room(int(n))
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return frame{}, err
 	}
