@@ -16,7 +16,17 @@ func (w *Writer) deliverRouted(ctx context.Context, batch []byte) error {
 		return w.deliver(ctx, w.api, batch)
 	}
 	var order []string
-	parts := map[string][]byte{}
+	if w.parts == nil {
+		w.parts = map[string][]byte{}
+	}
+	parts := w.parts
+	for b, part := range parts {
+		if cap(part) > 16<<20 {
+			delete(parts, b)
+		} else {
+			parts[b] = part[:0]
+		}
+	}
 	for len(batch) > 0 {
 		line := batch
 		if i := bytes.IndexByte(batch, '\n'); i >= 0 {
@@ -25,10 +35,11 @@ func (w *Writer) deliverRouted(ctx context.Context, batch []byte) error {
 			batch = nil
 		}
 		b := w.opts.Route(lineMeasurement(line))
-		if _, ok := parts[b]; !ok {
+		part, ok := parts[b]
+		if !ok || len(part) == 0 {
 			order = append(order, b)
 		}
-		parts[b] = append(parts[b], line...)
+		parts[b] = append(part, line...)
 	}
 	for _, b := range order {
 		if err := w.deliver(ctx, w.bucketAPI(b), parts[b]); err != nil {

@@ -49,6 +49,11 @@ type Writer struct {
 	log    *slog.Logger
 	m      *Metrics
 
+	// The memory of the last batch and of its parts by bucket, used again:
+	// nothing keeps a batch once it is delivered.
+	batch []byte
+	parts map[string][]byte
+
 	lastErr atomic.Value // string
 	failing atomic.Bool
 }
@@ -131,7 +136,12 @@ func (w *Writer) Run(ctx context.Context) error {
 // gather reads records until the batch holds BatchSize lines or the first
 // record has waited FlushInterval.
 func (w *Writer) gather(ctx context.Context) ([]byte, int64, error) {
-	var batch []byte
+	batch := w.batch[:0]
+	defer func() {
+		if cap(batch) <= 16<<20 {
+			w.batch = batch
+		}
+	}()
 	var end int64
 	lines := 0
 	var deadline time.Time
