@@ -347,7 +347,13 @@ func (rp *replay) sizeFrom(i int) int {
 // process handles one in-order entry: mark, history, clock, detectors.
 func (s *shard) process(e *env, en entry, r *telemetry.Reading) {
 	d := e.state
-	s.takeMark(d, en.t)
+	if en.kind != entryWill {
+		// A will is dated by the gateway's clock, not the device's: a
+		// mark at it could lie ahead of the device's next readings, and
+		// no mark is taken before the newest, so none would be taken
+		// (nor the history trimmed) until the device's time passed it.
+		s.takeMark(d, en.t)
+	}
 	d.rp.hist = appendEntry(d.rp.hist, en)
 	if !en.t.Equal(d.rp.tailT) {
 		d.rp.tailT, d.rp.tailFP = en.t, d.rp.tailFP[:0]
