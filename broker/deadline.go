@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"syscall"
@@ -43,20 +44,16 @@ func newDeviceConn(c *net.TCPConn, d time.Time) net.Conn {
 func (c *deviceConn) SetDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r, rok := lazyDeadline(c.rd, t)
-	w, wok := lazyDeadline(c.wd, t)
-	if c.bounded && wok {
-		c.wd, wok = w, false
-	}
+	r, rok := c.moveRead(t)
+	w, wok := c.moveWrite(t)
 	switch {
 	case rok && wok && r.Equal(w):
-		c.rd, c.wd = r, w
 		return c.TCPConn.SetDeadline(r)
+	case rok && wok:
+		return errors.Join(c.TCPConn.SetReadDeadline(r), c.TCPConn.SetWriteDeadline(w))
 	case rok:
-		c.rd = r
 		return c.TCPConn.SetReadDeadline(r)
 	case wok:
-		c.wd = w
 		return c.TCPConn.SetWriteDeadline(w)
 	}
 	return nil
@@ -65,8 +62,7 @@ func (c *deviceConn) SetDeadline(t time.Time) error {
 func (c *deviceConn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if d, ok := lazyDeadline(c.rd, t); ok {
-		c.rd = d
+	if d, ok := c.moveRead(t); ok {
 		return c.TCPConn.SetReadDeadline(d)
 	}
 	return nil
@@ -75,13 +71,30 @@ func (c *deviceConn) SetReadDeadline(t time.Time) error {
 func (c *deviceConn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if d, ok := lazyDeadline(c.wd, t); ok {
-		c.wd = d
-		if !c.bounded {
-			return c.TCPConn.SetWriteDeadline(d)
-		}
+	if d, ok := c.moveWrite(t); ok {
+		return c.TCPConn.SetWriteDeadline(d)
 	}
 	return nil
+}
+
+// moveRead records a move of the read deadline to t and says whether the
+// socket's must change, and to what. Called with mu held.
+func (c *deviceConn) moveRead(t time.Time) (time.Time, bool) {
+	d, ok := lazyDeadline(c.rd, t)
+	if ok {
+		c.rd = d
+	}
+	return d, ok
+}
+
+// moveWrite is moveRead for the write deadline, which an acknowledgement
+// write in progress keeps for itself until it ends.
+func (c *deviceConn) moveWrite(t time.Time) (time.Time, bool) {
+	d, ok := lazyDeadline(c.wd, t)
+	if ok {
+		c.wd = d
+	}
+	return d, ok && !c.bounded
 }
 
 // lazyDeadline is the deadline to set when cur is in force and want is

@@ -169,3 +169,48 @@ func TestDeviceNotReadingAcksIsCut(t *testing.T) {
 		}
 	}
 }
+
+// A deadline move that changes the read and the write deadline to different
+// times (one set exactly, one with the slack) puts both in force.
+func TestDeviceConnMovesBothDeadlines(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+		close(accepted)
+	}()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, ok := <-accepted
+	if !ok {
+		t.Fatal("no connection accepted")
+	}
+	defer server.Close()
+	c := newDeviceConn(server.(*net.TCPConn), time.Time{})
+	now := time.Now()
+	_ = c.SetDeadline(now.Add(time.Hour))
+	_ = c.SetWriteDeadline(now.Add(-10 * time.Second)) // past: writes fail
+	if _, err := c.Write([]byte{1}); err == nil {
+		t.Fatal("a write past its deadline succeeded")
+	}
+	// The read deadline moves back (exactly), the write one forward (with
+	// the slack): both must take effect.
+	_ = c.SetDeadline(now.Add(time.Minute))
+	if _, err := c.Write([]byte{2}); err != nil {
+		t.Fatalf("write after the deadline moved forward: %v", err)
+	}
+	dc := c.(*deviceConn)
+	if !dc.rd.Equal(now.Add(time.Minute)) || !dc.wd.Equal(now.Add(time.Minute+deadlineSlack)) {
+		t.Fatalf("deadlines in force: read %v, write %v", dc.rd.Sub(now), dc.wd.Sub(now))
+	}
+}
