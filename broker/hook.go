@@ -215,7 +215,10 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (out packets.Packet
 		}
 	}()
 	device := string(cl.Properties.Username)
-	channel := strings.TrimPrefix(pk.TopicName, TopicPrefix+device+"/")
+	channel, own := ownTopic(pk.TopicName, cl.Properties.Username)
+	if !own {
+		channel = pk.TopicName
+	}
 	if channel == "status" {
 		// Presence: retained and delivered to subscribers; not a reading.
 		return pk, nil
