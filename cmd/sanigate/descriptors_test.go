@@ -39,11 +39,7 @@ func TestWriterSurvivesDescriptorExhaustion(t *testing.T) {
 	}
 	influx := influxtest.Start(t, "sanigate_fd")
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "sanigate")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildGateway(t, dir)
 	hash, err := fleet.HashPassword("pw", 4)
 	if err != nil {
 		t.Fatal(err)
@@ -133,6 +129,17 @@ type hog struct {
 	conns []net.Conn
 	stop  chan struct{}
 	done  chan struct{}
+}
+
+// buildGateway builds this command into dir and returns the binary's path.
+func buildGateway(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "sanigate")
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 func exhaust(t *testing.T, addr string, pid, limit int) *hog {

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,11 +25,7 @@ import (
 func TestSIGHUPReloads(t *testing.T) {
 	influx := influxtest.Start(t, "sanigate_hup")
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "sanigate")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildGateway(t, dir)
 	secret := func() (string, string) {
 		s, h, err := fleet.GenerateSecret()
 		if err != nil {
