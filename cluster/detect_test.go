@@ -181,11 +181,7 @@ func TestDetectionFailover(t *testing.T) {
 			if i == 20 || i == 21 {
 				r.SetFloat("temp_c", 75)
 			}
-			ack, err := js.Publish(t.Context(), subject, telemetry.AppendLine(nil, &r))
-			if err != nil {
-				t.Fatal(err)
-			}
-			last = ack.Sequence
+			last = natstest.Publish(t, js, subject, telemetry.AppendLine(nil, &r), dev+"-"+strconv.Itoa(i))
 		}
 		return last
 	}

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -128,9 +129,7 @@ func TestStaleOwnerIsFenced(t *testing.T) {
 		if i >= 20 {
 			r.SetFloat("temp_c", 75)
 		}
-		if _, err := js.Publish(t.Context(), cluster.Subject(so.SubjectPrefix, 0), telemetry.AppendLine(nil, &r)); err != nil {
-			t.Fatal(err)
-		}
+		natstest.Publish(t, js, cluster.Subject(so.SubjectPrefix, 0), telemetry.AppendLine(nil, &r), dev+"-"+strconv.Itoa(i))
 	}
 	select {
 	case <-stalled.entered:

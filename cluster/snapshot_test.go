@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -118,11 +119,7 @@ func TestTakeoverResumesFromSnapshot(t *testing.T) {
 					for k, v := range map[string]float64{"fill_pct": 95, "temp_c": 15, "tilt_deg": 1, "battery_pct": 80, "lat": 39.857, "lon": 116.311} {
 						r.SetFloat(k, v)
 					}
-					ack, err := js.Publish(t.Context(), cluster.Subject(so.SubjectPrefix, 0), telemetry.AppendLine(nil, &r))
-					if err != nil {
-						t.Fatal(err)
-					}
-					last = ack.Sequence
+					last = natstest.Publish(t, js, cluster.Subject(so.SubjectPrefix, 0), telemetry.AppendLine(nil, &r), dev+"-"+strconv.Itoa(i))
 				}
 				return last
 			}

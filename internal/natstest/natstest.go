@@ -406,3 +406,25 @@ func Messages(t testing.TB, js jetstream.JetStream, stream string) []Message {
 	}
 	return out
 }
+
+// Publish stores data on subject and returns its stream sequence. A publish
+// made while a stream's replicas elect a leader may get no answer at all, so
+// each try waits a few seconds and the tries are bounded (about two minutes
+// in all). id is the message ID: a try whose answer was lost but whose
+// message was stored is not stored twice.
+func Publish(t testing.TB, js jetstream.JetStream, subject string, data []byte, id string) uint64 {
+	t.Helper()
+	var err error
+	for try := 0; try < 40; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		var ack *jetstream.PubAck
+		ack, err = js.Publish(ctx, subject, data, jetstream.WithMsgID(id))
+		cancel()
+		if err == nil {
+			return ack.Sequence
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("natstest: publish %s to %s: %v", id, subject, err)
+	return 0
+}

@@ -27,27 +27,7 @@ func TestClusterSurvivesOneNode(t *testing.T) {
 	sent := 0
 	publish := func(n int) {
 		for i := range n {
-			// A stream just created, or whose leader was just killed, may
-			// answer nothing until its replicas elect a leader: a publish
-			// then waits for an answer that never comes. Each try has its
-			// own short wait, and the tries are bounded; the message ID
-			// keeps a try whose answer was lost from storing twice.
-			var err error
-			for try := 0; try < 40; try++ {
-				pctx, pcancel := context.WithTimeout(context.Background(), 3*time.Second)
-				_, err = js.Publish(pctx, "t.x", []byte{byte(i)}, jetstream.WithMsgID(fmt.Sprintf("m-%d", sent)))
-				pcancel()
-				if err == nil {
-					break
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
-			if err != nil {
-				for k, nd := range c.Nodes {
-					t.Logf("node %d log:\n%s", k, nd.LogTail(4000))
-				}
-				t.Fatalf("publish %d: %v", i, err)
-			}
+			natstest.Publish(t, js, "t.x", []byte{byte(i)}, fmt.Sprintf("m-%d", sent))
 			sent++
 		}
 	}
