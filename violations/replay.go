@@ -10,6 +10,7 @@ import (
 	"math"
 	"sort"
 	"time"
+	"unsafe"
 
 	"github.com/sanigate/sanigate/telemetry"
 )
@@ -94,7 +95,7 @@ type mark struct {
 	at     time.Time
 	state  []byte // the gob value of the state, read after head (markCodec)
 	head   []byte // shared by the marks of a shard
-	size   int    // counted against the replay budget (markCodec.encode)
+	size   int    // counted against the replay budget (markSize)
 	hist   int    // where in hist the readings after the mark start
 	emits  int    // where in emits the emissions after the mark start
 	origin bool   // no reading was handled before: valid for any earlier time
@@ -229,17 +230,13 @@ func (rp *replay) markFor(t time.Time) int {
 // mark holds only its value. A mark is read back by a decoder that reads
 // its head first. Marks are never saved, so this is no on-disk format.
 type markCodec struct {
-	buf   bytes.Buffer
-	enc   *gob.Encoder
-	head  []byte // the types, and the value of an empty state
-	types int    // the length of the types in head
+	buf  bytes.Buffer
+	enc  *gob.Encoder
+	head []byte // the types, and the value of an empty state
 }
 
-// encode returns d's state, the head it is read with, and the length of
-// d's state encoded alone (types and value), which is what the replay
-// budget counts for a mark: the budget keeps as many readings as when
-// each mark was encoded alone.
-func (c *markCodec) encode(d *deviceState) (state, head []byte, alone int, err error) {
+// encode returns d's state and the head it is read with.
+func (c *markCodec) encode(d *deviceState) (state, head []byte, err error) {
 	if c.enc == nil {
 		c.buf.Reset()
 		c.enc = gob.NewEncoder(&c.buf)
@@ -247,23 +244,27 @@ func (c *markCodec) encode(d *deviceState) (state, head []byte, alone int, err e
 		// encoding one value describes every type the others use.
 		if err := c.enc.Encode(&deviceState{}); err != nil {
 			c.enc = nil
-			return nil, nil, 0, fmt.Errorf("violations: encode state of %s: %w", d.ID, err)
+			return nil, nil, fmt.Errorf("violations: encode state of %s: %w", d.ID, err)
 		}
 		c.head = bytes.Clone(c.buf.Bytes())
 		c.buf.Reset()
 		if err := c.enc.Encode(&deviceState{}); err != nil {
 			c.enc = nil
-			return nil, nil, 0, fmt.Errorf("violations: encode state of %s: %w", d.ID, err)
+			return nil, nil, fmt.Errorf("violations: encode state of %s: %w", d.ID, err)
 		}
-		c.types = len(c.head) - c.buf.Len()
 	}
 	c.buf.Reset()
 	if err := c.enc.Encode(d); err != nil {
 		c.enc = nil // the stream may be out of step: start a new one
-		return nil, nil, 0, fmt.Errorf("violations: encode state of %s: %w", d.ID, err)
+		return nil, nil, fmt.Errorf("violations: encode state of %s: %w", d.ID, err)
 	}
-	return bytes.Clone(c.buf.Bytes()), c.head, c.types + c.buf.Len(), nil
+	return bytes.Clone(c.buf.Bytes()), c.head, nil
 }
+
+// markSize is what the replay budget counts for a mark whose state takes n
+// bytes: the state and the mark itself, what it holds in memory (the head
+// is shared by the shard's marks and not counted).
+func markSize(n int) int { return n + int(unsafe.Sizeof(mark{})) }
 
 // decodeMark reads back the state of a mark.
 func decodeMark(m *mark) (*deviceState, error) {
@@ -288,12 +289,12 @@ func (s *shard) takeMark(d *deviceState, t time.Time) {
 			return
 		}
 	}
-	b, head, size, err := s.marks.encode(d)
+	b, head, err := s.marks.encode(d)
 	if err != nil {
 		s.e.log.Warn("no replay mark", "device", d.ID, "error", err)
 		return
 	}
-	rp.marks = append(rp.marks, mark{at: t, state: b, head: head, size: size, hist: len(rp.hist), emits: len(rp.emits),
+	rp.marks = append(rp.marks, mark{at: t, state: b, head: head, size: markSize(len(b)), hist: len(rp.hist), emits: len(rp.emits),
 		origin: d.LastSeen.IsZero() && d.Since.IsZero()})
 	s.e.m.marks.Inc()
 	s.trim(d)
@@ -324,8 +325,12 @@ func (s *shard) trim(d *deviceState) {
 	// In place: nothing keeps slices of hist past the call that takes them
 	// (a re-run moves on to a new one, read-backs copy), and a new array
 	// at every trim would be grown again, a copy each time, by the next
-	// readings.
+	// readings. An array grown far past the budget (a long re-run, a
+	// budget made smaller by a reload) is given back.
 	rp.hist = rp.hist[:copy(rp.hist, rp.hist[m.hist:])]
+	if cap(rp.hist) > 2*budget && len(rp.hist) <= budget {
+		rp.hist = append(make([]byte, 0, len(rp.hist)+budget/4), rp.hist...)
+	}
 	rp.emits = append([]emission(nil), rp.emits[m.emits:]...)
 	marks := append([]mark(nil), rp.marks[drop:]...)
 	for i := range marks {
