@@ -351,46 +351,76 @@ func (e *Engine) readback(ctx context.Context, ws *shard, j *readbackJob) error 
 	started := time.Now()
 	dc := e.cur().dc
 	margin := dc.readbackMargin(j.kind)
-	delay := dc.uploadDelay(j.kind) + dc.Lateness.D()
 	from, to := j.lo.Add(-margin), j.hi.Add(margin)
 	if to.After(j.liveDone) {
 		to = j.liveDone
 	}
+	span, err := e.readSpan(ctx, j, from, to, margin)
+	if err != nil {
+		return err
+	}
+	queried := time.Since(started)
+	d, got, n := rerunSpan(ctx, ws, j, mergeReadback(j, span.stored), from, to, span.end)
+	limit := to
+	if to.Before(j.liveDone) {
+		limit = to.Add(-(dc.uploadDelay(j.kind) + dc.Lateness.D())) // the run stopped before a clock rule could raise it again
+	}
+	nNew, nGone := reconcileReadback(ctx, ws, j, span.raised, d.rp.emits, got, from, limit)
+	e.m.readbacks.Inc()
+	e.m.rbReadings.Add(float64(len(span.stored)))
+	e.m.rbSeconds.Observe(time.Since(started).Seconds())
+	e.log.Info("late readings re-judged from history", "device", j.device, "late", len(j.late), "from", from, "to", to,
+		"stored", len(span.stored), "rerun", n, "raised", nNew, "withdrawn", nGone, "query", queried, "took", time.Since(started))
+	return ws.err
+}
+
+// readbackSpan is what the history holds for a read-back.
+type readbackSpan struct {
+	stored []telemetry.Reading // the device's readings from..to, then the next ones after to
+	end    time.Time           // the run's end: to, or the last of the readings after it
+	raised []Violation         // what was raised for the device over the span
+}
+
+// readSpan queries the history for the device's readings over from..to,
+// its next readings after the span (however far, up to what it handled
+// live: so that a silence after the span is seen to end, device_offline
+// resolved and a tracking gap judged on both its ends, not left open), and
+// the violations raised over the span.
+func (e *Engine) readSpan(ctx context.Context, j *readbackJob, from, to time.Time, margin time.Duration) (readbackSpan, error) {
 	stored, err := e.opts.History.Readings(ctx, j.device, j.kind, from, to)
 	if err != nil {
-		return fmt.Errorf("violations: read back %s: %w", j.device, err)
+		return readbackSpan{}, fmt.Errorf("violations: read back %s: %w", j.device, err)
 	}
-	end := to // the run's end: to, or the last of the readings after it
+	sp := readbackSpan{stored: stored, end: to}
 	if to.Before(j.liveDone) {
-		// The device's next readings after the span, however far: so that a
-		// silence after it is seen to end (device_offline resolved, a
-		// tracking gap judged on both its ends), not left open.
 		tail, err := e.opts.History.After(ctx, j.device, j.kind, to, readbackTail)
 		if err != nil {
-			return fmt.Errorf("violations: read back %s: %w", j.device, err)
+			return readbackSpan{}, fmt.Errorf("violations: read back %s: %w", j.device, err)
 		}
 		for _, r := range tail {
 			if !r.Time.After(j.liveDone) {
-				stored = append(stored, r)
-				if r.Time.After(end) {
-					end = r.Time
+				sp.stored = append(sp.stored, r)
+				if r.Time.After(sp.end) {
+					sp.end = r.Time
 				}
 			}
 		}
 	}
-	raised, err := e.opts.History.Raised(ctx, j.device, from.Add(-margin), to)
+	sp.raised, err = e.opts.History.Raised(ctx, j.device, from.Add(-margin), to)
 	if err != nil {
-		return fmt.Errorf("violations: read back violations of %s: %w", j.device, err)
+		return readbackSpan{}, fmt.Errorf("violations: read back violations of %s: %w", j.device, err)
 	}
-	queried := time.Since(started)
-	rs := mergeReadback(j, stored)
+	return sp, nil
+}
 
-	d := newDeviceState(j.device, j.kind)
+// rerunSpan runs a fresh state of the job's device over the readings rs
+// between from and end, capturing what the detectors raise (got, in the
+// order of the state's emissions); n is how many readings it ran.
+func rerunSpan(ctx context.Context, ws *shard, j *readbackJob, rs []telemetry.Reading, from, to, end time.Time) (d *deviceState, got []Violation, n int) {
+	d = newDeviceState(j.device, j.kind)
 	d.Since = from
-	var got []Violation
 	d.rp.capture = &got
 	env := ws.env(ctx, d)
-	n := 0
 	for i := range rs {
 		r := &rs[i]
 		if r.Time.Before(from) || r.Time.After(end) {
@@ -407,8 +437,16 @@ func (e *Engine) readback(ctx context.Context, ws *shard, j *readbackJob) error 
 		d.tick(env, to) // the clock rules up to the span's end; past the readings after it, nothing is known
 	}
 	d.rp.capture = nil
+	return d, got, n
+}
 
-	// Reconcile by stable key.
+// reconcileReadback compares, by stable key, what a read-back's run raised
+// (emits, with got their full violations) with what was raised before
+// (raised, from the history, and the job's emissions in memory): it raises
+// what is new since the late readings' start, and withdraws what the run
+// no longer supports within the span it judged (from..limit).
+func reconcileReadback(ctx context.Context, ws *shard, j *readbackJob, raised []Violation, emits []emission, got []Violation,
+	from, limit time.Time) (nNew, nGone int) {
 	have := map[string]bool{}
 	for i := range raised {
 		have[raised[i].Key] = true
@@ -422,8 +460,7 @@ func (e *Engine) readback(ctx context.Context, ws *shard, j *readbackJob) error 
 		inMemory[j.emits[i].v.Key] = true
 	}
 	now := map[string]bool{}
-	nNew, nGone := 0, 0
-	for i, em := range d.rp.emits {
+	for i, em := range emits {
 		now[em.v.Key] = true
 		id := emitID(&em.v)
 		if em.at.Before(j.lo) || have[id] {
@@ -432,10 +469,6 @@ func (e *Engine) readback(ctx context.Context, ws *shard, j *readbackJob) error 
 		have[id] = true
 		ws.raise(ctx, got[i])
 		nNew++
-	}
-	limit := to
-	if to.Before(j.liveDone) {
-		limit = to.Add(-delay) // the run stopped before a clock rule could raise it again
 	}
 	gone := map[string]bool{}
 	for _, v := range raised {
@@ -448,12 +481,7 @@ func (e *Engine) readback(ctx context.Context, ws *shard, j *readbackJob) error 
 		ws.withdraw(ctx, v)
 		nGone++
 	}
-	e.m.readbacks.Inc()
-	e.m.rbReadings.Add(float64(len(stored)))
-	e.m.rbSeconds.Observe(time.Since(started).Seconds())
-	e.log.Info("late readings re-judged from history", "device", j.device, "late", len(j.late), "from", from, "to", to,
-		"stored", len(stored), "rerun", n, "raised", nNew, "withdrawn", nGone, "query", queried, "took", time.Since(started))
-	return ws.err
+	return nNew, nGone
 }
 
 // mergeReadback merges a job's waiting readings, what its device held in
