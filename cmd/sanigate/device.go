@@ -34,33 +34,15 @@ func deviceCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	op := args[0]
-	fs := flag.NewFlagSet("device "+op, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "sanigate.yaml", "path of the configuration `file`")
-	id := fs.String("id", "", "device `id`")
-	kind := fs.String("kind", "", "device `kind`: bin, truck, toilet, sweeper or weighbridge (add)")
-	category := fs.String("category", "", "sorting `category` of a bin or truck (add)")
-	contractor := fs.String("contractor", "", "`contractor` (add)")
-	district := fs.String("district", "", "`district` (add)")
-	capacity := fs.Float64("capacity-kg", 0, "rated capacity of a truck in `kg` (add)")
-	class := fs.Int("class", 0, "toilet `class` 1, 2 or 3 (add)")
-	interval := fs.Duration("interval", 0, "expected reporting `interval` (add; default per kind)")
-	transport := fs.String("transport", "", "`transport`: mqtt (default) or modbus (add)")
-	lat := fs.String("lat", "", "registered `latitude` of a fixed device (add)")
-	lon := fs.String("lon", "", "registered `longitude` of a fixed device (add)")
-	grace := fs.Duration("grace", 24*time.Hour, "how long the old secret stays valid (rotate; 0 ends it at once)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
-	}
-	if op != "list" && *id == "" {
-		fmt.Fprintf(stderr, "sanigate: device %s needs -id\n", op)
+	f, ok := parseDeviceFlags(op, args[1:], stderr)
+	if !ok {
 		return 2
 	}
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "sanigate: %v\n", err)
 		return 1
 	}
-	cfg, err := fleet.Load(*configPath)
+	cfg, err := fleet.Load(f.config)
 	if err != nil {
 		return fail(err)
 	}
@@ -76,62 +58,117 @@ func deviceCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	switch op {
 	case "list":
-		ds, _, err := svc.RegisteredDevices(ctx)
-		if err != nil {
-			return fail(err)
-		}
-		for _, d := range ds {
-			state := "enabled"
-			if d.Disabled {
-				state = "disabled"
-			}
-			extra := ""
-			if !d.PreviousUntil.IsZero() && time.Now().Before(d.PreviousUntil) {
-				extra = "\told secret until " + d.PreviousUntil.Format(time.RFC3339)
-			}
-			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s%s\n", d.ID, d.Kind, state, d.Managed, extra)
-		}
-		return 0
+		err = listDevices(ctx, svc, stdout)
 	case "add":
-		d := fleet.Device{ID: *id, Kind: *kind, Category: *category, Contractor: *contractor, District: *district,
-			CapacityKG: *capacity, Class: *class, Interval: fleet.Duration(*interval), Transport: *transport}
-		if d.Lat, err = optFloat("lat", *lat); err == nil {
-			d.Lon, err = optFloat("lon", *lon)
-		}
-		if err != nil {
-			return fail(err)
-		}
-		secret, err := svc.AddDevice(ctx, cfg, d)
-		if err != nil {
-			return fail(err)
-		}
-		fmt.Fprintf(stderr, "device %s registered", d.ID)
-		if secret == "" {
-			fmt.Fprintln(stderr, " (polled: no secret)")
-			return 0
-		}
-		fmt.Fprintln(stderr, "; its secret follows, shown this once: put it on the device as its MQTT password")
-		fmt.Fprintln(stdout, secret)
-		return 0
+		err = addDevice(ctx, svc, cfg, f, stdout, stderr)
 	case "disable", "enable":
-		if err := svc.SetDeviceDisabled(ctx, *id, op == "disable"); err != nil {
-			return fail(err)
+		if err = svc.SetDeviceDisabled(ctx, f.id, op == "disable"); err == nil {
+			fmt.Fprintf(stdout, "device %s %sd\n", f.id, op)
 		}
-		fmt.Fprintf(stdout, "device %s %sd\n", *id, op)
-		return 0
 	default: // rotate
-		secret, until, err := svc.RotateDevice(ctx, *id, *grace)
-		if err != nil {
-			return fail(err)
-		}
-		if until.IsZero() {
-			fmt.Fprintf(stderr, "device %s has a new secret; the old one no longer logs in\n", *id)
-		} else {
-			fmt.Fprintf(stderr, "device %s has a new secret; the old one logs in until %s\n", *id, until.Format(time.RFC3339))
-		}
-		fmt.Fprintln(stdout, secret)
-		return 0
+		err = rotateDevice(ctx, svc, f, stdout, stderr)
 	}
+	if err != nil {
+		return fail(err)
+	}
+	return 0
+}
+
+// deviceFlags are the flags of sanigate device.
+type deviceFlags struct {
+	config, id, kind, category, contractor, district, transport, lat, lon string
+	capacity                                                              float64
+	class                                                                 int
+	interval, grace                                                       time.Duration
+}
+
+// parseDeviceFlags reads op's flags; false (with the reason on stderr)
+// when they are wrong.
+func parseDeviceFlags(op string, args []string, stderr io.Writer) (deviceFlags, bool) {
+	var f deviceFlags
+	fs := flag.NewFlagSet("device "+op, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.config, "config", "sanigate.yaml", "path of the configuration `file`")
+	fs.StringVar(&f.id, "id", "", "device `id`")
+	fs.StringVar(&f.kind, "kind", "", "device `kind`: bin, truck, toilet, sweeper or weighbridge (add)")
+	fs.StringVar(&f.category, "category", "", "sorting `category` of a bin or truck (add)")
+	fs.StringVar(&f.contractor, "contractor", "", "`contractor` (add)")
+	fs.StringVar(&f.district, "district", "", "`district` (add)")
+	fs.Float64Var(&f.capacity, "capacity-kg", 0, "rated capacity of a truck in `kg` (add)")
+	fs.IntVar(&f.class, "class", 0, "toilet `class` 1, 2 or 3 (add)")
+	fs.DurationVar(&f.interval, "interval", 0, "expected reporting `interval` (add; default per kind)")
+	fs.StringVar(&f.transport, "transport", "", "`transport`: mqtt (default) or modbus (add)")
+	fs.StringVar(&f.lat, "lat", "", "registered `latitude` of a fixed device (add)")
+	fs.StringVar(&f.lon, "lon", "", "registered `longitude` of a fixed device (add)")
+	fs.DurationVar(&f.grace, "grace", 24*time.Hour, "how long the old secret stays valid (rotate; 0 ends it at once)")
+	if err := fs.Parse(args); err != nil {
+		return f, false
+	}
+	if op != "list" && f.id == "" {
+		fmt.Fprintf(stderr, "sanigate: device %s needs -id\n", op)
+		return f, false
+	}
+	return f, true
+}
+
+// listDevices prints the registry, a device a line.
+func listDevices(ctx context.Context, svc *cases.Service, stdout io.Writer) error {
+	ds, _, err := svc.RegisteredDevices(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		state := "enabled"
+		if d.Disabled {
+			state = "disabled"
+		}
+		extra := ""
+		if !d.PreviousUntil.IsZero() && time.Now().Before(d.PreviousUntil) {
+			extra = "\told secret until " + d.PreviousUntil.Format(time.RFC3339)
+		}
+		fmt.Fprintf(stdout, "%s\t%s\t%s\t%s%s\n", d.ID, d.Kind, state, d.Managed, extra)
+	}
+	return nil
+}
+
+// addDevice registers a device and prints its secret alone on stdout.
+func addDevice(ctx context.Context, svc *cases.Service, cfg *fleet.Config, f deviceFlags, stdout, stderr io.Writer) error {
+	d := fleet.Device{ID: f.id, Kind: f.kind, Category: f.category, Contractor: f.contractor, District: f.district,
+		CapacityKG: f.capacity, Class: f.class, Interval: fleet.Duration(f.interval), Transport: f.transport}
+	var err error
+	if d.Lat, err = optFloat("lat", f.lat); err == nil {
+		d.Lon, err = optFloat("lon", f.lon)
+	}
+	if err != nil {
+		return err
+	}
+	secret, err := svc.AddDevice(ctx, cfg, d)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "device %s registered", d.ID)
+	if secret == "" {
+		fmt.Fprintln(stderr, " (polled: no secret)")
+		return nil
+	}
+	fmt.Fprintln(stderr, "; its secret follows, shown this once: put it on the device as its MQTT password")
+	fmt.Fprintln(stdout, secret)
+	return nil
+}
+
+// rotateDevice gives a device a new secret and prints it alone on stdout.
+func rotateDevice(ctx context.Context, svc *cases.Service, f deviceFlags, stdout, stderr io.Writer) error {
+	secret, until, err := svc.RotateDevice(ctx, f.id, f.grace)
+	if err != nil {
+		return err
+	}
+	if until.IsZero() {
+		fmt.Fprintf(stderr, "device %s has a new secret; the old one no longer logs in\n", f.id)
+	} else {
+		fmt.Fprintf(stderr, "device %s has a new secret; the old one logs in until %s\n", f.id, until.Format(time.RFC3339))
+	}
+	fmt.Fprintln(stdout, secret)
+	return nil
 }
 
 func optFloat(name, v string) (*float64, error) {
