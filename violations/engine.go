@@ -313,7 +313,8 @@ type shard struct {
 	// lateBytes is what its devices' readings waiting for a read-back
 	// hold, against its share of maxWaitingBytes.
 	lateBytes int
-	marks     markCodec // encodes its devices' replay marks
+	marks     markCodec        // encodes its devices' replay marks
+	parser    telemetry.Parser // reads kept lines back for re-runs
 }
 
 type shardMsg struct {

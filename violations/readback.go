@@ -360,7 +360,7 @@ func (e *Engine) readback(ctx context.Context, ws *shard, j *readbackJob) error 
 		return err
 	}
 	queried := time.Since(started)
-	d, got, n := rerunSpan(ctx, ws, j, mergeReadback(j, span.stored), from, to, span.end)
+	d, got, n := rerunSpan(ctx, ws, j, mergeReadback(j, span.stored, &ws.parser), from, to, span.end)
 	limit := to
 	if to.Before(j.liveDone) {
 		limit = to.Add(-(dc.uploadDelay(j.kind) + dc.Lateness.D())) // the run stopped before a clock rule could raise it again
@@ -487,7 +487,7 @@ func reconcileReadback(ctx context.Context, ws *shard, j *readbackJob, raised []
 // mergeReadback merges a job's waiting readings, what its device held in
 // memory and what the history returned, in time order, one per time and
 // event (the first of late, memory, stored).
-func mergeReadback(j *readbackJob, stored []telemetry.Reading) []telemetry.Reading {
+func mergeReadback(j *readbackJob, stored []telemetry.Reading, p *telemetry.Parser) []telemetry.Reading {
 	type key struct {
 		t     int64
 		event string
@@ -504,8 +504,8 @@ func mergeReadback(j *readbackJob, stored []telemetry.Reading) []telemetry.Readi
 	}
 	for _, src := range [][]entry{j.late, j.mem} {
 		for _, en := range src {
-			if rs, err := telemetry.ParseLines(en.line); err == nil && len(rs) == 1 {
-				add(rs[0])
+			if r, err := p.Line(en.line); err == nil {
+				add(r)
 			}
 		}
 	}

@@ -501,11 +501,10 @@ func (s *shard) rerun(ctx context.Context, d *deviceState) {
 	for _, en := range merged {
 		var r telemetry.Reading
 		if en.kind == entryReading {
-			rs, err := telemetry.ParseLines(en.line)
-			if err != nil || len(rs) != 1 {
+			var err error
+			if r, err = s.parser.Line(en.line); err != nil {
 				continue
 			}
-			r = rs[0]
 		}
 		s.process(env, en, &r)
 	}
