@@ -1,7 +1,6 @@
 package violations
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -15,26 +14,11 @@ import (
 func TestSmallerBudgetGivesBackHistory(t *testing.T) {
 	e := NewEngine(nil, DefaultConfig(), &discard{}, EngineOptions{Shards: 1})
 	s := e.shards[0]
-	ctx := context.Background()
 	s.device("bin-1", telemetry.KindBin)
 	base := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
 	seq := 0
 	send := func(n int) {
-		for i := 0; i < n; i += 20 {
-			var rs []telemetry.Reading
-			for k := 0; k < 20; k++ {
-				rs = append(rs, telemetry.Reading{Device: "bin-1", Kind: telemetry.KindBin,
-					Time:   base.Add(time.Duration(seq) * time.Second),
-					Fields: []telemetry.Field{{Name: "fill_pct", Type: telemetry.Float, Num: float64(seq % 90)}}})
-				seq++
-			}
-			if err := s.readings(ctx, rs, nil, rs[len(rs)-1].Time); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.flush(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
+		feedBin(t, s, "bin-1", base, &seq, n, func(last time.Time) time.Time { return last })
 	}
 	old := e.cur().dc.replayBytes(telemetry.KindBin)
 	send(4000)

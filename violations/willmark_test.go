@@ -23,22 +23,10 @@ func TestWillKeepsHistoryBounded(t *testing.T) {
 	base := wall.Add(-3 * time.Hour)
 	seq := 0
 	send := func(n int) {
-		for i := 0; i < n; i += 20 {
-			var rs []telemetry.Reading
-			for k := 0; k < 20; k++ {
-				rs = append(rs, telemetry.Reading{Device: "bin-1", Kind: telemetry.KindBin,
-					Time:   base.Add(time.Duration(seq) * time.Second),
-					Fields: []telemetry.Field{{Name: "fill_pct", Type: telemetry.Float, Num: float64(seq % 90)}}})
-				seq++
-			}
+		feedBin(t, s, "bin-1", base, &seq, n, func(time.Time) time.Time {
 			wall = wall.Add(20 * time.Second)
-			if err := s.readings(ctx, rs, nil, wall); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.flush(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
+			return wall
+		})
 	}
 	send(200)
 	if err := s.will(ctx, will{device: "bin-1", at: wall}); err != nil {
@@ -55,5 +43,28 @@ func TestWillKeepsHistoryBounded(t *testing.T) {
 	}
 	if e.Late() != 0 {
 		t.Errorf("%d readings late", e.Late())
+	}
+}
+
+// feedBin hands s n readings of a bin, a second apart from base on (seq
+// counts them across calls), in batches of 20, each arriving at what
+// arrival returns for its last reading's time.
+func feedBin(t *testing.T, s *shard, device string, base time.Time, seq *int, n int, arrival func(last time.Time) time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	for i := 0; i < n; i += 20 {
+		var rs []telemetry.Reading
+		for k := 0; k < 20; k++ {
+			rs = append(rs, telemetry.Reading{Device: device, Kind: telemetry.KindBin,
+				Time:   base.Add(time.Duration(*seq) * time.Second),
+				Fields: []telemetry.Field{{Name: "fill_pct", Type: telemetry.Float, Num: float64(*seq % 90)}}})
+			*seq++
+		}
+		if err := s.readings(ctx, rs, nil, arrival(rs[len(rs)-1].Time)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.flush(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
