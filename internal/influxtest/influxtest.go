@@ -10,11 +10,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,8 +28,8 @@ type Server struct {
 	conf     string
 	logFile  string
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu   sync.Mutex
+	proc *testenv.Proc
 }
 
 // Start runs influxd for the test and creates database db; it is stopped at cleanup.
@@ -87,68 +85,30 @@ bind-address = "127.0.0.1:%d"
 func (s *Server) Restart() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd != nil {
+	if s.proc != nil {
 		return nil
 	}
-	logf, err := os.OpenFile(s.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	p, err := testenv.StartProc(s.logFile, s.bin, "-config", s.conf)
 	if err != nil {
-		return err
+		return fmt.Errorf("influxtest: %w", err)
 	}
-	cmd := exec.Command(s.bin, "-config", s.conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start influxd: %w", err)
+	if err := p.WaitHTTP(s.URL+"/ping", http.StatusNoContent, 60*time.Second); err != nil {
+		p.Kill()
+		return fmt.Errorf("influxtest: influxd: %w", err)
 	}
-	s.cmd = cmd
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			s.cmd = nil
-			b, _ := os.ReadFile(s.logFile)
-			return fmt.Errorf("influxd exited at start: %s", tail(string(b), 2000))
-		default:
-		}
-		resp, err := http.Get(s.URL + "/ping")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusNoContent {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("influxd did not answer /ping within 60s")
+	s.proc = p
+	return nil
 }
 
 // Stop stops influxd (as an outage would); Restart brings it back.
 func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		for i := 0; i < 200; i++ {
-			if err := s.cmd.Process.Signal(syscall.Signal(0)); err != nil {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-	}
-	_ = s.cmd.Process.Kill()
-	s.cmd = nil
+	s.proc.Stop(15 * time.Second)
+	s.proc = nil
 }
 
 // Result is one series of a query answer.
@@ -244,11 +204,4 @@ func (s *Server) Count(t testing.TB, measurement, field, where string) int64 {
 	}
 	n, _ := rows[0]["count"].(json.Number).Int64()
 	return n
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }

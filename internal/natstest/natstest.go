@@ -11,11 +11,9 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -39,8 +37,7 @@ type Node struct {
 	conf    string
 	logFile string
 	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{}
+	proc    *testenv.Proc
 }
 
 // Start runs n nodes (1, or 3 or more for a replicated cluster) and waits
@@ -185,67 +182,48 @@ func (c *Cluster) waitJetStream(limit time.Duration) error {
 func (n *Node) spawn() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.cmd != nil {
+	if n.proc != nil {
 		return nil
 	}
-	logf, err := os.OpenFile(n.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	p, err := testenv.StartProc(n.logFile, n.bin, "-c", n.conf)
 	if err != nil {
-		return err
+		return fmt.Errorf("natstest: %s: %w", n.Name, err)
 	}
-	cmd := exec.Command(n.bin, "-c", n.conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("natstest: start %s: %w", n.Name, err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
-	n.cmd, n.exited = cmd, exited
+	n.proc = p
 	return nil
 }
 
 // waitReady waits until the node's /healthz says its JetStream is current.
 func (n *Node) waitReady(limit time.Duration) error {
 	n.mu.Lock()
-	exited := n.exited
+	p := n.proc
 	n.mu.Unlock()
-	deadline := time.Now().Add(limit)
-	client := &http.Client{Timeout: 2 * time.Second}
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			n.mu.Lock()
-			if n.exited == exited {
-				n.cmd = nil // gone: the next spawn starts it afresh
-			}
-			n.mu.Unlock()
-			b, _ := os.ReadFile(n.logFile)
-			return fmt.Errorf("natstest: %s %w: %s", n.Name, errExited, tail(string(b), 2000))
-		default:
-		}
-		resp, err := client.Get(n.monitor + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
+	if p == nil {
+		return fmt.Errorf("natstest: %s is not running", n.Name)
 	}
-	return fmt.Errorf("natstest: %s was not healthy within %s", n.Name, limit)
+	err := p.WaitHTTP(n.monitor+"/healthz", http.StatusOK, limit)
+	if errors.Is(err, testenv.ErrExited) {
+		n.mu.Lock()
+		if n.proc == p {
+			n.proc = nil // gone: the next spawn starts it afresh
+		}
+		n.mu.Unlock()
+	}
+	if err != nil {
+		return fmt.Errorf("natstest: %s: %w", n.Name, err)
+	}
+	return nil
 }
 
 // Kill stops the node with SIGKILL, as a crash would, and waits for it to exit.
 func (n *Node) Kill() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.cmd == nil {
+	if n.proc == nil {
 		return
 	}
-	_ = n.cmd.Process.Kill()
-	<-n.exited
-	n.cmd = nil
+	n.proc.Kill()
+	n.proc = nil
 }
 
 // Restart starts a stopped node again on its ports and store, and waits
@@ -256,7 +234,7 @@ func (n *Node) Restart() error {
 		if err = n.spawn(); err != nil {
 			return err
 		}
-		if err = n.waitReady(60 * time.Second); !errors.Is(err, errExited) {
+		if err = n.waitReady(60 * time.Second); !errors.Is(err, testenv.ErrExited) {
 			return err
 		}
 		// It died at start: its port may still be held for a moment by
@@ -266,24 +244,15 @@ func (n *Node) Restart() error {
 	return err
 }
 
-// errExited marks a node whose process ended while it was awaited.
-var errExited = errors.New("exited at start")
-
 // Stop stops the node gracefully (SIGTERM), killing it after a while.
 func (n *Node) Stop() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.cmd == nil {
+	if n.proc == nil {
 		return
 	}
-	_ = n.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-n.exited:
-	case <-time.After(10 * time.Second):
-		_ = n.cmd.Process.Kill()
-		<-n.exited
-	}
-	n.cmd = nil
+	n.proc.Stop(10 * time.Second)
+	n.proc = nil
 }
 
 // LogTail is the last k bytes of the node's log, for a failing test's output.
@@ -292,14 +261,10 @@ func (n *Node) LogTail(k int) string {
 	if err != nil {
 		return err.Error()
 	}
-	return tail(string(b), k)
-}
-
-func tail(s string, k int) string {
-	if len(s) > k {
-		return s[len(s)-k:]
+	if len(b) > k {
+		b = b[len(b)-k:]
 	}
-	return s
+	return string(b)
 }
 
 // WaitStream waits until the stream called name has a leader and all its
