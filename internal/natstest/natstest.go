@@ -256,16 +256,7 @@ func (n *Node) Stop() {
 }
 
 // LogTail is the last k bytes of the node's log, for a failing test's output.
-func (n *Node) LogTail(k int) string {
-	b, err := os.ReadFile(n.logFile)
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > k {
-		b = b[len(b)-k:]
-	}
-	return string(b)
-}
+func (n *Node) LogTail(k int) string { return testenv.FileTail(n.logFile, k) }
 
 // WaitStream waits until the stream called name has a leader and all its
 // replicas are current, so that publishes to it are answered.

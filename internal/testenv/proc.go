@@ -57,8 +57,11 @@ func (p *Proc) Stop(grace time.Duration) {
 }
 
 // LogTail is the last k bytes of the process's log.
-func (p *Proc) LogTail(k int) string {
-	b, err := os.ReadFile(p.log)
+func (p *Proc) LogTail(k int) string { return FileTail(p.log, k) }
+
+// FileTail is the last k bytes of the file at path, or why it cannot be read.
+func FileTail(path string, k int) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()
 	}
