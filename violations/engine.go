@@ -590,6 +590,9 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 	defer ticker.Stop()
 	r := &runner{e: e, ctx: ctx, cons: cons, skipUntil: skipUntil, committed: cons.Committed(),
 		lastCheckpoint: time.Now()} // the cadence is wall time even when Now is not
+	// A spool committed to its end is drained before any batch says so:
+	// the clock ticks even if nothing more is appended (a silent fleet).
+	r.caughtUp = cons.Lag() == 0
 	r.lastEnd = max(r.committed, skipUntil)
 	for {
 		select {
