@@ -476,6 +476,35 @@ func TestStopFirstShardBlocked(t *testing.T) {
 	})
 }
 
+// TestStuckShardDoesNotStopRun: a later shard of a batch stuck for longer
+// than Run waits as it stops does not stop Run while its context is live:
+// the batch is handed on once the shard takes it, and nothing is torn.
+func TestStuckShardDoesNotStopRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newStopRig(t, stopShard1)
+		s := r.startStuck()
+		time.Sleep(5 * time.Minute) // the bubble's clock, well past any wait of the stop
+		s.running(t)
+		r.sink.release()
+		synctest.Wait()
+		s.running(t)
+		s.cancel()
+		if err := <-s.done; err != nil {
+			t.Fatal(err)
+		}
+		if got, want := s.cons.Committed(), r.batchEnd(stopBatches); got != want {
+			t.Errorf("committed %d, want the spool's end %d", got, want)
+		}
+		if strings.Contains(s.log.String(), "level=ERROR") {
+			t.Errorf("errors logged:\n%s", s.log)
+		}
+		if n := r.restart(r.batchEnd(stopBatches)); n != 0 {
+			t.Errorf("the restart read %g readings again, want none", n)
+		}
+		sameRaises(t, "stuck and restarted", r.sink.of(1, 2, 3), r.reference())
+	})
+}
+
 // TestRestartDrainedTicks: an engine restarted on a spool it has wholly
 // committed ticks its clock without waiting for a new record, so that
 // time-window rules (a silence) fire as if it had never stopped.
