@@ -591,6 +591,9 @@ func (e *Engine) Run(ctx context.Context, cons *spool.Consumer) error {
 	defer ticker.Stop()
 	r := &runner{e: e, ctx: ctx, cons: cons, skipUntil: skipUntil, committed: cons.Committed(),
 		lastCheckpoint: time.Now()} // the cadence is wall time even when Now is not
+	// A spool committed to its end is drained before any batch says so:
+	// the clock ticks even if nothing more is appended (a silent fleet).
+	r.caughtUp = cons.Lag() == 0
 	r.lastEnd = max(r.committed, skipUntil)
 	for {
 		select {
@@ -763,21 +766,26 @@ func (r *runner) handle(recs []spool.Record) bool {
 }
 
 // deliverTimeout bounds how long the rest of a batch part of which the
-// shards already hold may wait for a shard as Run stops (a shard stuck on a
-// failing sink); the final checkpoint waits as long.
+// shards already hold may wait for a shard once Run is stopping (a shard
+// stuck on a failing sink); the final checkpoint waits as long.
 const deliverTimeout = 30 * time.Second
 
-// deliver hands m to s. Unless rest, it gives up when Run is stopping; with
-// rest (part of the batch is with other shards) it waits up to
-// deliverTimeout, so that what the shards hold ends at a record boundary.
+// deliver hands m to s, waiting for it as long as Run runs. Once Run is
+// stopping it gives up, unless rest (part of the batch is with other
+// shards): then it waits up to deliverTimeout more, so that what the shards
+// hold ends at a record boundary. A shard slow for longer while Run runs
+// must not end it: that would stop detection with its context live.
 func (r *runner) deliver(s *shard, m shardMsg, rest bool) bool {
 	select {
 	case s.in <- m:
 		return true
 	default:
 	}
+	if r.send(s, m) {
+		return true
+	}
 	if !rest {
-		return r.send(s, m)
+		return false
 	}
 	t := time.NewTimer(deliverTimeout)
 	defer t.Stop()
