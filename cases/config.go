@@ -57,7 +57,14 @@ type StoreConfig struct {
 	// variable holding it instead (a DSN with a password is a secret).
 	DSN    string `yaml:"dsn"`
 	DSNEnv string `yaml:"dsn_env"`
+	// RegistryPoll is how often a gateway checks the device registry in the
+	// store for changes made elsewhere: by another gateway sharing it, or
+	// by `sanigate device`. Default 5s; at least 100ms.
+	RegistryPoll time.Duration `yaml:"registry_poll"`
 }
+
+// DefaultRegistryPoll is the registry poll when none is set.
+const DefaultRegistryPoll = 5 * time.Second
 
 // Secret is a secret written inline in configuration. It prints as
 // [redacted], so logging a Config cannot leak it.
@@ -228,6 +235,9 @@ func (c Config) validateStore(add addFunc) {
 		}
 	default:
 		add("store.driver", "%q is not a store driver (sqlite, postgres)", c.Store.Driver)
+	}
+	if p := c.Store.RegistryPoll; p != 0 && p < 100*time.Millisecond {
+		add("store.registry_poll", "%s is too short (100ms at least)", p)
 	}
 }
 

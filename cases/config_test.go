@@ -53,7 +53,7 @@ cases:
 func TestConfigProblemsAllAtOnce(t *testing.T) {
 	_, err := parseSection(t, `
 cases:
-  store: {driver: mysql}
+  store: {driver: mysql, registry_poll: 10ms}
   units:
     - {id: east, webhook_url: "ftp://x", escalaton: city}
     - {id: east, secret: abc}
@@ -70,6 +70,7 @@ cases:
 	}
 	want := []string{
 		`sanigate.yaml:3: cases.store.driver: "mysql" is not a store driver`,
+		`sanigate.yaml:3: cases.store.registry_poll: 10ms is too short (100ms at least)`,
 		`sanigate.yaml:5: cases.units[0].escalaton: unknown setting "escalaton" (did you mean "escalation"?)`,
 		`sanigate.yaml:5: cases.units[0].webhook_url: "ftp://x" is not an http(s) URL`,
 		`sanigate.yaml:5: cases.units[0].secret_file: a webhook needs exactly one of`,

@@ -212,8 +212,12 @@ func (g *Gateway) startClusterDetector(ctx context.Context, fo cluster.Forwarder
 			// every partition's engine, this one included.
 			g.reloadMu.Lock()
 			defer g.reloadMu.Unlock()
+			// It watches the devices of its partition alone, so that one
+			// never heard from is flagged offline by one engine, not all.
+			n := fo.Stream.Partitions
 			e := violations.NewEngine(g.liveConfig(), g.liveDetCfg(), s, violations.EngineOptions{
-				Shards: 1, Logger: log.With("partition", p)})
+				Shards: 1, Logger: log.With("partition", p),
+				Watch: func(id string) bool { return cluster.Partition(id, n) == p }})
 			if g.partEngines == nil {
 				g.partEngines = map[int]*violations.Engine{}
 			}

@@ -89,9 +89,6 @@ type Gateway struct {
 	Profiling bool
 	// Roles are the parts this process runs (set before Start; empty: all).
 	Roles Roles
-	// RegistryPoll is how often the device registry of the case store is
-	// checked for changes made elsewhere (set before Start; default 5s).
-	RegistryPoll time.Duration
 	// Overrides, if set, is applied to the configuration Reload reads, as
 	// the command line's flags were to the first one.
 	Overrides func(*fleet.Config)

@@ -22,11 +22,10 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func TestRegistrySharedThroughPostgres(t *testing.T) {
 	dsn := pgtest.DB(t)
 	secrets := map[string]string{}
-	sections := strings.Replace(reloadSections(), "cases:\n", fmt.Sprintf("cases:\n  store: {driver: postgres, dsn: %q}\n", dsn), 1)
-	const poll = 200 * time.Millisecond
+	sections := strings.Replace(reloadSections(), "cases:\n", fmt.Sprintf("cases:\n  store: {driver: postgres, dsn: %q, registry_poll: 200ms}\n", dsn), 1)
 	influxA := influxtest.Start(t, testDB)
 	cfgA := testConfigExtra(t, influxA.URL, testDevices(t), secretDevice(t, "shared-1", secrets), sections)
-	a := &harness{t: t, influx: influxA, cfg: cfgA, logs: &strings.Builder{}, setup: func(g *Gateway) { g.RegistryPoll = poll }}
+	a := &harness{t: t, influx: influxA, cfg: cfgA, logs: &strings.Builder{}}
 	a.start()
 	// The second gateway reads the same file (the same seed), with its own
 	// spool and InfluxDB.
@@ -36,7 +35,7 @@ func TestRegistrySharedThroughPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfgB.Spool.Dir, cfgB.InfluxDB.URL = t.TempDir(), influxB.URL
-	b := &harness{t: t, influx: influxB, cfg: cfgB, logs: &strings.Builder{}, setup: func(g *Gateway) { g.RegistryPoll = poll }}
+	b := &harness{t: t, influx: influxB, cfg: cfgB, logs: &strings.Builder{}}
 	b.start()
 	onB := b.mustWatch("shared-1", secrets["shared-1"])
 
@@ -50,7 +49,7 @@ func TestRegistrySharedThroughPostgres(t *testing.T) {
 		_, ok := b.g.registry.Device("api-2")
 		return ok
 	})
-	t.Logf("an added device reached the second gateway after %s (poll %s)", time.Since(start).Round(time.Millisecond), poll)
+	t.Logf("an added device reached the second gateway after %s (poll %s)", time.Since(start).Round(time.Millisecond), b.g.registryPoll())
 	if !b.canLogIn("api-2", added.Secret) {
 		t.Fatal("api-2 cannot log in on the second gateway")
 	}

@@ -218,7 +218,7 @@ func (g *Gateway) seedRegistry(ctx context.Context) error {
 
 // pollRegistry applies changes other gateways (or `sanigate device`) made
 // to a shared device registry: it reads the registry's version every
-// RegistryPoll and the devices when it moved.
+// registry poll (cases.store.registry_poll) and the devices when it moved.
 func (g *Gateway) pollRegistry(ctx context.Context) error {
 	t := time.NewTicker(g.registryPoll())
 	defer t.Stop()
@@ -273,10 +273,10 @@ func (g *Gateway) registryChanged() {
 }
 
 func (g *Gateway) registryPoll() time.Duration {
-	if g.RegistryPoll > 0 {
-		return g.RegistryPoll
+	if p := g.casesCfg.Store.RegistryPoll; p > 0 {
+		return p
 	}
-	return 5 * time.Second
+	return cases.DefaultRegistryPoll
 }
 
 // restartOnly names the settings that differ between old and next but are

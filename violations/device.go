@@ -24,6 +24,10 @@ type deviceState struct {
 	// Since is when detection of this device began: a route window that
 	// opened before it was not watched whole and is not judged.
 	Since time.Time
+	// Watched is when the clock first ticked the device before it ever
+	// reported (the gateway's start, or its registration while running):
+	// one that never reports is offline from then.
+	Watched time.Time `json:",omitempty"`
 
 	Offline offlineState
 	Truck   *truckState   `json:",omitempty"`

@@ -54,6 +54,11 @@ type EngineOptions struct {
 	// ReadbackQueue is how many devices may wait for their read-back at
 	// once; more wait in their shards. Default the Config's readback_queue.
 	ReadbackQueue int
+	// Watch says which registered devices the engine watches before they
+	// first report, so that one never heard from is flagged
+	// device_offline; nil watches every one. A partition's engine watches
+	// the devices of its partition.
+	Watch func(device string) bool
 }
 
 // Engine runs every detector over the readings of the fleet, each device in
@@ -135,11 +140,8 @@ func NewEngine(cfg *fleet.Config, dc Config, sink Sink, opts EngineOptions) *Eng
 		e.shards = append(e.shards, &shard{e: e, devices: map[string]*deviceState{}, rerunQ: map[string]bool{},
 			rbWait: map[string]bool{}})
 	}
-	if cfg != nil {
-		for i := range cfg.Devices {
-			d := &cfg.Devices[i]
-			e.shardFor(d.ID).devices[d.ID] = newDeviceState(d.ID, d.Kind)
-		}
+	for _, s := range e.shards {
+		s.seed(e.cur())
 	}
 	return e
 }
@@ -315,6 +317,7 @@ type shard struct {
 	lateBytes int
 	marks     markCodec        // encodes its devices' replay marks
 	parser    telemetry.Parser // reads kept lines back for re-runs
+	seeded    *engineLive      // the configuration whose devices it holds a state for
 }
 
 type shardMsg struct {
@@ -338,6 +341,18 @@ type shardReport struct {
 	states []byte // gob stream of (id, state) pairs
 	n      int
 	err    error
+}
+
+// seed gives every watched device of l that hashes to s a state, so that
+// the clock ticks it before it first reports.
+func (s *shard) seed(l *engineLive) {
+	s.seeded = l
+	for id, dev := range l.devices {
+		if _, ok := s.devices[id]; ok || s.e.shardFor(id) != s || (s.e.opts.Watch != nil && !s.e.opts.Watch(id)) {
+			continue
+		}
+		s.devices[id] = newDeviceState(id, dev.Kind)
+	}
 }
 
 func (s *shard) device(id, kind string) *deviceState {
@@ -401,12 +416,18 @@ var urgent = map[string]bool{"fire_alarm": true, "help_button": true}
 // delay between its readings' times and their arrival.
 func (s *shard) advance(ctx context.Context, t time.Time) error {
 	s.flush(ctx)
+	if l := s.e.cur(); s.seeded != l {
+		s.seed(l)
+	}
 	for _, d := range s.devices {
 		if t := t.Add(-min(d.rp.delay.usual(), s.e.opts.MaxAge)); t.After(d.Done) {
 			if len(d.rp.marks) == 0 && d.LastSeen.IsZero() {
 				// Never heard from: mark the empty state, so that its first
 				// readings, older than the clock, re-run from it.
 				s.takeMark(d, t)
+			}
+			if d.LastSeen.IsZero() && d.Watched.IsZero() {
+				d.Watched, d.dirty = t, true // kept across a restart
 			}
 			n := len(d.rp.emits)
 			env := s.env(ctx, d)

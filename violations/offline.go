@@ -19,6 +19,9 @@ type offlineState struct {
 	// After: only a reading after it shows the device back (for a last
 	// will, readings still waiting in the reorder buffer do not).
 	After time.Time `json:",omitempty"`
+	// Never: the gap is the device never having reported since it was
+	// first watched.
+	Never bool `json:",omitempty"`
 }
 
 func (e *env) interval() time.Duration {
@@ -32,9 +35,15 @@ func (o *offlineState) threshold(e *env) time.Duration {
 	return time.Duration(float64(e.interval()) * e.dc.DeviceOffline.Factor)
 }
 
-// tick opens the gap once nothing has come for the threshold.
+// tick opens the gap once nothing has come for the threshold. A registered
+// device never heard from is judged from when the clock first ticked it
+// (deviceState.Watched): one installed and never brought online is offline
+// too.
 func (o *offlineState) tick(e *env, t time.Time) {
-	last := e.state.LastSeen
+	last, never := e.state.LastSeen, false
+	if last.IsZero() && e.dev != nil {
+		last, never = e.state.Watched, true
+	}
 	if e.dc.DeviceOffline.Disabled || o.Open || last.IsZero() {
 		return
 	}
@@ -42,15 +51,20 @@ func (o *offlineState) tick(e *env, t time.Time) {
 	if thr <= 0 || t.Sub(last) <= thr { // a kind without an expected interval is not judged
 		return
 	}
-	o.open(e, last, last.Add(thr), fmt.Sprintf("nothing from %s since %s (expected every %s)",
+	if never {
+		o.open(e, last, last.Add(thr), true, fmt.Sprintf("nothing from %s since it was first watched at %s: it has never reported (expected every %s)",
+			e.state.ID, last.UTC().Format(time.RFC3339), e.interval()))
+		return
+	}
+	o.open(e, last, last.Add(thr), false, fmt.Sprintf("nothing from %s since %s (expected every %s)",
 		e.state.ID, last.UTC().Format(time.RFC3339), e.interval()))
 }
 
-func (o *offlineState) open(e *env, start, end time.Time, summary string) {
-	o.Open, o.Start, o.After = true, start, start
+func (o *offlineState) open(e *env, start, end time.Time, never bool, summary string) {
+	o.Open, o.Start, o.After, o.Never = true, start, start, never
 	o.Key = makeKey(DeviceOffline, e.state.ID, start)
 	v := Violation{Key: o.Key, Type: DeviceOffline, Severity: Minor, Start: start, End: end, Summary: summary,
-		Evidence: []Evidence{{Time: start, Device: e.state.ID, Note: "last reading before the gap"}}}
+		Evidence: []Evidence{{Time: start, Device: e.state.ID, Note: o.startNote()}}}
 	e.placeLastSeen(&v)
 	e.emit(v)
 }
@@ -85,8 +99,16 @@ func (o *offlineState) will(e *env, at time.Time) {
 	if start.IsZero() || start.After(at) {
 		start = at
 	}
-	o.open(e, start, at, fmt.Sprintf("%s disconnected (last will) at %s", e.state.ID, at.UTC().Format(time.RFC3339)))
+	o.open(e, start, at, false, fmt.Sprintf("%s disconnected (last will) at %s", e.state.ID, at.UTC().Format(time.RFC3339)))
 	o.After = at
+}
+
+// startNote is the evidence note of a gap's start.
+func (o *offlineState) startNote() string {
+	if o.Never {
+		return "first watched; no reading yet"
+	}
+	return "last reading before the gap"
 }
 
 // seen resolves an open gap with the first reading after it.
@@ -95,9 +117,13 @@ func (o *offlineState) seen(e *env, r *telemetry.Reading) {
 		return
 	}
 	o.Open = false
+	summary := fmt.Sprintf("%s reporting again after %s", e.state.ID, r.Time.Sub(o.Start).Round(time.Second))
+	if o.Never {
+		summary = fmt.Sprintf("%s reporting for the first time, %s after it was first watched", e.state.ID, r.Time.Sub(o.Start).Round(time.Second))
+	}
 	v := Violation{Key: o.Key, Type: DeviceOffline, Severity: Minor, Start: o.Start, End: r.Time, Resolved: true,
-		Summary: fmt.Sprintf("%s reporting again after %s", e.state.ID, r.Time.Sub(o.Start).Round(time.Second)),
-		Evidence: []Evidence{{Time: o.Start, Device: e.state.ID, Note: "last reading before the gap"},
+		Summary: summary,
+		Evidence: []Evidence{{Time: o.Start, Device: e.state.ID, Note: o.startNote()},
 			evidence(r, "first reading after the gap")}}
 	e.placeLastSeen(&v) // the same place as when it was raised: not yet moved by r
 	e.emit(v)
