@@ -66,6 +66,7 @@ var routes = []route{
 	{"POST", "/api/v1/devices", admin((*Service).handleAddDevice)},
 	{"POST", "/api/v1/devices/{id}/disable", admin((*Service).handleDisableDevice)},
 	{"POST", "/api/v1/devices/{id}/rotate", admin((*Service).handleRotateDevice)},
+	{"DELETE", "/api/v1/devices/{id}", admin((*Service).handleRemoveDevice)},
 	{"GET", "/api/v1/admin/devices", admin((*Service).handleRegistry)},
 }
 

@@ -166,6 +166,30 @@ func (s *Service) handleRotateDevice(w http.ResponseWriter, r *http.Request, who
 	writeJSON(w, http.StatusOK, out)
 }
 
+// handleRemoveDevice serves DELETE /api/v1/devices/{id}: a device the
+// configuration file lists is handed back to it (its entry in the file
+// applies again), any other is deleted.
+func (s *Service) handleRemoveDevice(w http.ResponseWriter, r *http.Request, who Actor) {
+	id := r.PathValue("id")
+	back, err := s.RemoveDevice(r.Context(), id)
+	if err != nil {
+		s.failDevice(w, err)
+		return
+	}
+	s.log.Info("device removed from the registry through the API", "device", id, "back_to_file", back, "by", who.Name)
+	s.registryChanged()
+	if !back {
+		writeJSON(w, http.StatusOK, map[string]any{"device": id, "removed": true})
+		return
+	}
+	reg, err := s.RegisteredDevice(r.Context(), id)
+	if err != nil {
+		s.failDevice(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"device": reg, "removed": false})
+}
+
 // handleRegistry serves GET /api/v1/admin/devices: every row of the device
 // registry, disabled ones included, without secrets or hashes.
 func (s *Service) handleRegistry(w http.ResponseWriter, r *http.Request, who Actor) {

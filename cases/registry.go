@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sanigate/sanigate/fleet"
@@ -222,7 +223,56 @@ previous_until = 0, disabled = 0, updated_at = ? WHERE id = ?`, d.Kind, string(a
 	if err != nil {
 		return SyncResult{}, fmt.Errorf("cases: seed device registry: %w", err)
 	}
+	file := slices.Clone(devices)
+	s.fileDevices.Store(&file)
 	return res, nil
+}
+
+// RemoveDevice takes a device's row out of the registry's hands
+// (ErrNotFound when there is none). A device the file lists (as last given
+// to SyncConfigDevices) is handed back to the file: its row is the file's
+// entry again, enabled, with the file's secret, and backToFile is true.
+// Any other device is deleted: gateways cut its connections and refuse it
+// when they see the change.
+func (s *Service) RemoveDevice(ctx context.Context, id string) (backToFile bool, err error) {
+	var entry *fleet.Device
+	if file := s.fileDevices.Load(); file != nil {
+		for i := range *file {
+			if (*file)[i].ID == id {
+				entry = &(*file)[i]
+			}
+		}
+	}
+	err = s.st.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := s.st.queryRow(ctx, tx, `SELECT COUNT(*) FROM devices WHERE id = ?`, id).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: no device %q", ErrNotFound, id)
+		}
+		if entry == nil {
+			if _, err := s.st.exec(ctx, tx, `DELETE FROM devices WHERE id = ?`, id); err != nil {
+				return err
+			}
+			return s.st.bumpDevices(ctx, tx)
+		}
+		attrs, err := json.Marshal(attrsOf(*entry))
+		if err != nil {
+			return err
+		}
+		if _, err := s.st.exec(ctx, tx, `UPDATE devices SET kind = ?, attrs = ?, password_hash = ?, previous_hash = '',
+previous_until = 0, disabled = 0, managed = ?, updated_at = ? WHERE id = ?`,
+			entry.Kind, string(attrs), entry.PasswordHash, ManagedConfig, ms(s.now()), id); err != nil {
+			return err
+		}
+		return s.st.bumpDevices(ctx, tx)
+	})
+	if err != nil {
+		return false, fmt.Errorf("cases: remove device %s: %w", id, err)
+	}
+	s.log.Info("device removed from the registry", "device", id, "back_to_file", entry != nil)
+	return entry != nil, nil
 }
 
 func sameAttrs(a, b deviceAttrs) bool {

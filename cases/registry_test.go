@@ -2,6 +2,7 @@ package cases
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -137,6 +138,67 @@ func TestDeviceRegistryAPI(t *testing.T) {
 		}
 		if changes != 3 {
 			t.Fatalf("%d change notices, want 3 (add, rotate, disable)", changes)
+		}
+	})
+}
+
+// TestDeviceRegistryRemove: removing a device the registry added deletes
+// it; removing a device of the file that the registry took over (disabled,
+// rotated) hands it back to the file: enabled, with the file's secret and
+// entry, managed by the file again. Only administrators may; an unknown
+// device is 404.
+func TestDeviceRegistryRemove(t *testing.T) {
+	eachStore(t, func(t *testing.T, st StoreConfig) {
+		ctx := context.Background()
+		changes := 0
+		e := newEnv(t, testConfig(st, "http://127.0.0.1:1/x"), Deps{OnRegistryChange: func() { changes++ }})
+		h1 := mustSecret(t)
+		file := []fleet.Device{{ID: "bin-1", Kind: "bin", Category: "kitchen", PasswordHash: h1, Interval: fleet.Duration(5 * time.Minute)}}
+		if _, err := e.svc.SyncConfigDevices(ctx, file); err != nil {
+			t.Fatal(err)
+		}
+		add := map[string]any{"id": "truck-9", "kind": "truck", "category": "kitchen", "capacity_kg": 8000}
+		if code := e.call(t, tokCity, "POST", "/api/v1/devices", add, nil); code != http.StatusCreated {
+			t.Fatalf("add: %d", code)
+		}
+		if err := e.svc.SetDeviceDisabled(ctx, "bin-1", true); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.svc.RotateDevice(ctx, "bin-1", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if code := e.call(t, tokEast, "DELETE", "/api/v1/devices/truck-9", nil, nil); code != http.StatusForbidden {
+			t.Fatalf("district token removes a device: %d, want 403", code)
+		}
+		if code := e.call(t, tokCity, "DELETE", "/api/v1/devices/nope", nil, nil); code != http.StatusNotFound {
+			t.Fatalf("remove unknown: %d, want 404", code)
+		}
+		v0, _ := e.svc.RegistryVersion(ctx)
+		var out struct{ Removed bool }
+		if code := e.call(t, tokCity, "DELETE", "/api/v1/devices/truck-9", nil, &out); code != http.StatusOK || !out.Removed {
+			t.Fatalf("remove truck-9: %d %+v", code, out)
+		}
+		if _, err := e.svc.RegisteredDevice(ctx, "truck-9"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("truck-9 after removal: %v, want not found", err)
+		}
+		if code := e.call(t, tokCity, "DELETE", "/api/v1/devices/bin-1", nil, &out); code != http.StatusOK || out.Removed {
+			t.Fatalf("remove bin-1: %d %+v, want it handed back to the file", code, out)
+		}
+		d, err := e.svc.RegisteredDevice(ctx, "bin-1")
+		if err != nil || d.Disabled || d.Managed != ManagedConfig || d.PasswordHash != h1 || d.PreviousPasswordHash != "" ||
+			d.Category != "kitchen" {
+			t.Fatalf("bin-1 handed back: %+v, %v", d, err)
+		}
+		if v, _ := e.svc.RegistryVersion(ctx); v != v0+2 {
+			t.Fatalf("version %d after two removals from %d", v, v0)
+		}
+		if changes != 3 {
+			t.Fatalf("%d change notices, want 3 (add, two removals)", changes)
+		}
+		// The file owns it again: a change in the file applies.
+		file[0].Category = "other"
+		if res, err := e.svc.SyncConfigDevices(ctx, file); err != nil || res.Updated != 1 || len(res.Kept) != 0 {
+			t.Fatalf("sync after hand-back: %+v, %v", res, err)
 		}
 	})
 }

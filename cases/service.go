@@ -93,6 +93,7 @@ type Service struct {
 	st          *store
 	live        atomic.Pointer[rules]
 	fleetCfg    *fleet.Config
+	fileDevices atomic.Pointer[[]fleet.Device] // the file's devices, as last synced
 	onRegistry  func()
 	rotateGrace time.Duration
 	dir         string              // anchors secret files, for Reload

@@ -21,16 +21,19 @@ import (
 //	sanigate device add -config sanigate.yaml -id truck-9 -kind truck -category kitchen -capacity-kg 8000
 //	sanigate device disable|enable -config sanigate.yaml -id truck-9
 //	sanigate device rotate -config sanigate.yaml -id truck-9 [-grace 24h]
+//	sanigate device remove -config sanigate.yaml -id truck-9
 //	sanigate device list -config sanigate.yaml
 //
 // add and rotate print the new secret alone on stdout (shown this once).
+// remove hands a device of the file back to it (its entry in the file
+// applies again), and deletes any other.
 // The file's devices are brought into the registry first, as a gateway does
 // at start, so that a device of the file can be disabled or rotated before
 // any gateway ran.
 func deviceCmd(args []string, stdout, stderr io.Writer) int {
-	ops := map[string]bool{"add": true, "disable": true, "enable": true, "rotate": true, "list": true}
+	ops := map[string]bool{"add": true, "disable": true, "enable": true, "rotate": true, "remove": true, "list": true}
 	if len(args) == 0 || !ops[args[0]] {
-		fmt.Fprintln(stderr, "usage: sanigate device add|disable|enable|rotate|list -config FILE [flags]")
+		fmt.Fprintln(stderr, "usage: sanigate device add|disable|enable|rotate|remove|list -config FILE [flags]")
 		return 2
 	}
 	op := args[0]
@@ -64,6 +67,13 @@ func deviceCmd(args []string, stdout, stderr io.Writer) int {
 	case "disable", "enable":
 		if err = svc.SetDeviceDisabled(ctx, f.id, op == "disable"); err == nil {
 			fmt.Fprintf(stdout, "device %s %sd\n", f.id, op)
+		}
+	case "remove":
+		var back bool
+		if back, err = svc.RemoveDevice(ctx, f.id); err == nil && back {
+			fmt.Fprintf(stdout, "device %s handed back to the file\n", f.id)
+		} else if err == nil {
+			fmt.Fprintf(stdout, "device %s removed\n", f.id)
 		}
 	default: // rotate
 		err = rotateDevice(ctx, svc, f, stdout, stderr)

@@ -76,12 +76,24 @@ cases:
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer svc.Close()
 	d, err := svc.RegisteredDevice(t.Context(), "truck-9")
 	if err != nil || fleet.VerifyPassword(d.PasswordHash, rotated) != nil || fleet.VerifyPassword(d.PreviousPasswordHash, secret) != nil {
 		t.Fatalf("stored truck-9 %+v, %v: want the rotated secret and the old one for its grace", d, err)
 	}
-	if code, _, _ := device("remove", "-config", path); code != 2 {
+	svc.Close()
+	if code, _, _ := device("frobnicate", "-config", path); code != 2 {
 		t.Errorf("unknown subcommand: %d", code)
+	}
+	if code, _, errs := device("remove", "-config", path); code != 2 || !strings.Contains(errs, "needs -id") {
+		t.Errorf("remove without -id: %d %q", code, errs)
+	}
+	if code, out, _ := device("remove", "-config", path, "-id", "truck-9"); code != 0 || out != "device truck-9 removed\n" {
+		t.Errorf("remove truck-9: %d %q", code, out)
+	}
+	if code, out, _ := device("remove", "-config", path, "-id", "bin-1"); code != 0 || out != "device bin-1 handed back to the file\n" {
+		t.Errorf("remove bin-1: %d %q", code, out)
+	}
+	if code, out, _ := device("list", "-config", path); code != 0 || out != "bin-1\tbin\tenabled\tconfig\n" {
+		t.Errorf("list after removals: %d %q", code, out)
 	}
 }
