@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"math"
+	"sync/atomic"
 	"time"
 )
 
@@ -46,14 +47,22 @@ var DefaultGPSFilterConfig = GPSFilterConfig{MaxHDOP: 5, MaxSpeedKmh: 150, MaxFu
 
 // GPSFilter decides which fixes are good enough for position rules, in the
 // spirit of Traccar's filters. The zero value is not ready; use NewGPSFilter.
-// A GPSFilter holds only configuration and is safe for concurrent use; the
-// per-device state lives in GPSTrack.
+// A GPSFilter holds only configuration and is safe for concurrent use, Set
+// included (a configuration reload); the per-device state lives in GPSTrack.
 type GPSFilter struct {
-	cfg GPSFilterConfig
+	cfg atomic.Pointer[GPSFilterConfig]
 }
 
 // NewGPSFilter returns a filter with cfg, defaults filled in.
 func NewGPSFilter(cfg GPSFilterConfig) *GPSFilter {
+	f := &GPSFilter{}
+	f.Set(cfg)
+	return f
+}
+
+// Set puts limits cfg in force, defaults filled in, from the next fix on;
+// the devices' tracks (their last accepted fixes) are kept.
+func (f *GPSFilter) Set(cfg GPSFilterConfig) {
 	d := DefaultGPSFilterConfig
 	if cfg.MaxHDOP <= 0 {
 		cfg.MaxHDOP = d.MaxHDOP
@@ -67,17 +76,18 @@ func NewGPSFilter(cfg GPSFilterConfig) *GPSFilter {
 	if cfg.JumpReset <= 0 {
 		cfg.JumpReset = d.JumpReset
 	}
-	return &GPSFilter{cfg: cfg}
+	f.cfg.Store(&cfg)
 }
 
 // Config returns the limits in force.
-func (f *GPSFilter) Config() GPSFilterConfig { return f.cfg }
+func (f *GPSFilter) Config() GPSFilterConfig { return *f.cfg.Load() }
 
 // Check decides on cur given the last accepted fix of the same device (nil
 // for the first) and the gateway's clock. It returns ok, or false and one of
 // the GPS* reasons. The checks run in the order invalid, zero, future, hdop,
 // duplicate, jump, so a fix is counted under its most basic fault.
 func (f *GPSFilter) Check(prev *Fix, cur Fix, now time.Time) (ok bool, reason string) {
+	cfg := f.cfg.Load()
 	if cur.Time.IsZero() || bad(cur.Lat) || bad(cur.Lon) || bad(cur.HDOP) ||
 		cur.Lat < -90 || cur.Lat > 90 || cur.Lon < -180 || cur.Lon > 180 || cur.HDOP < 0 {
 		return false, GPSInvalid
@@ -85,10 +95,10 @@ func (f *GPSFilter) Check(prev *Fix, cur Fix, now time.Time) (ok bool, reason st
 	if math.Abs(cur.Lat) < 1e-6 && math.Abs(cur.Lon) < 1e-6 {
 		return false, GPSZero
 	}
-	if cur.Time.After(now.Add(f.cfg.MaxFutureSkew.D())) {
+	if cur.Time.After(now.Add(cfg.MaxFutureSkew.D())) {
 		return false, GPSFuture
 	}
-	if cur.HDOP > f.cfg.MaxHDOP {
+	if cur.HDOP > cfg.MaxHDOP {
 		return false, GPSHDOP
 	}
 	if prev == nil {
@@ -105,7 +115,7 @@ func (f *GPSFilter) Check(prev *Fix, cur Fix, now time.Time) (ok bool, reason st
 		}
 		return false, GPSJump // two places at one instant
 	}
-	if dist/dt.Seconds()*3.6 > f.cfg.MaxSpeedKmh {
+	if dist/dt.Seconds()*3.6 > cfg.MaxSpeedKmh {
 		return false, GPSJump
 	}
 	return true, ""
@@ -147,7 +157,7 @@ func (t *GPSTrack) Push(cur Fix, now time.Time) (ok bool, reason string) {
 			t.jumps = 1
 		}
 		t.lastJump = cur
-		if t.jumps < t.f.cfg.JumpReset {
+		if t.jumps < t.f.cfg.Load().JumpReset {
 			return false, GPSJump
 		}
 		ok, reason = true, ""

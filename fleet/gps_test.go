@@ -73,3 +73,29 @@ func TestGPSTrackRecoversFromABadFirstFix(t *testing.T) {
 		t.Errorf("last accepted: got %g", last.Lat)
 	}
 }
+
+// TestGPSFilterSet: new limits apply to the next check, defaults filled in,
+// while checks run on other goroutines.
+func TestGPSFilterSet(t *testing.T) {
+	f := NewGPSFilter(GPSFilterConfig{})
+	now := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	fix := Fix{Time: now, Lat: 39.9, Lon: 116.4, HDOP: 6}
+	if ok, reason := f.Check(nil, fix, now); ok || reason != GPSHDOP {
+		t.Fatalf("hdop 6 under the default: %v %q", ok, reason)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 1000 {
+			f.Check(nil, fix, now)
+		}
+	}()
+	f.Set(GPSFilterConfig{MaxHDOP: 8})
+	<-done
+	if ok, _ := f.Check(nil, fix, now); !ok {
+		t.Fatal("hdop 6 refused after max_hdop 8 was set")
+	}
+	if c := f.Config(); c.MaxSpeedKmh != DefaultGPSFilterConfig.MaxSpeedKmh || c.JumpReset != DefaultGPSFilterConfig.JumpReset {
+		t.Fatalf("defaults not filled in: %+v", c)
+	}
+}

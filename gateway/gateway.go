@@ -52,6 +52,7 @@ type Gateway struct {
 	httpsLn   net.Listener
 	sm        *spool.Metrics
 	modbus    *modbus.Config
+	gps       *fleet.GPSFilter // the ingest's GPS filter; a reload sets its limits
 	poller    *modbus.Poller
 	casesCfg  cases.Config
 	cases     *cases.Service
@@ -176,6 +177,16 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	return nil
 }
 
+// gpsConfig is the GPS filter's limits in cfg: a fix may be as far ahead
+// of the clock as a reading may, unless gps says otherwise.
+func gpsConfig(cfg *fleet.Config) fleet.GPSFilterConfig {
+	c := cfg.GPS
+	if c.MaxFutureSkew == 0 {
+		c.MaxFutureSkew = cfg.Ingest.MaxFutureSkew
+	}
+	return c
+}
+
 // buildIngest makes the pipeline (decode, check, place, append to the
 // spool) and the broker that feeds it; the broker listens from the start,
 // but takes no connection before startBroker.
@@ -185,15 +196,13 @@ func (g *Gateway) buildIngest(tm *telemetry.Metrics) error {
 	codec.MaxFutureSkew = cfg.Ingest.MaxFutureSkew.D()
 	codec.MaxAge = cfg.Ingest.MaxAge.D()
 	codec.MaxReadings = cfg.Ingest.MaxReadings
-	gpsCfg := cfg.GPS
-	if gpsCfg.MaxFutureSkew == 0 {
-		gpsCfg.MaxFutureSkew = cfg.Ingest.MaxFutureSkew
-	}
-	// The map is the live one: a reload may bring new places.
+	// The map is the live one: a reload may bring new places, and new GPS
+	// filter limits (g.gps.Set).
 	placer := livePlacer{g}
+	g.gps = fleet.NewGPSFilter(gpsConfig(cfg))
 	g.pipeline = telemetry.NewPipeline(telemetry.PipelineOptions{
 		Codec: codec, Fleet: g.registry, Sink: appendCounter{g.spool, g.sm}, Metrics: tm,
-		Logger: g.log.With("component", "ingest"), Placer: placer, GPS: fleet.NewGPSFilter(gpsCfg),
+		Logger: g.log.With("component", "ingest"), Placer: placer, GPS: g.gps,
 	})
 	mqttTLS, err := g.mqttTLS()
 	if err != nil {

@@ -53,11 +53,11 @@ func (g *Gateway) liveConfig() *fleet.Config {
 // Reload reads the configuration file again, checks all of it, and applies
 // at once what can change while running: devices, places, routes and their
 // schedules, detector thresholds and kind intervals, units, dispatch
-// rules, deadlines and API tokens. A configuration with any problem is
-// refused whole (ErrReloadRefused, with every problem in the report) and
-// the running one stays. Settings that need a restart (listeners, TLS,
-// InfluxDB, spool, ingest limits, cluster, console, Modbus polling, the
-// case store, the city's zone, calendar and GPS filters) are named in the
+// rules, deadlines, API tokens and GPS filter limits. A configuration with
+// any problem is refused whole (ErrReloadRefused, with every problem in the
+// report) and the running one stays. Settings that need a restart
+// (listeners, TLS, InfluxDB, spool, ingest limits, cluster, console, Modbus
+// polling, the case store, the city's zone and calendar) are named in the
 // report and not applied. Devices removed or disabled lose their
 // connections at once; the connections of every other device are not
 // touched. Reload is safe to call from any goroutine (SIGHUP, the admin
@@ -109,7 +109,7 @@ func (g *Gateway) reload(ctx context.Context) (ReloadReport, error) {
 	// What needs a restart keeps its running value.
 	eff := *next
 	eff.MQTT, eff.HTTP, eff.InfluxDB, eff.Spool, eff.Ingest = old.MQTT, old.HTTP, old.InfluxDB, old.Spool, old.Ingest
-	eff.Cluster, eff.Console, eff.Modbus, eff.City, eff.GPS = old.Cluster, old.Console, old.Modbus, old.City, old.GPS
+	eff.Cluster, eff.Console, eff.Modbus, eff.City = old.Cluster, old.Console, old.Modbus, old.City
 	eff.Calendar, eff.WorkCalendar = old.Calendar, old.WorkCalendar
 	detCfg := violations.FromConfig(&eff)
 
@@ -140,6 +140,9 @@ func (g *Gateway) reload(ctx context.Context) (ReloadReport, error) {
 		rules.Apply()
 	}
 	g.liveDet.Store(&detCfg)
+	if g.gps != nil {
+		g.gps.Set(gpsConfig(&eff))
+	}
 	ch := g.installDevices(&eff)
 	rep.Applied = true
 	rep.Added, rep.Removed, rep.Changed = ch.Added, ch.Removed, ch.Changed
@@ -296,7 +299,6 @@ func restartOnly(old, next *fleet.Config) []string {
 	check("cluster", old.Cluster, next.Cluster)
 	check("console", old.Console, next.Console)
 	check("city", old.City, next.City)
-	check("gps", old.GPS, next.GPS)
 	check("calendar", old.Calendar, next.Calendar)
 	check("modbus", nodeText(&old.Modbus), nodeText(&next.Modbus))
 	return out
