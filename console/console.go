@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sanigate/sanigate/cases"
@@ -71,7 +72,7 @@ type Console struct {
 	svc      *cases.Service
 	log      *slog.Logger
 	tmpl     map[string]*template.Template
-	layers   []byte
+	layers   atomic.Pointer[[]byte] // the base map's layers, as one JSON object
 	throttle *throttle
 	oidc     *oidcLogin
 	now      func() time.Time
@@ -83,6 +84,18 @@ type Console struct {
 // not wait for them; the pages keep working.
 func (c *Console) Close() {
 	c.once.Do(func() { close(c.done) })
+}
+
+// SetLayers reads the base map's GeoJSON files again (a configuration
+// reload may have changed the places) and serves them from the next page
+// on. On error the layers in force stay.
+func (c *Console) SetLayers(files map[string]string) error {
+	b, err := readLayers(files)
+	if err != nil {
+		return err
+	}
+	c.layers.Store(&b)
+	return nil
 }
 
 // maxPhotoBytes bounds an uploaded photo.
@@ -115,10 +128,10 @@ func New(opt Options) (*Console, error) {
 		return nil, fmt.Errorf("console: photo folder: %w", err)
 	}
 	c := &Console{opt: opt, svc: opt.Cases, log: opt.Logger, now: opt.Clock, throttle: newThrottle(opt.Clock), done: make(chan struct{})}
-	var err error
-	if c.layers, err = readLayers(opt.Layers); err != nil {
+	if err := c.SetLayers(opt.Layers); err != nil {
 		return nil, err
 	}
+	var err error
 	if opt.OIDC != nil {
 		if c.oidc, err = newOIDCLogin(*opt.OIDC); err != nil {
 			return nil, err

@@ -177,7 +177,7 @@ func readLayers(files map[string]string) ([]byte, error) {
 
 func (c *Console) layersJSON(w http.ResponseWriter, r *http.Request, q *request) {
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(c.layers)
+	_, _ = w.Write(*c.layers.Load())
 }
 
 // fail answers an error of the case service in the user's language.

@@ -15,13 +15,6 @@ import (
 // Secure behind a proxy that terminates TLS.
 func (g *Gateway) consoleHandler() (*console.Console, error) {
 	cfg := g.cfg
-	layers := map[string]string{}
-	for name, path := range map[string]string{"districts": cfg.Places.Districts, "sites": cfg.Places.Sites,
-		"sweeping_routes": cfg.Places.SweepingRoutes, "collection_routes": cfg.Places.CollectionRoutes} {
-		if path != "" {
-			layers[name] = cfg.Resolve(path)
-		}
-	}
 	token, err := cfg.InfluxToken()
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
@@ -33,14 +26,27 @@ func (g *Gateway) consoleHandler() (*console.Console, error) {
 	secure := os.Getenv("SANIGATE_CONSOLE_SECURE_COOKIES") == "1" || (oidc != nil && strings.HasPrefix(oidc.RedirectURL, "https://"))
 	c, err := console.New(console.Options{
 		History: newInfluxHistory(cfg.InfluxDB.URL, cfg.InfluxDB.Bucket, token),
-		Cases:   g.cases, Layers: layers, TileURL: os.Getenv("SANIGATE_CONSOLE_TILES"),
+		Cases:   g.cases, Layers: mapLayers(cfg), TileURL: os.Getenv("SANIGATE_CONSOLE_TILES"),
 		PhotoDir: cfg.Resolve(cfg.Spool.Dir) + "-photos", SecureCookies: secure, OIDC: oidc,
 		Calendar: cfg.WorkCalendar, Location: cfg.Location(), Logger: g.log.With("component", "console"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
+	g.console = c
 	return c, nil
+}
+
+// mapLayers names the places files of cfg the console draws as its map.
+func mapLayers(cfg *fleet.Config) map[string]string {
+	layers := map[string]string{}
+	for name, path := range map[string]string{"districts": cfg.Places.Districts, "sites": cfg.Places.Sites,
+		"sweeping_routes": cfg.Places.SweepingRoutes, "collection_routes": cfg.Places.CollectionRoutes} {
+		if path != "" {
+			layers[name] = cfg.Resolve(path)
+		}
+	}
+	return layers
 }
 
 // consoleOIDC is the console's login through the city's identity provider,

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,31 +40,7 @@ func TestConsoleThroughTheGateway(t *testing.T) {
 	ts := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
 	publish(t, c, topic("bin-1", "telemetry"), 1, fmt.Sprintf(`{"ts":%q,"fill_pct":97}`, ts.Format(time.RFC3339Nano)))
 
-	base := "http://" + h.g.HTTPAddr()
-	jar, _ := cookiejar.New(nil)
-	cl := &http.Client{Jar: jar, Timeout: 10 * time.Second}
-	get := func(path string) (int, string) {
-		resp, err := cl.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	code, body := get("/")
-	if code != http.StatusOK || !strings.Contains(body, `action="/login"`) {
-		t.Fatalf("/ without a session: %d", code)
-	}
-	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)[1]
-	resp, err := cl.PostForm(base+"/login", url.Values{"csrf": {csrf}, "name": {"office"}, "password": {"office-password"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/" {
-		t.Fatalf("login: %d at %s", resp.StatusCode, resp.Request.URL.Path)
-	}
+	get := consoleLogin(t, h, "office", "office-password")
 	var fleet struct {
 		Devices []struct {
 			ID     string `json:"id"`
@@ -70,7 +49,7 @@ func TestConsoleThroughTheGateway(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, body = get("/fleet.json")
+		_, body := get("/fleet.json")
 		if err := json.Unmarshal([]byte(body), &fleet); err != nil {
 			t.Fatalf("fleet.json: %v in %s", err, body)
 		}
@@ -124,12 +103,80 @@ func TestConsoleThroughTheGateway(t *testing.T) {
 	if code, _ := get("/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz: %d", code)
 	}
-	r, err := http.Get(base + "/api/v1/me")
+	r, err := http.Get("http://" + h.g.HTTPAddr() + "/api/v1/me")
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.Body.Close()
 	if r.StatusCode != http.StatusUnauthorized {
 		t.Errorf("the API answers a request without a token: %d", r.StatusCode)
+	}
+}
+
+// consoleLogin logs name in to the gateway's console through its form and
+// returns a GET on the session.
+func consoleLogin(t *testing.T, h *harness, name, pw string) func(path string) (int, string) {
+	t.Helper()
+	base := "http://" + h.g.HTTPAddr()
+	jar, _ := cookiejar.New(nil)
+	cl := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	get := func(path string) (int, string) {
+		resp, err := cl.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/")
+	if code != http.StatusOK || !strings.Contains(body, `action="/login"`) {
+		t.Fatalf("/ without a session: %d", code)
+	}
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)[1]
+	resp, err := cl.PostForm(base+"/login", url.Values{"csrf": {csrf}, "name": {name}, "password": {pw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/" {
+		t.Fatalf("login: %d at %s", resp.StatusCode, resp.Request.URL.Path)
+	}
+	return get
+}
+
+// TestConsoleMapFollowsReload: the console's base map is the places of the
+// configuration in force: a reload that adds the sites file adds the sites
+// layer, without a restart.
+func TestConsoleMapFollowsReload(t *testing.T) {
+	demo, err := filepath.Abs("../examples/demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := fmt.Sprintf("places:\n  districts: %s\n", filepath.Join(demo, "districts.geojson")) + reloadSections()
+	h := newHarnessYAML(t, "", sections)
+	if _, err := h.g.Cases().AddUser(context.Background(), cases.User{Name: "office", Role: cases.RoleCity}, "office-password"); err != nil {
+		t.Fatal(err)
+	}
+	get := consoleLogin(t, h, "office", "office-password")
+	layers := func() map[string]json.RawMessage {
+		code, body := get("/map/layers.json")
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(body), &m); code != http.StatusOK || err != nil {
+			t.Fatalf("layers: %d %v", code, err)
+		}
+		return m
+	}
+	if m := layers(); m["districts"] == nil || m["sites"] != nil {
+		t.Fatalf("before the reload: layers %v, want districts alone", slices.Collect(maps.Keys(m)))
+	}
+	h.rewriteConfig(func(s string) string {
+		return strings.Replace(s, "places:\n", fmt.Sprintf("places:\n  sites: %s\n", filepath.Join(demo, "sites.geojson")), 1)
+	})
+	if rep, err := h.g.Reload(context.Background()); err != nil || !rep.Applied {
+		t.Fatalf("reload: %+v, %v", rep, err)
+	}
+	if m := layers(); m["districts"] == nil || m["sites"] == nil {
+		t.Fatalf("after the reload: layers %v, want districts and sites", slices.Collect(maps.Keys(m)))
 	}
 }

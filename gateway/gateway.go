@@ -26,6 +26,7 @@ import (
 	"github.com/sanigate/sanigate/broker"
 	"github.com/sanigate/sanigate/cases"
 	"github.com/sanigate/sanigate/cluster"
+	"github.com/sanigate/sanigate/console"
 	"github.com/sanigate/sanigate/drivers/modbus"
 	"github.com/sanigate/sanigate/fleet"
 	"github.com/sanigate/sanigate/telemetry"
@@ -53,6 +54,7 @@ type Gateway struct {
 	sm        *spool.Metrics
 	modbus    *modbus.Config
 	gps       *fleet.GPSFilter // the ingest's GPS filter; a reload sets its limits
+	console   *console.Console // the dispatcher console, when this process serves the API
 	poller    *modbus.Poller
 	casesCfg  cases.Config
 	cases     *cases.Service

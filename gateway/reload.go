@@ -144,6 +144,13 @@ func (g *Gateway) reload(ctx context.Context) (ReloadReport, error) {
 		g.gps.Set(gpsConfig(&eff))
 	}
 	ch := g.installDevices(&eff)
+	if g.console != nil {
+		// The places were read and checked by Load; a file that went
+		// missing since leaves the console's map as it was.
+		if err := g.console.SetLayers(mapLayers(&eff)); err != nil {
+			g.log.Warn("console map not updated", "component", "reload", "error", err)
+		}
+	}
 	rep.Applied = true
 	rep.Added, rep.Removed, rep.Changed = ch.Added, ch.Removed, ch.Changed
 	slices.Sort(rep.NeedsRestart)
