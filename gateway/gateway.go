@@ -51,8 +51,11 @@ type Gateway struct {
 	https     *http.Server
 	httpsLn   net.Listener
 	sm        *spool.Metrics
-	modbus    *modbus.Config
-	poller    *modbus.Poller
+	// The Modbus section in force and its poller (nil until a device is
+	// polled): a reload replaces the one and starts the other, while the
+	// device directory reads them (modbus.go).
+	modbus    atomic.Pointer[modbus.Config]
+	poller    atomic.Pointer[modbus.Poller]
 	casesCfg  cases.Config
 	cases     *cases.Service
 	detCfg    violations.Config
@@ -102,7 +105,8 @@ func New(cfg *fleet.Config, log *slog.Logger) (*Gateway, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	g := &Gateway{cfg: cfg, log: log, reg: prometheus.NewRegistry(), registry: fleet.NewRegistry(cfg.Devices),
-		modbus: modbus.FromConfig(cfg), casesCfg: cases.FromConfig(cfg), detCfg: violations.FromConfig(cfg)}
+		casesCfg: cases.FromConfig(cfg), detCfg: violations.FromConfig(cfg)}
+	g.modbus.Store(modbus.FromConfig(cfg))
 	g.regKick = make(chan struct{}, 1)
 	g.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sanigate_config_reloads_total",
 		Help: "Configuration reloads (SIGHUP or the admin API), by result: applied or refused."}, []string{"result"})
@@ -132,8 +136,8 @@ func (g *Gateway) Detectors() *violations.Engine { return g.detectors }
 // Cases is the case service.
 func (g *Gateway) Cases() *cases.Service { return g.cases }
 
-// Poller is the Modbus poller, or nil when no device is polled.
-func (g *Gateway) Poller() *modbus.Poller { return g.poller }
+// Poller is the Modbus poller, or nil while no device was ever polled.
+func (g *Gateway) Poller() *modbus.Poller { return g.poller.Load() }
 
 // Broker is the embedded broker.
 func (g *Gateway) Broker() *broker.Broker { return g.broker }

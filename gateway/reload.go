@@ -8,9 +8,8 @@ import (
 	"slices"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/sanigate/sanigate/cases"
+	"github.com/sanigate/sanigate/drivers/modbus"
 	"github.com/sanigate/sanigate/fleet"
 	"github.com/sanigate/sanigate/violations"
 )
@@ -53,14 +52,14 @@ func (g *Gateway) liveConfig() *fleet.Config {
 // Reload reads the configuration file again, checks all of it, and applies
 // at once what can change while running: devices, places, routes and their
 // schedules, detector thresholds and kind intervals, units, dispatch
-// rules, deadlines and API tokens. A configuration with any problem is
-// refused whole (ErrReloadRefused, with every problem in the report) and
-// the running one stays. Settings that need a restart (listeners, TLS,
-// InfluxDB, spool, ingest limits, cluster, console, Modbus polling, the
+// rules, deadlines, API tokens and Modbus polling. A configuration with any
+// problem is refused whole (ErrReloadRefused, with every problem in the
+// report) and the running one stays. Settings that need a restart
+// (listeners, TLS, InfluxDB, spool, ingest limits, cluster, console, the
 // case store, the city's zone, calendar and GPS filters) are named in the
 // report and not applied. Devices removed or disabled lose their
-// connections at once; the connections of every other device are not
-// touched. Reload is safe to call from any goroutine (SIGHUP, the admin
+// connections at once, and Modbus devices no longer polled lose theirs;
+// the connections of every other device, MQTT or Modbus, are not touched. Reload is safe to call from any goroutine (SIGHUP, the admin
 // API); reloads run one at a time.
 func (g *Gateway) Reload(ctx context.Context) (ReloadReport, error) {
 	g.reloadMu.Lock()
@@ -109,7 +108,7 @@ func (g *Gateway) reload(ctx context.Context) (ReloadReport, error) {
 	// What needs a restart keeps its running value.
 	eff := *next
 	eff.MQTT, eff.HTTP, eff.InfluxDB, eff.Spool, eff.Ingest = old.MQTT, old.HTTP, old.InfluxDB, old.Spool, old.Ingest
-	eff.Cluster, eff.Console, eff.Modbus, eff.City, eff.GPS = old.Cluster, old.Console, old.Modbus, old.City, old.GPS
+	eff.Cluster, eff.Console, eff.City, eff.GPS = old.Cluster, old.Console, old.City, old.GPS
 	eff.Calendar, eff.WorkCalendar = old.Calendar, old.WorkCalendar
 	detCfg := violations.FromConfig(&eff)
 
@@ -134,13 +133,19 @@ func (g *Gateway) reload(ctx context.Context) (ReloadReport, error) {
 		devices = merged
 		g.regVersion.Store(version)
 	}
+	pollBefore, pollAfter, err := g.reloadModbus(modbus.FromConfig(next))
+	if err != nil {
+		return refuse(err)
+	}
 	// Everything is built: install it.
 	eff.Devices = devices
 	if rules != nil {
 		rules.Apply()
 	}
 	g.liveDet.Store(&detCfg)
+	pollBefore()
 	ch := g.installDevices(&eff)
+	pollAfter()
 	rep.Applied = true
 	rep.Added, rep.Removed, rep.Changed = ch.Added, ch.Removed, ch.Changed
 	slices.Sort(rep.NeedsRestart)
@@ -298,18 +303,5 @@ func restartOnly(old, next *fleet.Config) []string {
 	check("city", old.City, next.City)
 	check("gps", old.GPS, next.GPS)
 	check("calendar", old.Calendar, next.Calendar)
-	check("modbus", nodeText(&old.Modbus), nodeText(&next.Modbus))
 	return out
-}
-
-// nodeText renders a raw section for comparison (positions left out).
-func nodeText(n *yaml.Node) string {
-	if n.Kind == 0 {
-		return ""
-	}
-	b, err := yaml.Marshal(n)
-	if err != nil {
-		return fmt.Sprint(err)
-	}
-	return string(b)
 }
