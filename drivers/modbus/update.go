@@ -14,8 +14,9 @@ import (
 // connection closed before Update returns; its metric series are deleted.
 // A changed device's loop is stopped, then started again with the new
 // configuration on a new connection; it keeps its last success (the offline
-// signal is about the device, not its register map) and the reading the
-// pipeline last refused, if any. Added devices start polling at once when
+// signal is about the device, not its register map), the reading the
+// pipeline last refused, if any, and the value its emit_on_change field
+// last had when that field stays the same. Added devices start polling at once when
 // Run runs; otherwise the next Run polls the new set. Device ids must be
 // unique, as ParseConfig makes them; a repeated id is ignored.
 //
@@ -101,6 +102,12 @@ func (p *Poller) Update(cfg *Config) (added, removed, changed []string) {
 		}
 		if r.old != nil {
 			r.new.pending = r.old.pending
+			// The same emit_on_change field: the value last emitted stays
+			// the reference, so a weighbridge whose site changed does not
+			// emit its last weighing again.
+			if r.old.cfg.EmitOnChange == r.new.cfg.EmitOnChange {
+				r.new.lastKey = r.old.lastKey
+			}
 		}
 		p.startLoop(r.new)
 	}

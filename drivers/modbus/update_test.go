@@ -229,3 +229,34 @@ func TestUpdateWhileStopped(t *testing.T) {
 		t.Errorf("two: %d connections after an Update on a closed poller, want 1", got)
 	}
 }
+
+// A changed weighbridge (its site moved) does not emit its last weighing
+// again: the emit_on_change reference survives the change; the next
+// weighing carries the new site.
+func TestUpdateKeepsEmitOnChange(t *testing.T) {
+	sim := startSim(t, "weighbridge", modbussim.Options{Seed: 1, Step: -1})
+	wb := func(site string) *modbus.Config {
+		return parse(t, fmt.Sprintf("devices:\n- {id: wb, profile: weighbridge, address: %q, site: %s, poll_interval: 100ms, timeout: 50ms}\n", sim.Addr(), site))
+	}
+	em := &collector{}
+	p, reg := run(t, wb("plant-east"), em)
+	testenv.Eventually(t, 30*time.Second, "the first weighing", func() bool { return len(em.readings("wb")) == 1 })
+	if _, _, c := p.Update(wb("plant-west")); !slices.Equal(c, []string{"wb"}) {
+		t.Fatalf("changed: got %v, want [wb]", c)
+	}
+	polls := metric(t, reg, "sanigate_modbus_polls_total", "device", "wb", "result", "ok")
+	testenv.Eventually(t, 30*time.Second, "five polls on the new config", func() bool {
+		return metric(t, reg, "sanigate_modbus_polls_total", "device", "wb", "result", "ok") >= polls+5
+	})
+	if got := len(em.readings("wb")); got != 1 {
+		t.Fatalf("after the change, without a new weighing: got %d readings, want 1", got)
+	}
+	seq := sim.Values()["weighing_seq"].Num
+	for sim.Values()["weighing_seq"].Num == seq {
+		sim.Step()
+	}
+	testenv.Eventually(t, 30*time.Second, "the second weighing", func() bool { return len(em.readings("wb")) == 2 })
+	if rd := em.readings("wb")[1]; rd.Site != "plant-west" {
+		t.Errorf("second weighing: site %q, want plant-west", rd.Site)
+	}
+}
