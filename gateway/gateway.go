@@ -80,6 +80,7 @@ type Gateway struct {
 	reloadMu   sync.Mutex
 	regVersion atomic.Int64
 	regKick    chan struct{}
+	closing    bool // Close began, under reloadMu
 	// partEngines are the cluster partitions' engines, by partition, under
 	// reloadMu.
 	partEngines map[int]*violations.Engine
@@ -267,6 +268,10 @@ func (g *Gateway) Close(ctx context.Context) error {
 		}
 		g.broker = nil
 	}
+	// From here a reload does not start a poller that nothing would stop.
+	g.reloadMu.Lock()
+	g.closing = true
+	g.reloadMu.Unlock()
 	g.stop("modbus", "stopping modbus polling")
 	g.stop("detectors", "stopping detectors")
 	if g.detCancel != nil {

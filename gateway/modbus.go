@@ -57,13 +57,13 @@ func (g *Gateway) runPoller(p *modbus.Poller) {
 // while they are still registered, so that their last readings are not
 // refused as unknown. after runs once they are installed: it polls the new
 // and changed devices (the poller restarts only those) and starts a poller
-// if none ran and the gateway takes device input. Devices whose polling is
-// unchanged keep their connections.
+// if none ran, the gateway takes device input and is not closing. Devices
+// whose polling is unchanged keep their connections. reloadMu is held.
 func (g *Gateway) reloadModbus(next *modbus.Config) (before, after func(), err error) {
 	log := g.log.With("component", "modbus")
 	p := g.poller.Load()
 	if p == nil {
-		if len(next.Devices) == 0 || !g.Roles.Has(RoleEdge) || g.sup == nil {
+		if len(next.Devices) == 0 || !g.Roles.Has(RoleEdge) || g.sup == nil || g.closing {
 			return func() {}, func() { g.modbus.Store(next) }, nil
 		}
 		if p, err = g.newPoller(next); err != nil {
