@@ -52,10 +52,13 @@ type Gateway struct {
 	https     *http.Server
 	httpsLn   net.Listener
 	sm        *spool.Metrics
-	modbus    *modbus.Config
 	gps       *fleet.GPSFilter // the ingest's GPS filter; a reload sets its limits
 	console   *console.Console // the dispatcher console, when this process serves the API
-	poller    *modbus.Poller
+	// The Modbus section in force and its poller (nil until a device is
+	// polled): a reload replaces the one and starts the other, while the
+	// device directory reads them (modbus.go).
+	modbus    atomic.Pointer[modbus.Config]
+	poller    atomic.Pointer[modbus.Poller]
 	casesCfg  cases.Config
 	cases     *cases.Service
 	detCfg    violations.Config
@@ -80,6 +83,7 @@ type Gateway struct {
 	reloadMu   sync.Mutex
 	regVersion atomic.Int64
 	regKick    chan struct{}
+	closing    bool // Close began, under reloadMu
 	// partEngines are the cluster partitions' engines, by partition, under
 	// reloadMu.
 	partEngines map[int]*violations.Engine
@@ -105,7 +109,8 @@ func New(cfg *fleet.Config, log *slog.Logger) (*Gateway, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	g := &Gateway{cfg: cfg, log: log, reg: prometheus.NewRegistry(), registry: fleet.NewRegistry(cfg.Devices),
-		modbus: modbus.FromConfig(cfg), casesCfg: cases.FromConfig(cfg), detCfg: violations.FromConfig(cfg)}
+		casesCfg: cases.FromConfig(cfg), detCfg: violations.FromConfig(cfg)}
+	g.modbus.Store(modbus.FromConfig(cfg))
 	g.regKick = make(chan struct{}, 1)
 	g.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sanigate_config_reloads_total",
 		Help: "Configuration reloads (SIGHUP or the admin API), by result: applied or refused."}, []string{"result"})
@@ -135,8 +140,8 @@ func (g *Gateway) Detectors() *violations.Engine { return g.detectors }
 // Cases is the case service.
 func (g *Gateway) Cases() *cases.Service { return g.cases }
 
-// Poller is the Modbus poller, or nil when no device is polled.
-func (g *Gateway) Poller() *modbus.Poller { return g.poller }
+// Poller is the Modbus poller, or nil while no device was ever polled.
+func (g *Gateway) Poller() *modbus.Poller { return g.poller.Load() }
 
 // Broker is the embedded broker.
 func (g *Gateway) Broker() *broker.Broker { return g.broker }
@@ -274,6 +279,10 @@ func (g *Gateway) Close(ctx context.Context) error {
 		}
 		g.broker = nil
 	}
+	// From here a reload does not start a poller that nothing would stop.
+	g.reloadMu.Lock()
+	g.closing = true
+	g.reloadMu.Unlock()
 	g.stop("modbus", "stopping modbus polling")
 	g.stop("detectors", "stopping detectors")
 	if g.detCancel != nil {

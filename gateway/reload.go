@@ -8,9 +8,8 @@ import (
 	"slices"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/sanigate/sanigate/cases"
+	"github.com/sanigate/sanigate/drivers/modbus"
 	"github.com/sanigate/sanigate/fleet"
 	"github.com/sanigate/sanigate/violations"
 )
@@ -53,15 +52,16 @@ func (g *Gateway) liveConfig() *fleet.Config {
 // Reload reads the configuration file again, checks all of it, and applies
 // at once what can change while running: devices, places, routes and their
 // schedules, detector thresholds and kind intervals, units, dispatch
-// rules, deadlines, API tokens and GPS filter limits. A configuration with
-// any problem is refused whole (ErrReloadRefused, with every problem in the
-// report) and the running one stays. Settings that need a restart
-// (listeners, TLS, InfluxDB, spool, ingest limits, cluster, console, Modbus
-// polling, the case store, the city's zone and calendar) are named in the
+// rules, deadlines, API tokens, GPS filter limits and Modbus polling. A
+// configuration with any problem is refused whole (ErrReloadRefused, with
+// every problem in the report) and the running one stays. Settings that
+// need a restart (listeners, TLS, InfluxDB, spool, ingest limits, cluster,
+// console, the case store, the city's zone and calendar) are named in the
 // report and not applied. Devices removed or disabled lose their
-// connections at once; the connections of every other device are not
-// touched. Reload is safe to call from any goroutine (SIGHUP, the admin
-// API); reloads run one at a time.
+// connections at once, and Modbus devices no longer polled lose theirs;
+// the connections of every other device, MQTT or Modbus, are not touched.
+// Reload is safe to call from any goroutine (SIGHUP, the admin API);
+// reloads run one at a time.
 func (g *Gateway) Reload(ctx context.Context) (ReloadReport, error) {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
@@ -109,7 +109,7 @@ func (g *Gateway) reload(ctx context.Context) (ReloadReport, error) {
 	// What needs a restart keeps its running value.
 	eff := *next
 	eff.MQTT, eff.HTTP, eff.InfluxDB, eff.Spool, eff.Ingest = old.MQTT, old.HTTP, old.InfluxDB, old.Spool, old.Ingest
-	eff.Cluster, eff.Console, eff.Modbus, eff.City = old.Cluster, old.Console, old.Modbus, old.City
+	eff.Cluster, eff.Console, eff.City = old.Cluster, old.Console, old.City
 	eff.Calendar, eff.WorkCalendar = old.Calendar, old.WorkCalendar
 	detCfg := violations.FromConfig(&eff)
 
@@ -134,6 +134,10 @@ func (g *Gateway) reload(ctx context.Context) (ReloadReport, error) {
 		devices = merged
 		g.regVersion.Store(version)
 	}
+	pollBefore, pollAfter, err := g.reloadModbus(modbus.FromConfig(next))
+	if err != nil {
+		return refuse(err)
+	}
 	// Everything is built: install it.
 	eff.Devices = devices
 	if rules != nil {
@@ -143,7 +147,9 @@ func (g *Gateway) reload(ctx context.Context) (ReloadReport, error) {
 	if g.gps != nil {
 		g.gps.Set(gpsConfig(&eff))
 	}
+	pollBefore()
 	ch := g.installDevices(&eff)
+	pollAfter()
 	if g.console != nil {
 		// The places were read and checked by Load; a file that went
 		// missing since leaves the console's map as it was.
@@ -307,18 +313,5 @@ func restartOnly(old, next *fleet.Config) []string {
 	check("console", old.Console, next.Console)
 	check("city", old.City, next.City)
 	check("calendar", old.Calendar, next.Calendar)
-	check("modbus", nodeText(&old.Modbus), nodeText(&next.Modbus))
 	return out
-}
-
-// nodeText renders a raw section for comparison (positions left out).
-func nodeText(n *yaml.Node) string {
-	if n.Kind == 0 {
-		return ""
-	}
-	b, err := yaml.Marshal(n)
-	if err != nil {
-		return fmt.Sprint(err)
-	}
-	return string(b)
 }

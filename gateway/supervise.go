@@ -164,6 +164,16 @@ func (s *supervisor) setDown(name, why string) {
 	s.up.WithLabelValues(name).Set(0)
 }
 
+// forget drops a component that no longer exists (the loop of a Modbus
+// device no longer polled): its down state and its series.
+func (s *supervisor) forget(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.down, name)
+	s.up.DeleteLabelValues(name)
+	s.restarts.DeletePartialMatch(prometheus.Labels{"component": name})
+}
+
 // Down lists the components that are down, with why, sorted by name.
 func (s *supervisor) Down() []string {
 	s.mu.Lock()

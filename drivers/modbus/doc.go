@@ -16,5 +16,7 @@
 // with exponential backoff, because the client library keeps using a
 // connection that a late reply has put one transaction behind (goburrow/modbus
 // issues 64 and 103) and never redials after a failed write (goburrow/modbus
-// pull request 99).
+// pull request 99). Update changes the set of polled devices while the Poller
+// runs, for a configuration reload: devices whose settings did not change
+// poll on undisturbed.
 package modbus

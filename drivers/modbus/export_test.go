@@ -10,11 +10,16 @@ import (
 // PollDevice polls the i-th device once, outside its schedule, for tests and
 // benchmarks that drive polls one by one. It must not overlap Run.
 func (p *Poller) PollDevice(ctx context.Context, i int) (*telemetry.Reading, string) {
-	return p.read(ctx, p.devices[i], time.Now())
+	p.mu.Lock()
+	dv := p.devices[i]
+	p.mu.Unlock()
+	return p.read(ctx, dv, time.Now())
 }
 
 // CloseDevices closes the connections PollDevice opened.
 func (p *Poller) CloseDevices() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, dv := range p.devices {
 		dv.closeSession()
 	}

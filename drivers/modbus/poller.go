@@ -48,23 +48,29 @@ type Options struct {
 	Loops LoopWatcher
 }
 
-// Poller polls every device of a Config on its own goroutine.
+// Poller polls every device of a Config on its own goroutine. Update
+// changes the set of devices while it runs (update.go).
 type Poller struct {
-	devices []*device
-	last    map[string]*atomic.Int64 // device id -> unix nanoseconds of last answer
-	em      Emitter
-	log     *slog.Logger
-	m       *metrics
+	em    Emitter
+	log   *slog.Logger
+	m     *metrics
+	loops LoopWatcher
 
-	loops   LoopWatcher
-	mu      sync.Mutex
-	state   int // 0 idle, 1 running, 2 closed
-	stop    context.CancelFunc
-	stopped chan struct{}
+	upd sync.Mutex // one Update at a time
+
+	mu      sync.Mutex // guards what follows, and each device's done and cancel
+	devices []*device  // in configuration order
+	byID    map[string]*device
+	state   int                // 0 idle, 1 running, 2 closed
+	runCtx  context.Context    // the running Run's context; nil when device loops may not start
+	stop    context.CancelFunc // ends the running Run
+	stopped chan struct{}      // closed when the running Run returned
+	loopsWG sync.WaitGroup     // device loops of the running Run
 }
 
 // NewPoller prepares polling of cfg's devices, emitting to em. It registers
-// the metrics on opts.Registerer and opens no connection.
+// the metrics on opts.Registerer and opens no connection. Device ids must be
+// unique, as ParseConfig makes them.
 func NewPoller(cfg *Config, em Emitter, opts Options) (*Poller, error) {
 	if em == nil {
 		return nil, errors.New("modbus: NewPoller needs an Emitter")
@@ -77,25 +83,37 @@ func NewPoller(cfg *Config, em Emitter, opts Options) (*Poller, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Poller{em: em, log: log, m: m, last: map[string]*atomic.Int64{}, loops: opts.Loops}
+	p := &Poller{em: em, log: log, m: m, byID: map[string]*device{}, loops: opts.Loops}
 	for i := range cfg.Devices {
-		d := cfg.Devices[i]
-		d.Registers = append([]Register(nil), d.Registers...)
-		dv := &device{cfg: &d, last: new(atomic.Int64)}
-		dv.plan = plan(dv.cfg)
+		if _, dup := p.byID[cfg.Devices[i].ID]; dup {
+			continue
+		}
+		dv := newDevice(&cfg.Devices[i])
 		p.devices = append(p.devices, dv)
-		p.last[d.ID] = dv.last
-		m.device(d.ID)
+		p.byID[dv.cfg.ID] = dv
+		m.device(dv.cfg.ID)
 	}
 	return p, nil
+}
+
+// newDevice copies d, so that later changes to the caller's Config do not
+// reach a running loop, and plans its requests.
+func newDevice(d *Device) *device {
+	c := *d
+	c.Registers = append([]Register(nil), d.Registers...)
+	dv := &device{cfg: &c, last: new(atomic.Int64)}
+	dv.plan = plan(dv.cfg)
+	return dv
 }
 
 // Run polls until ctx ends or Close is called, then closes every connection
 // and returns nil once every device goroutine has stopped. A poll in flight
 // finishes first, so stopping takes at most one request timeout. A device
-// loop that panics is recovered and restarted (supervise.go). Run may be
-// called again after it returned, so a supervisor can restart it; it returns
-// ErrClosed after Close or while another Run is running.
+// loop that panics is recovered and restarted (supervise.go). Devices that
+// Update adds while Run runs are polled at once; Run keeps running with no
+// device at all, waiting for some. Run may be called again after it
+// returned, so a supervisor can restart it; it returns ErrClosed after Close
+// or while another Run is running.
 func (p *Poller) Run(ctx context.Context) error {
 	p.mu.Lock()
 	if p.state != 0 {
@@ -106,23 +124,46 @@ func (p *Poller) Run(ctx context.Context) error {
 	p.state = 1
 	stopped := make(chan struct{})
 	p.stopped = stopped
-	p.mu.Unlock()
-	defer func() {
-		p.stop()
-		p.mu.Lock()
-		if p.state == 1 {
-			p.state = 0
-		}
-		p.mu.Unlock()
-		close(stopped)
-	}()
-
-	var wg sync.WaitGroup
+	p.runCtx = ctx
 	for _, dv := range p.devices {
-		wg.Go(func() { p.superviseDevice(ctx, dv) })
+		p.startLoop(dv)
 	}
-	wg.Wait()
+	p.mu.Unlock()
+
+	<-ctx.Done()
+	// No loop starts after runCtx is cleared, so the wait group only falls.
+	p.mu.Lock()
+	p.runCtx = nil
+	p.mu.Unlock()
+	p.loopsWG.Wait()
+	p.mu.Lock()
+	for _, dv := range p.devices {
+		dv.cancel, dv.done = nil, nil
+	}
+	if p.state == 1 {
+		p.state = 0
+	}
+	p.mu.Unlock()
+	close(stopped)
 	return nil
+}
+
+// startLoop starts dv's supervised polling loop under the running Run's
+// context, unless it runs already or no Run runs. p.mu is held.
+func (p *Poller) startLoop(dv *device) {
+	if p.runCtx == nil || dv.done != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(p.runCtx)
+	done := make(chan struct{})
+	dv.cancel, dv.done, dv.ran = cancel, done, true
+	p.loopsWG.Add(1)
+	go func() {
+		defer p.loopsWG.Done()
+		defer close(done)
+		defer cancel()
+		p.superviseDevice(ctx, dv)
+	}()
 }
 
 // Close stops Run, waits for it to return, and is safe to call more than once
@@ -141,13 +182,16 @@ func (p *Poller) Close() error {
 
 // LastSuccess returns when device last answered a poll (the poll's start), or
 // the zero time if it never did or is not polled. It is safe to call at any
-// time; the gateway's offline signal uses it.
+// time, concurrently with Run and Update; the gateway's offline signal uses
+// it.
 func (p *Poller) LastSuccess(device string) time.Time {
-	a, ok := p.last[device]
+	p.mu.Lock()
+	dv, ok := p.byID[device]
+	p.mu.Unlock()
 	if !ok {
 		return time.Time{}
 	}
-	if ns := a.Load(); ns != 0 {
+	if ns := dv.last.Load(); ns != 0 {
 		return time.Unix(0, ns)
 	}
 	return time.Time{}
@@ -169,6 +213,13 @@ type device struct {
 	lastKey *telemetry.Field   // emit_on_change value of the last reading
 
 	loop loopState // restarts of the polling loop (supervise.go)
+
+	// The running loop, under the Poller's mu: cancel stops it, done is
+	// closed once it returned (its connection closed). Both nil when no
+	// loop runs.
+	cancel context.CancelFunc
+	done   chan struct{}
+	ran    bool // a loop was started once
 }
 
 // runDevice polls one device on a fixed cadence whose phase is random, so that

@@ -323,6 +323,13 @@ func (s *Sim) Connections() int {
 	return s.conns
 }
 
+// Open is the number of client connections open now.
+func (s *Sim) Open() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.clients)
+}
+
 func (s *Sim) accept() {
 	for {
 		c, err := s.ln.Accept()
