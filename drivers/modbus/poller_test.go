@@ -82,7 +82,14 @@ func parse(t testing.TB, text string) *modbus.Config {
 func run(t testing.TB, cfg *modbus.Config, em modbus.Emitter) (*modbus.Poller, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	p, err := modbus.NewPoller(cfg, em, modbus.Options{Registerer: reg})
+	return runWith(t, cfg, em, modbus.Options{Registerer: reg}), reg
+}
+
+// runWith starts a poller on cfg with opts and stops it at the end of the
+// test.
+func runWith(t testing.TB, cfg *modbus.Config, em modbus.Emitter, opts modbus.Options) *modbus.Poller {
+	t.Helper()
+	p, err := modbus.NewPoller(cfg, em, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +101,7 @@ func run(t testing.TB, cfg *modbus.Config, em modbus.Emitter) (*modbus.Poller, *
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return p, reg
+	return p
 }
 
 // metric returns the value of a counter or gauge with the given labels

@@ -74,18 +74,7 @@ func TestDeviceLoopPanicRestarts(t *testing.T) {
 	em := &collector{}
 	watch := &loopLog{}
 	reg := prometheus.NewRegistry()
-	p, err := modbus.NewPoller(cfg, em, modbus.Options{Registerer: reg, Loops: watch})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- p.Run(context.Background()) }()
-	defer func() {
-		p.Close()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	runWith(t, cfg, em, modbus.Options{Registerer: reg, Loops: watch})
 
 	testenv.Eventually(t, 20*time.Second, "two restarts and readings after them", func() bool {
 		return metric(t, reg, "sanigate_modbus_loop_restarts_total", "device", "flaky", "reason", "panic") == 2 &&

@@ -68,18 +68,7 @@ func TestUpdateWhileRunning(t *testing.T) {
 	em := &collector{}
 	watch := &loopLog{}
 	reg := prometheus.NewRegistry()
-	p, err := modbus.NewPoller(before, em, modbus.Options{Registerer: reg, Loops: watch})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- p.Run(context.Background()) }()
-	defer func() {
-		p.Close()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	p := runWith(t, before, em, modbus.Options{Registerer: reg, Loops: watch})
 	// Readers of the offline signal run concurrently with the update.
 	stopReaders := make(chan struct{})
 	var readers sync.WaitGroup
