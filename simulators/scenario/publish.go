@@ -110,12 +110,25 @@ func (clients deviceClients) get(id string, o PublishOptions) (pahomqtt.Client, 
 	return c, nil
 }
 
-// disconnect closes every connection.
+// disconnect closes every connection, all at once, each given 250 ms to
+// finish its work, and waits at most disconnectWait in all: a client caught reconnecting (the
+// gateway stopping too) may wait in Disconnect for its attempt to end, and
+// one after another, hundreds of them kept a stopping simulator for minutes.
 func (clients deviceClients) disconnect() {
+	var wg sync.WaitGroup
 	for _, c := range clients {
-		c.Disconnect(250)
+		wg.Go(func() { c.Disconnect(250) })
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(disconnectWait):
 	}
 }
+
+// disconnectWait bounds how long Play waits for its clients to disconnect.
+const disconnectWait = 3 * time.Second
 
 // replayClock paces Play: messages from the future wait for their time;
 // a run of messages from the past is replayed at CatchUp times real time.
