@@ -59,17 +59,17 @@ func (g *Gateway) runPoller(p *modbus.Poller) {
 // and changed devices (the poller restarts only those) and starts a poller
 // if none ran, the gateway takes device input and is not closing. Devices
 // whose polling is unchanged keep their connections. reloadMu is held.
-func (g *Gateway) reloadModbus(next *modbus.Config) (before, after func(), err error) {
+func (g *Gateway) reloadModbus(next *modbus.Config) (before func(), after func() ModbusChange, err error) {
 	log := g.log.With("component", "modbus")
 	p := g.poller.Load()
 	if p == nil {
 		if len(next.Devices) == 0 || !g.Roles.Has(RoleEdge) || g.sup == nil || g.closing {
-			return func() {}, func() { g.modbus.Store(next) }, nil
+			return func() {}, func() ModbusChange { g.modbus.Store(next); return ModbusChange{} }, nil
 		}
 		if p, err = g.newPoller(next); err != nil {
 			return nil, nil, fmt.Errorf("modbus: %w", err)
 		}
-		return func() {}, func() {
+		return func() {}, func() ModbusChange {
 			g.modbus.Store(next)
 			g.runPoller(p)
 			ids := make([]string, len(next.Devices))
@@ -77,6 +77,7 @@ func (g *Gateway) reloadModbus(next *modbus.Config) (before, after func(), err e
 				ids[i] = d.ID
 			}
 			log.Info("modbus polling started by a reload", "added", ids)
+			return ModbusChange{Added: ids}
 		}, nil
 	}
 	var removed []string
@@ -94,12 +95,13 @@ func (g *Gateway) reloadModbus(next *modbus.Config) (before, after func(), err e
 			g.sup.forget(loopComponent(id))
 		}
 	}
-	after = func() {
+	after = func() ModbusChange {
 		added, _, changed := p.Update(next)
 		g.modbus.Store(next)
 		if len(added)+len(removed)+len(changed) > 0 {
 			log.Info("modbus devices reloaded", "added", added, "removed", removed, "changed", changed)
 		}
+		return ModbusChange{Added: added, Removed: removed, Changed: changed}
 	}
 	return before, after, nil
 }

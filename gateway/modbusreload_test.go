@@ -87,8 +87,9 @@ func TestReloadModbus(t *testing.T) {
 	h.rewriteConfig(func(s string) string {
 		return strings.Replace(s, "devices:\n", "devices:\n"+toiletDev, 1) + "modbus:\n  devices:\n" + toiletPoll
 	})
-	if rep := reload("reload adding a polled toilet"); !slices.Equal(rep.Added, []string{"toilet-m01"}) {
-		t.Fatalf("added: got %v, want toilet-m01", rep.Added)
+	if rep := reload("reload adding a polled toilet"); !slices.Equal(rep.Added, []string{"toilet-m01"}) ||
+		rep.Modbus == nil || !slices.Equal(rep.Modbus.Added, []string{"toilet-m01"}) {
+		t.Fatalf("added: got %v, modbus %+v; want toilet-m01 in both", rep.Added, rep.Modbus)
 	}
 	if h.g.Poller() == nil {
 		t.Fatal("no poller after a reload that added a Modbus device")
@@ -125,7 +126,10 @@ func TestReloadModbus(t *testing.T) {
 		return strings.Replace(good, "devices:\n", "devices:\n  - {id: weighbridge-01, kind: weighbridge, contractor: greenclean, district: south, transport: modbus}\n", 1) +
 			fmt.Sprintf("    - {id: weighbridge-01, transport: tcp, address: %q, poll_interval: 200ms, timeout: 150ms, profile: weighbridge, site: kw-plant}\n", bridge.Addr())
 	})
-	reload("reload adding a weighbridge")
+	if rep := reload("reload adding a weighbridge"); rep.Modbus == nil || !slices.Equal(rep.Modbus.Added, []string{"weighbridge-01"}) ||
+		len(rep.Modbus.Removed)+len(rep.Modbus.Changed) != 0 {
+		t.Fatalf("modbus change %+v, want the weighbridge added and nothing else", rep.Modbus)
+	}
 	testenv.Eventually(t, 15*time.Second, "a weighing event in InfluxDB", func() bool {
 		return len(h.influx.Rows(t, `SELECT * FROM "forever"."event" WHERE "event"='weighing' AND "device"='weighbridge-01'`)) >= 1
 	})
@@ -140,7 +144,9 @@ func TestReloadModbus(t *testing.T) {
 	// The toilet taken out of the section (it stays registered): its
 	// connection closes and its series go.
 	h.rewriteConfig(func(s string) string { return strings.Replace(s, toiletPoll, "", 1) })
-	reload("reload removing the toilet from polling")
+	if rep := reload("reload removing the toilet from polling"); rep.Modbus == nil || !slices.Equal(rep.Modbus.Removed, []string{"toilet-m01"}) {
+		t.Fatalf("modbus change %+v, want the toilet removed", rep.Modbus)
+	}
 	testenv.Eventually(t, 10*time.Second, "the toilet's connection closed", func() bool { return toilet.Open() == 0 })
 	if !h.g.Poller().LastSuccess("toilet-m01").IsZero() {
 		t.Error("the toilet still has a last success")

@@ -36,6 +36,16 @@ type ReloadReport struct {
 	// manages (changed through the API or the command line): their entries
 	// in the file were not applied.
 	RegistryManaged []string `json:"registry_managed,omitempty"`
+	// Modbus names the polled devices whose polling started, stopped or
+	// changed.
+	Modbus *ModbusChange `json:"modbus,omitempty"`
+}
+
+// ModbusChange is what a reload changed in Modbus polling, by device id.
+type ModbusChange struct {
+	Added   []string `json:"added,omitempty"`
+	Removed []string `json:"removed,omitempty"`
+	Changed []string `json:"changed,omitempty"`
 }
 
 // liveConfig is the configuration in force: the start configuration's
@@ -149,7 +159,9 @@ func (g *Gateway) reload(ctx context.Context) (ReloadReport, error) {
 	}
 	pollBefore()
 	ch := g.installDevices(&eff)
-	pollAfter()
+	if mc := pollAfter(); len(mc.Added)+len(mc.Removed)+len(mc.Changed) > 0 {
+		rep.Modbus = &mc
+	}
 	if g.console != nil {
 		// The places were read and checked by Load; a file that went
 		// missing since leaves the console's map as it was.
