@@ -277,7 +277,7 @@ func (e *Engine) compact(cons *spool.Consumer, offset int64, devices map[string]
 
 // checkpoint saves state and commits the cursor at end.
 func (e *Engine) checkpoint(cons *spool.Consumer, end int64) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout) // as long as a batch's rest may wait for a shard
 	defer cancel()
 	if e.opts.StateDir != "" && e.state != nil && e.state.size > max(4*e.state.compacted, 1<<20) {
 		if err := e.rewrite(ctx, cons, end); err != nil {
