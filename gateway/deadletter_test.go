@@ -16,10 +16,12 @@ import (
 // one goes to the dead-letter file with the reason, and is counted.
 func TestRefusedLineGoesToDeadLetter(t *testing.T) {
 	h := newHarness(t)
-	now := time.Now()
-	// Someone else already wrote bin.fill_pct as a string this week: our float
-	// fill_pct now conflicts with the field's type, and InfluxDB refuses it.
-	body := fmt.Sprintf("bin,device=legacy fill_pct=\"full\" %d\n", now.Add(-time.Hour).UnixNano())
+	now := time.Now().Truncate(time.Second)
+	// Someone else already wrote bin.fill_pct as a string, at the very time
+	// of our reading (so in its shard, whatever the shard duration and the
+	// time of day): our float fill_pct conflicts with the field's type there,
+	// and InfluxDB refuses it.
+	body := fmt.Sprintf("bin,device=legacy fill_pct=\"full\" %d\n", now.Add(-29*time.Minute).UnixNano())
 	resp, err := http.Post(h.influx.URL+"/write?db="+testDB, "text/plain", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +38,12 @@ func TestRefusedLineGoesToDeadLetter(t *testing.T) {
 	publish(t, bin, topic("bin-1", "telemetry"), 1, fmt.Sprintf(`{"ts":%q,"fill_pct":55}`, ts(29*time.Minute)))
 	publish(t, toilet, topic("toilet-1", "telemetry"), 1, fmt.Sprintf(`{"ts":%q,"nh3_mgm3":0.4}`, ts(28*time.Minute)))
 
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("toilet lines %d, dead letters %v, violations %v\nlogs:\n%s", h.influx.Count(t, "toilet", "nh3_mgm3", ""),
+				h.metric("sanigate_dead_letters_total", nil), h.influx.Rows(t, `SELECT * FROM "forever"."violation"`), h.logs.String())
+		}
+	})
 	testenv.Eventually(t, 15*time.Second, "the good lines stored and the bad one dead-lettered", func() bool {
 		return h.influx.Count(t, "toilet", "nh3_mgm3", "") == 2 && h.metric("sanigate_dead_letters_total", nil) == 1
 	})
