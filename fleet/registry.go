@@ -39,11 +39,11 @@ func index(devices []Device) map[string]*Device {
 
 // Change is what a Replace changed, by device id (sorted).
 type Change struct {
-	Added   []string
-	Removed []string
+	Added   []string `json:"added,omitempty"`
+	Removed []string `json:"removed,omitempty"`
 	// Changed lists devices whose registration differs (attributes or
 	// credentials); their connections are kept.
-	Changed []string
+	Changed []string `json:"changed,omitempty"`
 }
 
 // Empty reports whether nothing changed.

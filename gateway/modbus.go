@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sanigate/sanigate/drivers/modbus"
+	"github.com/sanigate/sanigate/fleet"
 	"github.com/sanigate/sanigate/telemetry"
 )
 
@@ -59,17 +60,17 @@ func (g *Gateway) runPoller(p *modbus.Poller) {
 // and changed devices (the poller restarts only those) and starts a poller
 // if none ran, the gateway takes device input and is not closing. Devices
 // whose polling is unchanged keep their connections. reloadMu is held.
-func (g *Gateway) reloadModbus(next *modbus.Config) (before func(), after func() ModbusChange, err error) {
+func (g *Gateway) reloadModbus(next *modbus.Config) (before func(), after func() fleet.Change, err error) {
 	log := g.log.With("component", "modbus")
 	p := g.poller.Load()
 	if p == nil {
 		if len(next.Devices) == 0 || !g.Roles.Has(RoleEdge) || g.sup == nil || g.closing {
-			return func() {}, func() ModbusChange { g.modbus.Store(next); return ModbusChange{} }, nil
+			return func() {}, func() fleet.Change { g.modbus.Store(next); return fleet.Change{} }, nil
 		}
 		if p, err = g.newPoller(next); err != nil {
 			return nil, nil, fmt.Errorf("modbus: %w", err)
 		}
-		return func() {}, func() ModbusChange {
+		return func() {}, func() fleet.Change {
 			g.modbus.Store(next)
 			g.runPoller(p)
 			ids := make([]string, len(next.Devices))
@@ -77,7 +78,7 @@ func (g *Gateway) reloadModbus(next *modbus.Config) (before func(), after func()
 				ids[i] = d.ID
 			}
 			log.Info("modbus polling started by a reload", "added", ids)
-			return ModbusChange{Added: ids}
+			return fleet.Change{Added: ids}
 		}, nil
 	}
 	var removed []string
@@ -95,13 +96,14 @@ func (g *Gateway) reloadModbus(next *modbus.Config) (before func(), after func()
 			g.sup.forget(loopComponent(id))
 		}
 	}
-	after = func() ModbusChange {
+	after = func() fleet.Change {
 		added, _, changed := p.Update(next)
 		g.modbus.Store(next)
-		if len(added)+len(removed)+len(changed) > 0 {
+		ch := fleet.Change{Added: added, Removed: removed, Changed: changed}
+		if !ch.Empty() {
 			log.Info("modbus devices reloaded", "added", added, "removed", removed, "changed", changed)
 		}
-		return ModbusChange{Added: added, Removed: removed, Changed: changed}
+		return ch
 	}
 	return before, after, nil
 }

@@ -38,14 +38,7 @@ type ReloadReport struct {
 	RegistryManaged []string `json:"registry_managed,omitempty"`
 	// Modbus names the polled devices whose polling started, stopped or
 	// changed.
-	Modbus *ModbusChange `json:"modbus,omitempty"`
-}
-
-// ModbusChange is what a reload changed in Modbus polling, by device id.
-type ModbusChange struct {
-	Added   []string `json:"added,omitempty"`
-	Removed []string `json:"removed,omitempty"`
-	Changed []string `json:"changed,omitempty"`
+	Modbus *fleet.Change `json:"modbus,omitempty"`
 }
 
 // liveConfig is the configuration in force: the start configuration's
@@ -159,7 +152,7 @@ func (g *Gateway) reload(ctx context.Context) (ReloadReport, error) {
 	}
 	pollBefore()
 	ch := g.installDevices(&eff)
-	if mc := pollAfter(); len(mc.Added)+len(mc.Removed)+len(mc.Changed) > 0 {
+	if mc := pollAfter(); !mc.Empty() {
 		rep.Modbus = &mc
 	}
 	if g.console != nil {
