@@ -27,74 +27,23 @@ import (
 func (p *Poller) Update(cfg *Config) (added, removed, changed []string) {
 	p.upd.Lock()
 	defer p.upd.Unlock()
-
-	type restart struct{ old, new *device }
-	var (
-		stopping []*device // loops to stop: removed and changed devices
-		starting []restart // loops to start: added (old nil) and changed devices
-		gone     []string  // removed ids
-	)
-	p.mu.Lock()
-	next := make([]*device, 0, len(cfg.Devices))
-	byID := make(map[string]*device, len(cfg.Devices))
-	for i := range cfg.Devices {
-		d := &cfg.Devices[i]
-		if _, dup := byID[d.ID]; dup {
-			p.log.Warn("modbus: device listed twice; the first entry is polled", "device", d.ID)
-			continue
-		}
-		old, ok := p.byID[d.ID]
-		var dv *device
-		switch {
-		case ok && sameDevice(old.cfg, d):
-			dv = old
-		case ok:
-			dv = newDevice(d)
-			dv.last = old.last
-			stopping = append(stopping, old)
-			starting = append(starting, restart{old, dv})
-			changed = append(changed, d.ID)
-		default:
-			dv = newDevice(d)
-			starting = append(starting, restart{nil, dv})
-			added = append(added, d.ID)
-		}
-		next = append(next, dv)
-		byID[d.ID] = dv
-	}
-	for _, old := range p.devices {
-		if _, ok := byID[old.cfg.ID]; !ok {
-			stopping = append(stopping, old)
-			gone = append(gone, old.cfg.ID)
-		}
-	}
-	p.devices, p.byID = next, byID
-	waits := make([]chan struct{}, 0, len(stopping))
-	for _, dv := range stopping {
-		if dv.cancel != nil {
-			dv.cancel()
-			waits = append(waits, dv.done)
-		}
-	}
-	p.mu.Unlock()
-
+	u := p.swap(cfg)
 	// Outside the lock, so that LastSuccess answers meanwhile. A loop ends
 	// by closing its connection (runDevice), which also ends a request in
 	// flight on TCP at once.
-	for _, done := range waits {
+	for _, done := range u.waits {
 		<-done
 	}
-	for _, id := range gone {
+	for _, id := range u.removed {
 		// The loop is gone, so nothing creates these series again.
 		p.m.forget(id)
 		p.log.Info("modbus: device no longer polled", "device", id)
 	}
-	for _, r := range starting {
+	for _, r := range u.starting {
 		p.m.device(r.new.cfg.ID)
 	}
-
 	p.mu.Lock()
-	for _, r := range starting {
+	for _, r := range u.starting {
 		// A Run that started since the swap started this loop itself, and
 		// its goroutine owns the device's state.
 		if r.new.ran {
@@ -112,7 +61,69 @@ func (p *Poller) Update(cfg *Config) (added, removed, changed []string) {
 		p.startLoop(r.new)
 	}
 	p.mu.Unlock()
-	return added, gone, changed
+	return u.added, u.removed, u.changed
+}
+
+// deviceSwap is what Update does once the new device set is in place: the
+// loops it stopped (waits) and the loops it starts, and the ids it names.
+type deviceSwap struct {
+	starting                []restart // added (old nil) and changed devices
+	waits                   []chan struct{}
+	added, removed, changed []string
+}
+
+// restart is a device whose loop starts anew, with the one it replaces.
+type restart struct{ old, new *device }
+
+// swap puts cfg's devices in place of the poller's, keeping the devices
+// whose configuration is unchanged, and stops the loops of the removed
+// and changed ones, under the poller's lock.
+func (p *Poller) swap(cfg *Config) deviceSwap {
+	var u deviceSwap
+	var stopping []*device
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	next := make([]*device, 0, len(cfg.Devices))
+	byID := make(map[string]*device, len(cfg.Devices))
+	for i := range cfg.Devices {
+		d := &cfg.Devices[i]
+		if _, dup := byID[d.ID]; dup {
+			p.log.Warn("modbus: device listed twice; the first entry is polled", "device", d.ID)
+			continue
+		}
+		old, ok := p.byID[d.ID]
+		var dv *device
+		switch {
+		case ok && sameDevice(old.cfg, d):
+			dv = old
+		case ok:
+			dv = newDevice(d)
+			dv.last = old.last
+			stopping = append(stopping, old)
+			u.starting = append(u.starting, restart{old, dv})
+			u.changed = append(u.changed, d.ID)
+		default:
+			dv = newDevice(d)
+			u.starting = append(u.starting, restart{nil, dv})
+			u.added = append(u.added, d.ID)
+		}
+		next = append(next, dv)
+		byID[d.ID] = dv
+	}
+	for _, old := range p.devices {
+		if _, ok := byID[old.cfg.ID]; !ok {
+			stopping = append(stopping, old)
+			u.removed = append(u.removed, old.cfg.ID)
+		}
+	}
+	p.devices, p.byID = next, byID
+	for _, dv := range stopping {
+		if dv.cancel != nil {
+			dv.cancel()
+			u.waits = append(u.waits, dv.done)
+		}
+	}
+	return u
 }
 
 // sameDevice reports whether a and b poll the same way: every setting and
