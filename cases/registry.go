@@ -199,8 +199,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?)`, d.ID, d.Kind, string(attrs), d.PasswordHash, Mana
 			case row.Managed != ManagedConfig:
 				res.Kept = append(res.Kept, d.ID)
 			case row.PasswordHash != d.PasswordHash || row.Disabled || !sameAttrs(attrsOf(row.Device), attrsOf(d)):
-				_, err = s.st.exec(ctx, tx, `UPDATE devices SET kind = ?, attrs = ?, password_hash = ?, previous_hash = '',
-previous_until = 0, disabled = 0, updated_at = ? WHERE id = ?`, d.Kind, string(attrs), d.PasswordHash, now, d.ID)
+				err = s.st.setFileEntry(ctx, tx, d, now)
 				res.Updated++
 			}
 			if err != nil {
@@ -257,13 +256,7 @@ func (s *Service) RemoveDevice(ctx context.Context, id string) (backToFile bool,
 			}
 			return s.st.bumpDevices(ctx, tx)
 		}
-		attrs, err := json.Marshal(attrsOf(*entry))
-		if err != nil {
-			return err
-		}
-		if _, err := s.st.exec(ctx, tx, `UPDATE devices SET kind = ?, attrs = ?, password_hash = ?, previous_hash = '',
-previous_until = 0, disabled = 0, managed = ?, updated_at = ? WHERE id = ?`,
-			entry.Kind, string(attrs), entry.PasswordHash, ManagedConfig, ms(s.now()), id); err != nil {
+		if err := s.st.setFileEntry(ctx, tx, *entry, ms(s.now())); err != nil {
 			return err
 		}
 		return s.st.bumpDevices(ctx, tx)
@@ -273,6 +266,18 @@ previous_until = 0, disabled = 0, managed = ?, updated_at = ? WHERE id = ?`,
 	}
 	s.log.Info("device removed from the registry", "device", id, "back_to_file", entry != nil)
 	return entry != nil, nil
+}
+
+// setFileEntry makes d's row the file's entry d: enabled, with its secret
+// alone, managed by the file.
+func (st *store) setFileEntry(ctx context.Context, tx *sql.Tx, d fleet.Device, now int64) error {
+	attrs, err := json.Marshal(attrsOf(d))
+	if err != nil {
+		return err
+	}
+	_, err = st.exec(ctx, tx, `UPDATE devices SET kind = ?, attrs = ?, password_hash = ?, previous_hash = '',
+previous_until = 0, disabled = 0, managed = ?, updated_at = ? WHERE id = ?`, d.Kind, string(attrs), d.PasswordHash, ManagedConfig, now, d.ID)
+	return err
 }
 
 func sameAttrs(a, b deviceAttrs) bool {
